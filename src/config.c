@@ -1,0 +1,649 @@
+/*
+ * Configuration file parsing.
+ *
+ * libinih does the INI syntax; a line reader of our own in front of it
+ * counts lines (so every message names file:line), strips indentation (so
+ * an indented key is never mistaken for a continuation line) and rejects
+ * malformed lines itself. Every error is collected; nothing stops at the
+ * first one, so `tardyd -t` reports them all.
+ */
+#include "autoconf.h"
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+#include <jansson.h>
+
+#include "addr.h"
+#include "log.h"
+#include "toxic.h"
+#include "util.h"
+
+enum section_kind {
+	SECTION_NONE,
+	SECTION_TARDY,
+	SECTION_PROXY,
+	SECTION_TOXIC,
+	SECTION_BAD,
+};
+
+struct parse_ctx {
+	struct config		*conf;
+	FILE			*fp;
+	int			 lineno;
+	enum section_kind	 kind;
+	unsigned int		 tardy_seen;
+	struct proxy_conf	*proxy;
+	struct toxic_conf	*toxic;
+};
+
+/* Keys of [tardy] and [proxy NAME], with a bit each for duplicates. */
+static const char *const tardy_keys[] = {
+	"api", "api_token", "seed", "log_level", NULL
+};
+static const char *const proxy_keys[] = {
+	"listen", "upstream", "enabled", "connect_timeout", NULL
+};
+
+struct config *
+config_new(void)
+{
+	struct config	*conf;
+	char		 err[256];
+
+	conf = xcalloc(1, sizeof(*conf));
+	TAILQ_INIT(&conf->proxies);
+	TAILQ_INIT(&conf->toxics);
+	conf->seed = CONFIG_DEFAULT_SEED;
+	conf->log_level = LOG_LEVEL_INFO;
+	conf->api_str = xstrdup(CONFIG_DEFAULT_API);
+	if (addr_parse(conf->api_str, &conf->api, err, sizeof(err)) == -1)
+		fatalx("default api address: %s", err);
+	return (conf);
+}
+
+static void
+proxy_conf_free(struct proxy_conf *pc)
+{
+	free(pc->name);
+	free(pc->listen_str);
+	free(pc->upstream_str);
+	free(pc);
+}
+
+static void
+toxic_conf_free(struct toxic_conf *tc)
+{
+	free(tc->proxy);
+	free(tc->name);
+	free(tc->type);
+	free(tc->stream);
+	json_decref(tc->attributes);
+	json_decref(tc->lines);
+	free(tc);
+}
+
+void
+config_free(struct config *conf)
+{
+	struct proxy_conf	*pc;
+	struct toxic_conf	*tc;
+	size_t			 i;
+
+	if (conf == NULL)
+		return;
+	while ((pc = TAILQ_FIRST(&conf->proxies)) != NULL) {
+		TAILQ_REMOVE(&conf->proxies, pc, entry);
+		proxy_conf_free(pc);
+	}
+	while ((tc = TAILQ_FIRST(&conf->toxics)) != NULL) {
+		TAILQ_REMOVE(&conf->toxics, tc, entry);
+		toxic_conf_free(tc);
+	}
+	for (i = 0; i < conf->nerrors; i++)
+		free(conf->errors[i]);
+	free(conf->errors);
+	free(conf->path);
+	free(conf->api_str);
+	free(conf->api_token);
+	free(conf);
+}
+
+/*
+ * Record an error. line > 0 names file:line, line == 0 names the file,
+ * line < 0 is for errors outside any file (command-line arguments).
+ */
+void
+config_error(struct config *conf, int line, const char *fmt, ...)
+{
+	char	 msg[512];
+	char	*s, **errors;
+	va_list	 ap;
+	int	 rc;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	if (line > 0)
+		rc = asprintf(&s, "%s:%d: %s", conf->path, line, msg);
+	else if (line == 0 && conf->path != NULL)
+		rc = asprintf(&s, "%s: %s", conf->path, msg);
+	else
+		rc = asprintf(&s, "%s", msg);
+	if (rc == -1)
+		fatal("asprintf");
+	errors = reallocarray(conf->errors, conf->nerrors + 1,
+	    sizeof(*errors));
+	if (errors == NULL)
+		fatal("reallocarray");
+	conf->errors = errors;
+	conf->errors[conf->nerrors++] = s;
+}
+
+struct proxy_conf *
+config_find_proxy(struct config *conf, const char *name)
+{
+	struct proxy_conf	*pc;
+
+	TAILQ_FOREACH(pc, &conf->proxies, entry) {
+		if (strcmp(pc->name, name) == 0)
+			return (pc);
+	}
+	return (NULL);
+}
+
+/* Whether a running proxy built from a can be kept when b replaces it. */
+int
+config_proxy_equal(const struct proxy_conf *a, const struct proxy_conf *b)
+{
+	return (strcmp(a->name, b->name) == 0 &&
+	    strcmp(a->listen_str, b->listen_str) == 0 &&
+	    addr_equal(&a->listen, &b->listen) &&
+	    addr_equal(&a->upstream, &b->upstream) &&
+	    a->enabled == b->enabled &&
+	    a->connect_timeout == b->connect_timeout);
+}
+
+static struct proxy_conf *
+config_new_proxy(struct config *conf, const char *name, int line)
+{
+	struct proxy_conf	*pc;
+
+	pc = xcalloc(1, sizeof(*pc));
+	pc->name = xstrdup(name);
+	pc->enabled = 1;
+	pc->connect_timeout = CONFIG_DEFAULT_CONNECT_TIMEOUT;
+	pc->line = line;
+	TAILQ_INSERT_TAIL(&conf->proxies, pc, entry);
+	return (pc);
+}
+
+static int
+key_index(const char *const *keys, const char *key)
+{
+	int	i;
+
+	for (i = 0; keys[i] != NULL; i++) {
+		if (strcmp(keys[i], key) == 0)
+			return (i);
+	}
+	return (-1);
+}
+
+/* Mark a key seen; complain and return -1 if it was seen already. */
+static int
+key_once(struct parse_ctx *ctx, unsigned int *seen, int idx, const char *key)
+{
+	if (*seen & (1U << idx)) {
+		config_error(ctx->conf, ctx->lineno,
+		    "duplicate key \"%s\"", key);
+		return (-1);
+	}
+	*seen |= 1U << idx;
+	return (0);
+}
+
+static int
+parse_addr_value(struct parse_ctx *ctx, const char *key, const char *value,
+    struct addr *a)
+{
+	char	err[256];
+
+	if (addr_parse(value, a, err, sizeof(err)) == -1) {
+		config_error(ctx->conf, ctx->lineno, "%s: %s", key, err);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
+{
+	struct config	*conf = ctx->conf;
+	struct addr	 a;
+	enum log_level	 level;
+	int		 idx;
+
+	if ((idx = key_index(tardy_keys, key)) == -1) {
+		config_error(conf, ctx->lineno,
+		    "unknown key \"%s\" in section [tardy]", key);
+		return;
+	}
+	if (key_once(ctx, &ctx->tardy_seen, idx, key) == -1)
+		return;
+	if (strcmp(key, "api") == 0) {
+		if (parse_addr_value(ctx, key, value, &a) == 0) {
+			conf->api = a;
+			free(conf->api_str);
+			conf->api_str = xstrdup(value);
+		}
+	} else if (strcmp(key, "api_token") == 0) {
+		if (*value == '\0') {
+			config_error(conf, ctx->lineno, "api_token is empty");
+			return;
+		}
+		free(conf->api_token);
+		conf->api_token = xstrdup(value);
+	} else if (strcmp(key, "seed") == 0) {
+		if (util_parse_u64(value, UINT64_MAX, &conf->seed) == -1)
+			config_error(conf, ctx->lineno, "seed: invalid value "
+			    "\"%s\" (an unsigned 64-bit integer)", value);
+	} else if (strcmp(key, "log_level") == 0) {
+		if (log_level_parse(value, &level) == -1)
+			config_error(conf, ctx->lineno, "log_level: invalid "
+			    "value \"%s\" (error, warn, info or debug)", value);
+		else
+			conf->log_level = level;
+	}
+}
+
+static void
+handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
+{
+	struct proxy_conf	*pc = ctx->proxy;
+	uint64_t		 v;
+	int			 idx;
+
+	if ((idx = key_index(proxy_keys, key)) == -1) {
+		config_error(ctx->conf, ctx->lineno,
+		    "unknown key \"%s\" in section [proxy %s]", key, pc->name);
+		return;
+	}
+	if (key_once(ctx, &pc->seen, idx, key) == -1)
+		return;
+	if (strcmp(key, "listen") == 0) {
+		if (parse_addr_value(ctx, key, value, &pc->listen) == 0)
+			pc->listen_str = xstrdup(value);
+	} else if (strcmp(key, "upstream") == 0) {
+		if (parse_addr_value(ctx, key, value, &pc->upstream) == 0)
+			pc->upstream_str = xstrdup(value);
+	} else if (strcmp(key, "enabled") == 0) {
+		if (util_parse_bool(value, &pc->enabled) == -1)
+			config_error(ctx->conf, ctx->lineno, "enabled: invalid "
+			    "value \"%s\" (yes or no)", value);
+	} else if (strcmp(key, "connect_timeout") == 0) {
+		if (util_parse_u64(value, 3600000, &v) == -1 || v == 0)
+			config_error(ctx->conf, ctx->lineno,
+			    "connect_timeout: invalid value \"%s\" "
+			    "(milliseconds, 1 to 3600000)", value);
+		else
+			pc->connect_timeout = (unsigned int)v;
+	}
+}
+
+/*
+ * Toxic attributes are kept as JSON values so the same validation serves
+ * the config file and the API: integers stay integers, anything with a
+ * decimal point becomes a real, and the rest strings.
+ */
+static json_t *
+config_json_value(const char *value)
+{
+	char		*end;
+	long long	 ll;
+	double		 d;
+
+	if (*value != '\0') {
+		errno = 0;
+		ll = strtoll(value, &end, 10);
+		if (*end == '\0' && errno == 0)
+			return (json_integer(ll));
+		errno = 0;
+		d = strtod(value, &end);
+		if (*end == '\0' && errno == 0)
+			return (json_real(d));
+	}
+	return (json_string(value));
+}
+
+static void
+handle_toxic(struct parse_ctx *ctx, const char *key, const char *value)
+{
+	struct toxic_conf	*tc = ctx->toxic;
+	char		       **field = NULL;
+
+	if (json_object_get(tc->lines, key) != NULL) {
+		config_error(ctx->conf, ctx->lineno,
+		    "duplicate key \"%s\"", key);
+		return;
+	}
+	json_object_set_new(tc->lines, key, json_integer(ctx->lineno));
+	if (strcmp(key, "type") == 0)
+		field = &tc->type;
+	else if (strcmp(key, "stream") == 0)
+		field = &tc->stream;
+	if (field != NULL) {
+		*field = xstrdup(value);
+		return;
+	}
+	if (strcmp(key, "toxicity") == 0) {
+		char	*end;
+
+		errno = 0;
+		tc->toxicity = strtod(value, &end);
+		if (*value == '\0' || *end != '\0' || errno != 0 ||
+		    !(tc->toxicity >= 0.0 && tc->toxicity <= 1.0))
+			config_error(ctx->conf, ctx->lineno, "toxicity: "
+			    "invalid value \"%s\" (0.0 to 1.0)", value);
+		tc->has_toxicity = 1;
+		return;
+	}
+	json_object_set_new(tc->attributes, key, config_json_value(value));
+}
+
+static int
+config_handler(void *user, const char *section, const char *key,
+    const char *value)
+{
+	struct parse_ctx	*ctx = user;
+
+	(void)section;
+	switch (ctx->kind) {
+	case SECTION_NONE:
+		config_error(ctx->conf, ctx->lineno,
+		    "key \"%s\" outside any section", key);
+		break;
+	case SECTION_TARDY:
+		handle_tardy(ctx, key, value);
+		break;
+	case SECTION_PROXY:
+		handle_proxy(ctx, key, value);
+		break;
+	case SECTION_TOXIC:
+		handle_toxic(ctx, key, value);
+		break;
+	case SECTION_BAD:
+		/* Already reported at the section header. */
+		break;
+	}
+	return (1);
+}
+
+static void
+config_section(struct parse_ctx *ctx, char *hdr)
+{
+	struct config		*conf = ctx->conf;
+	struct toxic_conf	*tc;
+	char			*words[4], *p, *save;
+	int			 n = 0;
+
+	for (p = strtok_r(hdr, " \t", &save); p != NULL && n < 4;
+	    p = strtok_r(NULL, " \t", &save))
+		words[n++] = p;
+
+	ctx->kind = SECTION_BAD;
+	ctx->proxy = NULL;
+	ctx->toxic = NULL;
+	if (n == 1 && strcmp(words[0], "tardy") == 0) {
+		if (ctx->tardy_seen & (1U << 31)) {
+			config_error(conf, ctx->lineno,
+			    "duplicate section [tardy]");
+			return;
+		}
+		ctx->tardy_seen |= 1U << 31;
+		ctx->kind = SECTION_TARDY;
+	} else if (n >= 1 && strcmp(words[0], "proxy") == 0) {
+		if (n != 2) {
+			config_error(conf, ctx->lineno, "expected [proxy NAME]");
+			return;
+		}
+		if (!util_name_valid(words[1])) {
+			config_error(conf, ctx->lineno, "invalid proxy name "
+			    "\"%s\"", words[1]);
+			return;
+		}
+		if (config_find_proxy(conf, words[1]) != NULL) {
+			config_error(conf, ctx->lineno, "duplicate proxy "
+			    "name \"%s\"", words[1]);
+			return;
+		}
+		ctx->proxy = config_new_proxy(conf, words[1], ctx->lineno);
+		ctx->kind = SECTION_PROXY;
+	} else if (n >= 1 && strcmp(words[0], "toxic") == 0) {
+		if (n != 3) {
+			config_error(conf, ctx->lineno,
+			    "expected [toxic PROXY NAME]");
+			return;
+		}
+		if (!util_name_valid(words[2])) {
+			config_error(conf, ctx->lineno, "invalid toxic name "
+			    "\"%s\"", words[2]);
+			return;
+		}
+		tc = xcalloc(1, sizeof(*tc));
+		tc->proxy = xstrdup(words[1]);
+		tc->name = xstrdup(words[2]);
+		tc->attributes = json_object();
+		tc->lines = json_object();
+		tc->line = ctx->lineno;
+		TAILQ_INSERT_TAIL(&conf->toxics, tc, entry);
+		ctx->toxic = tc;
+		ctx->kind = SECTION_TOXIC;
+	} else {
+		config_error(conf, ctx->lineno, "unknown section [%s]%s",
+		    n > 0 ? words[0] : "", n > 0 ? "" : " (empty)");
+	}
+}
+
+/*
+ * The line reader given to inih. Section headers are handled here, where
+ * the line number is known even for a section with no keys; malformed
+ * lines are reported and replaced by blank ones.
+ */
+static char *
+config_reader(char *buf, int size, void *stream)
+{
+	struct parse_ctx	*ctx = stream;
+	char			 line[4096];
+	char			*p, *end, *eq;
+	size_t			 n;
+
+	if (fgets(line, sizeof(line), ctx->fp) == NULL)
+		return (NULL);
+	ctx->lineno++;
+	n = strlen(line);
+	if (n > 0 && line[n - 1] != '\n' && !feof(ctx->fp)) {
+		int c;
+
+		config_error(ctx->conf, ctx->lineno, "line too long");
+		while ((c = fgetc(ctx->fp)) != EOF && c != '\n')
+			;
+		goto blank;
+	}
+	for (p = line; *p == ' ' || *p == '\t'; p++)
+		;
+	end = p + strlen(p);
+	while (end > p && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	if (*p == '\0' || *p == '#' || *p == ';')
+		goto blank;
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL) {
+			config_error(ctx->conf, ctx->lineno,
+			    "syntax error: missing ']' in section header");
+			ctx->kind = SECTION_BAD;
+			goto blank;
+		}
+		*end = '\0';
+		config_section(ctx, p + 1);
+		goto blank;
+	}
+	eq = strpbrk(p, "=:");
+	if (eq == NULL || *eq != '=' || eq == p) {
+		config_error(ctx->conf, ctx->lineno,
+		    "syntax error: expected key = value");
+		goto blank;
+	}
+	if ((size_t)(end - p) + 2 > (size_t)size) {
+		config_error(ctx->conf, ctx->lineno, "line too long");
+		goto blank;
+	}
+	/* Give inih one key; sections are tracked here, not by inih. */
+	snprintf(buf, (size_t)size, "%s\n", p);
+	return (buf);
+blank:
+	snprintf(buf, (size_t)size, "\n");
+	return (buf);
+}
+
+int
+config_load(struct config *conf, const char *path)
+{
+	struct parse_ctx	ctx;
+
+	free(conf->path);
+	conf->path = xstrdup(path);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.conf = conf;
+	if ((ctx.fp = fopen(path, "r")) == NULL) {
+		config_error(conf, 0, "%s", strerror(errno));
+		return (-1);
+	}
+	ini_parse_stream(config_reader, &ctx, config_handler, &ctx);
+	if (ferror(ctx.fp))
+		config_error(conf, 0, "read error");
+	fclose(ctx.fp);
+	return (conf->nerrors == 0 ? 0 : -1);
+}
+
+/* --proxy NAME=LISTEN=UPSTREAM */
+int
+config_add_proxy_arg(struct config *conf, const char *arg)
+{
+	struct proxy_conf	*pc;
+	struct addr		 listen, upstream;
+	char			*copy, *name, *ls, *us;
+	char			 err[256];
+	int			 rc = -1;
+
+	copy = xstrdup(arg);
+	name = copy;
+	if ((ls = strchr(name, '=')) == NULL ||
+	    (us = strchr(ls + 1, '=')) == NULL) {
+		config_error(conf, -1, "--proxy %s: expected "
+		    "NAME=LISTEN=UPSTREAM", arg);
+		goto out;
+	}
+	*ls++ = '\0';
+	*us++ = '\0';
+	if (!util_name_valid(name)) {
+		config_error(conf, -1, "--proxy %s: invalid proxy name \"%s\"",
+		    arg, name);
+		goto out;
+	}
+	if (config_find_proxy(conf, name) != NULL) {
+		config_error(conf, -1, "--proxy %s: duplicate proxy name "
+		    "\"%s\"", arg, name);
+		goto out;
+	}
+	if (addr_parse(ls, &listen, err, sizeof(err)) == -1 ||
+	    addr_parse(us, &upstream, err, sizeof(err)) == -1) {
+		config_error(conf, -1, "--proxy %s: %s", arg, err);
+		goto out;
+	}
+	pc = config_new_proxy(conf, name, -1);
+	pc->listen = listen;
+	pc->upstream = upstream;
+	pc->listen_str = xstrdup(ls);
+	pc->upstream_str = xstrdup(us);
+	rc = 0;
+out:
+	free(copy);
+	return (rc);
+}
+
+int
+config_set_api(struct config *conf, const char *s)
+{
+	struct addr	a;
+	char		err[256];
+
+	if (addr_parse(s, &a, err, sizeof(err)) == -1) {
+		config_error(conf, -1, "--api: %s", err);
+		return (-1);
+	}
+	conf->api = a;
+	free(conf->api_str);
+	conf->api_str = xstrdup(s);
+	return (0);
+}
+
+static void
+config_check_proxy(struct config *conf, struct proxy_conf *pc)
+{
+	struct proxy_conf	*other;
+	char			 buf[ADDR_STRLEN];
+
+	if (pc->line < 0)
+		return;		/* from the command line: complete */
+	if (pc->listen_str == NULL && !(pc->seen & 1))
+		config_error(conf, pc->line, "proxy \"%s\": missing key "
+		    "\"listen\"", pc->name);
+	if (pc->upstream_str == NULL && !(pc->seen & 2))
+		config_error(conf, pc->line, "proxy \"%s\": missing key "
+		    "\"upstream\"", pc->name);
+	if (pc->listen_str == NULL || addr_port(&pc->listen) == 0)
+		return;
+	for (other = TAILQ_NEXT(pc, entry); other != NULL;
+	    other = TAILQ_NEXT(other, entry)) {
+		if (other->listen_str != NULL &&
+		    addr_equal(&pc->listen, &other->listen))
+			config_error(conf, other->line > 0 ? other->line : -1,
+			    "proxy \"%s\": listen address %s already used by "
+			    "proxy \"%s\"", other->name,
+			    addr_fmt(&pc->listen, buf, sizeof(buf)), pc->name);
+	}
+}
+
+/*
+ * Checks that need the whole configuration: required keys, listen
+ * addresses used twice, toxics that name unknown proxies. Returns the
+ * number of errors recorded so far.
+ */
+int
+config_finish(struct config *conf)
+{
+	struct proxy_conf	*pc;
+	struct toxic_conf	*tc;
+
+	TAILQ_FOREACH(pc, &conf->proxies, entry)
+		config_check_proxy(conf, pc);
+	TAILQ_FOREACH(tc, &conf->toxics, entry) {
+		if (config_find_proxy(conf, tc->proxy) == NULL)
+			config_error(conf, tc->line, "toxic \"%s\": unknown "
+			    "proxy \"%s\"", tc->name, tc->proxy);
+		toxic_conf_check(conf, tc);
+	}
+	if (conf->api_token == NULL && !addr_is_loopback(&conf->api))
+		config_error(conf, 0, "api %s is not a loopback address: set "
+		    "api_token (or TARDY_API_TOKEN) so the API is not open to "
+		    "the network", conf->api_str);
+	return ((int)conf->nerrors);
+}

@@ -1,0 +1,74 @@
+/*
+ * The configuration: parsed from an INI file (and --proxy arguments) into a
+ * fresh struct config, validated, and only then handed to the daemon, at
+ * start-up and on reload alike.
+ */
+#ifndef TARDY_CONFIG_H
+#define TARDY_CONFIG_H
+
+#include <sys/queue.h>
+
+#include <stdint.h>
+
+#include "addr.h"
+#include "log.h"
+
+#define CONFIG_DEFAULT_API		"127.0.0.1:8474"
+#define CONFIG_DEFAULT_SEED		1
+#define CONFIG_DEFAULT_CONNECT_TIMEOUT	5000	/* ms */
+
+struct proxy_conf {
+	TAILQ_ENTRY(proxy_conf)	 entry;
+	char			*name;
+	char			*listen_str;	/* as written */
+	char			*upstream_str;
+	struct addr		 listen;
+	struct addr		 upstream;
+	int			 enabled;
+	unsigned int		 connect_timeout;	/* ms */
+	int			 line;		/* of the section header */
+	unsigned int		 seen;		/* keys given, for duplicates */
+};
+TAILQ_HEAD(proxy_conf_list, proxy_conf);
+
+struct toxic_conf {
+	TAILQ_ENTRY(toxic_conf)	 entry;
+	char			*proxy;
+	char			*name;
+	char			*type;
+	char			*stream;
+	double			 toxicity;
+	int			 has_toxicity;
+	struct json_t		*attributes;	/* name -> value */
+	struct json_t		*lines;		/* name -> line number */
+	int			 line;
+};
+TAILQ_HEAD(toxic_conf_list, toxic_conf);
+
+struct config {
+	char			*path;
+	char			*api_str;
+	struct addr		 api;
+	char			*api_token;
+	uint64_t		 seed;
+	enum log_level		 log_level;
+	struct proxy_conf_list	 proxies;
+	struct toxic_conf_list	 toxics;
+
+	char			**errors;
+	size_t			 nerrors;
+};
+
+struct config		*config_new(void);
+void			 config_free(struct config *);
+int			 config_load(struct config *, const char *);
+int			 config_add_proxy_arg(struct config *, const char *);
+int			 config_set_api(struct config *, const char *);
+int			 config_finish(struct config *);
+struct proxy_conf	*config_find_proxy(struct config *, const char *);
+int			 config_proxy_equal(const struct proxy_conf *,
+			     const struct proxy_conf *);
+void			 config_error(struct config *, int, const char *, ...)
+			     __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * The event ring. Each event has an id that only grows, so a client can
+ * poll GET /events?since=ID and miss nothing as long as it keeps up with
+ * EVENTS_MAX events; older ones are overwritten.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "events.h"
+#include "log.h"
+#include "proxy.h"
+#include "session.h"
+#include "tardy.h"
+#include "toxic.h"
+#include "util.h"
+
+struct event_rec {
+	uint64_t	 id;
+	uint64_t	 t_ns;
+	uint64_t	 conn;
+	enum event_kind	 kind;
+	double		 roll;
+	char		 proxy[NAME_MAX_LEN + 1];
+	char		 toxic[NAME_MAX_LEN + 1];
+	char		 peer[64];
+	char		 detail[96];
+	uint64_t	 bytes_up;
+	uint64_t	 bytes_down;
+};
+
+struct events {
+	struct tardy		*tardy;
+	struct event_rec	*ring;
+	uint64_t		 next_id;	/* id of the next event, from 1 */
+};
+
+static const char *const kind_names[] = {
+	"accept", "connected", "close", "toxic_acted", "toxic_skipped"
+};
+
+const char *
+events_kind_name(enum event_kind kind)
+{
+	return (kind_names[kind]);
+}
+
+struct events *
+events_new(struct tardy *t)
+{
+	struct events	*ev;
+
+	ev = xcalloc(1, sizeof(*ev));
+	ev->tardy = t;
+	ev->ring = xcalloc(EVENTS_MAX, sizeof(*ev->ring));
+	ev->next_id = 1;
+	return (ev);
+}
+
+void
+events_free(struct events *ev)
+{
+	if (ev == NULL)
+		return;
+	free(ev->ring);
+	free(ev);
+}
+
+static struct event_rec *
+events_add(struct events *ev, struct session *s, enum event_kind kind)
+{
+	struct event_rec	*e = &ev->ring[ev->next_id % EVENTS_MAX];
+
+	memset(e, 0, sizeof(*e));
+	e->id = ev->next_id++;
+	e->t_ns = util_now_ns();
+	e->kind = kind;
+	e->conn = s->id;
+	snprintf(e->proxy, sizeof(e->proxy), "%s", s->proxy->name);
+	addr_fmt(&s->peer, e->peer, sizeof(e->peer));
+	return (e);
+}
+
+void
+events_session(struct session *s, enum event_kind kind, const char *detail)
+{
+	struct event_rec	*e;
+
+	e = events_add(s->proxy->tardy->events, s, kind);
+	if (detail != NULL)
+		snprintf(e->detail, sizeof(e->detail), "%s", detail);
+	e->bytes_up = s->up.bytes;
+	e->bytes_down = s->down.bytes;
+	log_debug("event %llu: proxy %s conn %llu %s %s%s%s",
+	    (unsigned long long)e->id, e->proxy, (unsigned long long)e->conn,
+	    e->peer, kind_names[kind], detail != NULL ? ": " : "",
+	    detail != NULL ? detail : "");
+}
+
+void
+events_toxic(struct link *l, enum event_kind kind, double roll)
+{
+	struct session		*s = l->dir->session;
+	struct event_rec	*e;
+
+	e = events_add(s->proxy->tardy->events, s, kind);
+	snprintf(e->toxic, sizeof(e->toxic), "%s", l->toxic->name);
+	e->roll = roll;
+	log_debug("event %llu: proxy %s conn %llu toxic %s %s (roll %.6f)",
+	    (unsigned long long)e->id, e->proxy, (unsigned long long)e->conn,
+	    e->toxic, kind_names[kind], roll);
+}
+
+/* Events with an id greater than since, oldest first. */
+json_t *
+events_json(struct events *ev, uint64_t since)
+{
+	struct event_rec	*e;
+	json_t			*arr, *o;
+	uint64_t		 id, first;
+
+	arr = json_array();
+	first = ev->next_id > EVENTS_MAX ? ev->next_id - EVENTS_MAX : 1;
+	if (since + 1 > first)
+		first = since + 1;
+	for (id = first; id < ev->next_id; id++) {
+		e = &ev->ring[id % EVENTS_MAX];
+		o = json_pack("{s:I, s:I, s:s, s:s, s:I, s:s}",
+		    "id", (json_int_t)e->id,
+		    "time_ns", (json_int_t)e->t_ns,
+		    "type", kind_names[e->kind],
+		    "proxy", e->proxy,
+		    "connection", (json_int_t)e->conn,
+		    "peer", e->peer);
+		if (o == NULL)
+			continue;
+		if (e->kind == EVENT_TOXIC_ACTED || e->kind == EVENT_TOXIC_SKIPPED) {
+			json_object_set_new(o, "toxic", json_string(e->toxic));
+			json_object_set_new(o, "roll", json_real(e->roll));
+		}
+		if (e->detail[0] != '\0')
+			json_object_set_new(o, "reason", json_string(e->detail));
+		if (e->kind == EVENT_CLOSE) {
+			json_object_set_new(o, "bytes_up",
+			    json_integer((json_int_t)e->bytes_up));
+			json_object_set_new(o, "bytes_down",
+			    json_integer((json_int_t)e->bytes_down));
+		}
+		json_array_append_new(arr, o);
+	}
+	return (arr);
+}

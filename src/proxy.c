@@ -1,0 +1,494 @@
+/*
+ * Proxies: a listener, its accept loop and the sessions it spawned.
+ *
+ * The listening socket is bound once and kept for the proxy's life, so
+ * tardyd never gives up its port: "refusing" (enabled=false, the refuse
+ * toxic) stops listening without closing the socket, and drop_syn shrinks
+ * the backlog and fills the queue with connections of our own so the
+ * kernel drops further SYNs. Listeners are bound without SO_REUSEADDR
+ * left set, so no other socket can take the port while we refuse.
+ */
+#include "autoconf.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "proxy.h"
+#include "session.h"
+#include "tardy.h"
+#include "toxic.h"
+#include "util.h"
+
+#define PROXY_BACKLOG		1024
+#define PROXY_ACCEPT_BATCH	64
+#define PROXY_BACKOFF_MS	100
+
+static void	proxy_accept_cb(evutil_socket_t, short, void *);
+static void	proxy_backoff_cb(evutil_socket_t, short, void *);
+static void	proxy_listener_apply(struct proxy *);
+static int	proxy_drop_syn_fill(struct proxy *);
+
+static int
+proxy_unix_prepare(const struct addr *a, char *err, size_t errlen)
+{
+	const char	*path = addr_unix_path(a);
+	struct stat	 st;
+	int		 fd, rc;
+
+	if (lstat(path, &st) == -1)
+		return (errno == ENOENT ? 0 : -1);
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return (-1);
+	}
+	/* A socket nobody listens on is stale: take it over. */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return (-1);
+	rc = connect(fd, addr_sa(a), a->len);
+	close(fd);
+	if (rc == 0) {
+		snprintf(err, errlen, "%s: address already in use", path);
+		return (-1);
+	}
+	if (unlink(path) == -1 && errno != ENOENT)
+		return (-1);
+	return (0);
+}
+
+static int
+proxy_socket(const struct addr *a)
+{
+	int	fd, one = 1;
+
+	fd = socket(addr_family(a), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return (-1);
+	if (addr_family(a) != AF_UNIX &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (addr_family(a) == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, addr_sa(a), a->len) == -1)
+		goto fail;
+	return (fd);
+fail:
+	close(fd);
+	return (-1);
+}
+
+/*
+ * Bind a listening socket (without listening yet) and return it, with the
+ * address it got in bound. Port 0 is resolved and bound again explicitly:
+ * the kernel releases an automatic port when a socket stops listening,
+ * an explicit one it keeps.
+ */
+int
+proxy_bind(const struct addr *listen, struct addr *bound, char *err,
+    size_t errlen)
+{
+	struct addr	 explicit;
+	socklen_t	 len;
+	int		 fd, fd2, zero = 0;
+
+	*err = '\0';
+	if (addr_family(listen) == AF_UNIX &&
+	    proxy_unix_prepare(listen, err, errlen) == -1)
+		goto fail;
+	if ((fd = proxy_socket(listen)) == -1)
+		goto fail;
+	len = sizeof(bound->ss);
+	if (getsockname(fd, addr_sa(bound), &len) == -1) {
+		close(fd);
+		goto fail;
+	}
+	bound->len = len;
+	if (addr_family(listen) == AF_UNIX) {
+		*bound = *listen;
+		return (fd);
+	}
+	if (addr_port(listen) == 0) {
+		explicit = *listen;
+		addr_set_port(&explicit, addr_port(bound));
+		if ((fd2 = proxy_socket(&explicit)) != -1) {
+			close(fd);
+			fd = fd2;
+		} else
+			log_debug("cannot rebind port %d explicitly",
+			    addr_port(bound));
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &zero, sizeof(zero));
+	return (fd);
+fail:
+	if (*err == '\0') {
+		char	buf[ADDR_STRLEN];
+
+		snprintf(err, errlen, "%s: %s", addr_fmt(listen, buf,
+		    sizeof(buf)), strerror(errno));
+	}
+	return (-1);
+}
+
+/* Close a socket from proxy_bind() and remove its unix path. */
+void
+proxy_unbind(int fd, const struct addr *bound)
+{
+	if (fd == -1)
+		return;
+	close(fd);
+	if (addr_family(bound) == AF_UNIX)
+		(void)unlink(addr_unix_path(bound));
+}
+
+struct proxy *
+proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
+    const struct addr *bound)
+{
+	struct proxy	*p;
+	char		 buf[ADDR_STRLEN];
+
+	p = xcalloc(1, sizeof(*p));
+	p->tardy = t;
+	p->name = xstrdup(pc->name);
+	p->listen_str = xstrdup(pc->listen_str);
+	p->upstream_str = xstrdup(pc->upstream_str);
+	p->listen = pc->listen;
+	p->bound = *bound;
+	p->upstream = pc->upstream;
+	p->connect_timeout = pc->connect_timeout;
+	p->enabled = pc->enabled;
+	p->from_config = pc->line >= 0;
+	p->fd = fd;
+	TAILQ_INIT(&p->sessions);
+	TAILQ_INIT(&p->toxics);
+	if ((p->backoff_ev = evtimer_new(t->base, proxy_backoff_cb, p)) == NULL)
+		fatal("evtimer_new");
+	proxy_listener_apply(p);
+	log_info("proxy %s: listening on %s, upstream %s%s", p->name,
+	    addr_fmt(&p->bound, buf, sizeof(buf)), p->upstream_str,
+	    p->enabled ? "" : " (disabled)");
+	return (p);
+}
+
+void
+proxy_close_sessions(struct proxy *p, const char *reason)
+{
+	struct session	*s;
+
+	while ((s = TAILQ_FIRST(&p->sessions)) != NULL)
+		session_close(s, reason, 0);
+}
+
+static void
+proxy_fillers_close(struct proxy *p)
+{
+	size_t	i;
+
+	for (i = 0; i < p->nfillers; i++)
+		close(p->fillers[i]);
+	free(p->fillers);
+	p->fillers = NULL;
+	p->nfillers = 0;
+}
+
+static void
+proxy_listener_detach(struct proxy *p)
+{
+	if (p->accept_ev != NULL) {
+		event_free(p->accept_ev);
+		p->accept_ev = NULL;
+	}
+	evtimer_del(p->backoff_ev);
+}
+
+/* Hand the listening socket over (to a proxy that replaces this one). */
+int
+proxy_take_listener(struct proxy *p, struct addr *bound)
+{
+	int	fd = p->fd;
+
+	proxy_listener_detach(p);
+	proxy_fillers_close(p);
+	*bound = p->bound;
+	p->fd = -1;
+	return (fd);
+}
+
+void
+proxy_free(struct proxy *p)
+{
+	struct toxic	*t;
+
+	proxy_close_sessions(p, "proxy stopped");
+	while ((t = TAILQ_FIRST(&p->toxics)) != NULL) {
+		TAILQ_REMOVE(&p->toxics, t, entry);
+		toxic_free(t);
+	}
+	proxy_listener_detach(p);
+	proxy_fillers_close(p);
+	proxy_unbind(p->fd, &p->bound);
+	event_free(p->backoff_ev);
+	free(p->name);
+	free(p->listen_str);
+	free(p->upstream_str);
+	free(p);
+}
+
+/*
+ * Stop listening but keep the port. A TCP listener is disconnected
+ * (connect with AF_UNSPEC), which leaves it bound; queued connections
+ * are reset. A unix listener cannot be, so it is replaced by a socket
+ * bound to the same path that does not listen: connects are refused.
+ */
+static int
+proxy_listener_suspend(struct proxy *p)
+{
+	struct sockaddr	sa = { .sa_family = AF_UNSPEC };
+	int		fd;
+
+	if (addr_family(&p->bound) != AF_UNIX)
+		return (connect(p->fd, &sa, sizeof(sa)));
+	(void)unlink(addr_unix_path(&p->bound));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return (-1);
+	if (bind(fd, addr_sa(&p->bound), p->bound.len) == -1) {
+		close(fd);
+		return (-1);
+	}
+	close(p->fd);
+	p->fd = fd;
+	return (0);
+}
+
+/*
+ * Put the listener in the state the proxy asks for: refusing while
+ * disabled or a refuse toxic is on, dropping SYNs while a drop_syn toxic
+ * is on, otherwise accepting.
+ */
+static void
+proxy_listener_apply(struct proxy *p)
+{
+	struct event_base	*base = p->tardy->base;
+	int			 refuse, backlog;
+
+	refuse = !p->enabled || p->refusing > 0;
+	proxy_listener_detach(p);
+	if (refuse) {
+		proxy_fillers_close(p);
+		if (proxy_listener_suspend(p) == -1 && errno != EINVAL)
+			log_warn("proxy %s: cannot stop listening", p->name);
+		return;
+	}
+	backlog = p->dropping > 0 ? 0 : PROXY_BACKLOG;
+	if (listen(p->fd, backlog) == -1) {
+		log_warn("proxy %s: listen", p->name);
+		return;
+	}
+	p->accept_ev = event_new(base, p->fd, EV_READ | EV_PERSIST,
+	    proxy_accept_cb, p);
+	if (p->accept_ev == NULL)
+		fatal("event_new");
+	/* While dropping SYNs nothing is accepted: the queue must stay full. */
+	if (p->dropping == 0)
+		event_add(p->accept_ev, NULL);
+	else if (proxy_drop_syn_fill(p) == -1)
+		log_warn("proxy %s: cannot fill the accept queue", p->name);
+}
+
+/*
+ * Fill the accept queue of a listener whose backlog is 0 with a connection
+ * of our own: the kernel then drops every further SYN, and clients see
+ * their connect() time out. The filler is recognised and closed when it
+ * is finally accepted.
+ */
+static int
+proxy_drop_syn_fill(struct proxy *p)
+{
+	struct addr	 to = p->bound;
+	int		*fillers, fd;
+
+	if (addr_family(&to) == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&to.ss;
+
+		if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
+			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else if (addr_family(&to) == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&to.ss;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+			sin6->sin6_addr = in6addr_loopback;
+	}
+	fd = socket(addr_family(&to), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return (-1);
+	if (connect(fd, addr_sa(&to), to.len) == -1 && errno != EINPROGRESS &&
+	    errno != EAGAIN) {
+		close(fd);
+		return (-1);
+	}
+	fillers = reallocarray(p->fillers, p->nfillers + 1, sizeof(int));
+	if (fillers == NULL) {
+		close(fd);
+		return (-1);
+	}
+	p->fillers = fillers;
+	p->fillers[p->nfillers++] = fd;
+	return (0);
+}
+
+void
+proxy_set_enabled(struct proxy *p, int enabled)
+{
+	if (p->enabled == !!enabled)
+		return;
+	p->enabled = !!enabled;
+	if (!p->enabled)
+		proxy_close_sessions(p, "proxy disabled");
+	proxy_listener_apply(p);
+}
+
+/* Count a reason to refuse new connections (on > 0) or drop one. */
+void
+proxy_refuse(struct proxy *p, int on)
+{
+	p->refusing += on ? 1 : -1;
+	if (p->refusing == (on ? 1 : 0))
+		proxy_listener_apply(p);
+}
+
+void
+proxy_drop_syn(struct proxy *p, int on)
+{
+	p->dropping += on ? 1 : -1;
+	if (p->dropping == (on ? 1 : 0))
+		proxy_listener_apply(p);
+}
+
+/*
+ * Whether an accepted connection is one of our drop_syn fillers: over
+ * TCP its peer is a filler's local address; over a unix socket, whose
+ * clients have no address, its peer is this very process. Returns the
+ * filler's index, or -1.
+ */
+static int
+proxy_find_filler(struct proxy *p, int fd, const struct addr *peer)
+{
+	struct addr	local;
+	struct ucred	cred;
+	socklen_t	len;
+	size_t		i;
+
+	if (addr_family(peer) == AF_UNIX || peer->len <= sizeof(sa_family_t)) {
+		len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+		    cred.pid == getpid())
+			return (0);
+		return (-1);
+	}
+	for (i = 0; i < p->nfillers; i++) {
+		len = sizeof(local.ss);
+		if (getsockname(p->fillers[i], addr_sa(&local), &len) == -1)
+			continue;
+		local.len = len;
+		if (addr_equal(&local, peer))
+			return ((int)i);
+	}
+	return (-1);
+}
+
+/* An accepted filler has done its job: close both of its ends. */
+static void
+proxy_filler_done(struct proxy *p, int idx, int fd)
+{
+	close(fd);
+	close(p->fillers[idx]);
+	p->fillers[idx] = p->fillers[--p->nfillers];
+}
+
+static void
+proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct proxy	*p = arg;
+	struct addr	 peer;
+	struct timeval	 backoff = { 0, PROXY_BACKOFF_MS * 1000 };
+	socklen_t	 len;
+	int		 fd, filler, i;
+
+	for (i = 0; i < PROXY_ACCEPT_BATCH; i++) {
+		len = sizeof(peer.ss);
+		fd = accept4(lfd, addr_sa(&peer), &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EINTR:
+			case ECONNABORTED:
+				continue;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/* Pause rather than spin on a full table. */
+				if (!p->backoff_logged)
+					log_warn("proxy %s: accept, pausing "
+					    "%d ms", p->name, PROXY_BACKOFF_MS);
+				p->backoff_logged = 1;
+				event_del(p->accept_ev);
+				evtimer_add(p->backoff_ev, &backoff);
+				return;
+			case EAGAIN:
+				return;
+			default:
+				log_warn("proxy %s: accept", p->name);
+				return;
+			}
+		}
+		peer.len = len;
+		if (p->nfillers > 0 &&
+		    (filler = proxy_find_filler(p, fd, &peer)) != -1) {
+			proxy_filler_done(p, filler, fd);
+			continue;
+		}
+		if (p->backoff_logged) {
+			log_info("proxy %s: accepting again", p->name);
+			p->backoff_logged = 0;
+		}
+		(void)session_new(p, fd, &peer);
+	}
+}
+
+static void
+proxy_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*p = arg;
+
+	if (p->accept_ev != NULL)
+		event_add(p->accept_ev, NULL);
+}
+
+struct toxic *
+proxy_find_toxic(struct proxy *p, const char *name)
+{
+	struct toxic	*t;
+
+	TAILQ_FOREACH(t, &p->toxics, entry) {
+		if (strcmp(t->name, name) == 0)
+			return (t);
+	}
+	return (NULL);
+}

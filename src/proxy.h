@@ -1,0 +1,71 @@
+/*
+ * A proxy: a named listener, its upstream, its toxics and its sessions.
+ */
+#ifndef TARDY_PROXY_H
+#define TARDY_PROXY_H
+
+#include <sys/queue.h>
+
+#include <stdint.h>
+
+#include "addr.h"
+#include "session.h"
+#include "toxic.h"
+
+struct event;
+struct proxy_conf;
+struct tardy;
+
+struct proxy_stats {
+	uint64_t	accepted;
+	uint64_t	failed;		/* upstream connect failed */
+	uint64_t	bytes_up;	/* client -> upstream */
+	uint64_t	bytes_down;
+	uint64_t	toxics_applied;
+};
+
+struct proxy {
+	TAILQ_ENTRY(proxy)	 entry;
+	struct tardy		*tardy;
+	char			*name;
+	char			*listen_str;	/* as configured */
+	char			*upstream_str;
+	struct addr		 listen;	/* as configured, maybe port 0 */
+	struct addr		 bound;		/* where it listens */
+	struct addr		 upstream;
+	unsigned int		 connect_timeout;	/* ms */
+	int			 enabled;
+	int			 from_config;
+
+	int			 fd;
+	struct event		*accept_ev;
+	struct event		*backoff_ev;
+	int			 backoff_logged;
+	int			 refusing;	/* count of reasons to refuse */
+	int			 dropping;	/* drop_syn toxics active */
+	int			*fillers;	/* drop_syn: our own connects */
+	size_t			 nfillers;
+
+	struct session_list	 sessions;
+	size_t			 nsessions;
+	struct toxic_list	 toxics;
+	uint64_t		 next_id;
+	struct proxy_stats	 stats;
+};
+TAILQ_HEAD(proxy_list, proxy);
+
+int		 proxy_bind(const struct addr *, struct addr *, char *, size_t);
+void		 proxy_unbind(int, const struct addr *);
+struct proxy	*proxy_new(struct tardy *, const struct proxy_conf *, int,
+		    const struct addr *);
+void		 proxy_free(struct proxy *);
+int		 proxy_take_listener(struct proxy *, struct addr *);
+void		 proxy_close_sessions(struct proxy *, const char *);
+void		 proxy_set_enabled(struct proxy *, int);
+void		 proxy_refuse(struct proxy *, int);
+void		 proxy_drop_syn(struct proxy *, int);
+struct toxic	*proxy_find_toxic(struct proxy *, const char *);
+void		 proxy_add_toxic(struct proxy *, struct toxic *);
+void		 proxy_remove_toxic(struct proxy *, struct toxic *);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * A session is one proxied connection: the client's socket, the upstream
+ * socket and the two directions between them, each with its chain of
+ * toxic links.
+ */
+#ifndef TARDY_SESSION_H
+#define TARDY_SESSION_H
+
+#include <sys/queue.h>
+
+#include <stdint.h>
+
+#include "addr.h"
+#include "toxic.h"
+
+struct bufferevent;
+struct event;
+struct proxy;
+
+/*
+ * Per direction, the daemon holds at most DIR_HIGH_WATER bytes queued for
+ * the destination (plus one read of at most DIR_READ_MAX bytes) before it
+ * stops reading the source; reading resumes below DIR_LOW_WATER.
+ */
+#define DIR_HIGH_WATER	(256 * 1024)
+#define DIR_LOW_WATER	(64 * 1024)
+#define DIR_READ_MAX	(64 * 1024)
+
+TAILQ_HEAD(link_list, link);
+
+struct dir {
+	struct session		*session;
+	enum toxic_stream	 stream;
+	struct bufferevent	*src;
+	struct bufferevent	*dst;
+	struct link_list	 links;
+	size_t			 held;		/* bytes inside links */
+	uint64_t		 bytes;		/* bytes handed to dst */
+	int			 stalls;	/* links holding reads */
+	unsigned int		 src_eof:1;	/* source sent EOF */
+	unsigned int		 eof_out:1;	/* EOF left the chain */
+	unsigned int		 shut:1;	/* dst shut down for writing */
+};
+
+enum session_state {
+	SESSION_CONNECTING,
+	SESSION_OPEN,
+	SESSION_CLOSING,	/* close requested, runs from the loop */
+};
+
+struct session {
+	TAILQ_ENTRY(session)	 entry;
+	struct proxy		*proxy;
+	uint64_t		 id;		/* per proxy, from 1 */
+	enum session_state	 state;
+	struct bufferevent	*client;
+	struct bufferevent	*upstream;
+	struct dir		 up;		/* client -> upstream */
+	struct dir		 down;		/* upstream -> client */
+	struct event		*ev;		/* connect timeout, close */
+	struct addr		 peer;
+	uint64_t		 t_accept;	/* ns, monotonic */
+	const char		*close_reason;
+	int			 close_flags;
+};
+TAILQ_HEAD(session_list, session);
+
+/* close_flags */
+#define SESSION_RST_CLIENT	0x1
+#define SESSION_RST_UPSTREAM	0x2
+#define SESSION_FAILED		0x4	/* upstream never connected */
+
+struct session	*session_new(struct proxy *, int, const struct addr *);
+void		 session_close(struct session *, const char *, int);
+void		 session_close_later(struct session *, const char *, int);
+const char	*session_state_name(enum session_state);
+struct dir	*session_dir(struct session *, enum toxic_stream);
+
+/* For the toxic engine. */
+void		 dir_deliver(struct dir *, struct evbuffer *);
+void		 dir_deliver_eof(struct dir *);
+void		 dir_update_read(struct dir *);
+struct event_base *session_base(struct session *);
+
+#endif

@@ -1,0 +1,466 @@
+/*
+ * The daemon context: building proxies from a configuration, replacing
+ * them on reload, signals and the ready file.
+ *
+ * Applying a configuration is done in two phases so a reload either
+ * happens whole or not at all: first every listener the new configuration
+ * needs is bound (or taken over from the proxy that has it), and only
+ * when all of them succeeded are proxies stopped, restarted and started.
+ * Unchanged proxies, with their connections and toxics, are left alone.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "api.h"
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "proxy.h"
+#include "tardy.h"
+#include "toxic.h"
+#include "util.h"
+
+struct plan {
+	struct proxy_conf	*pc;
+	struct proxy		*old;	/* same name, running */
+	struct proxy		*donor;	/* gives us its listener */
+	int			 keep;	/* old stays as it is */
+	int			 fd;
+	struct addr		 bound;
+};
+
+static void	tardy_signal_cb(evutil_socket_t, short, void *);
+
+struct config *
+tardy_config_load(const struct tardy_options *opts)
+{
+	struct config	*conf = config_new();
+	const char	*token;
+	size_t		 i;
+
+	if (opts->conf_path != NULL)
+		(void)config_load(conf, opts->conf_path);
+	for (i = 0; i < opts->nproxy_args; i++)
+		(void)config_add_proxy_arg(conf, opts->proxy_args[i]);
+	if (opts->api != NULL)
+		(void)config_set_api(conf, opts->api);
+	if ((token = getenv("TARDY_API_TOKEN")) != NULL && *token != '\0') {
+		free(conf->api_token);
+		conf->api_token = xstrdup(token);
+	}
+	if (opts->seed_set)
+		conf->seed = opts->seed;
+	(void)config_finish(conf);
+	return (conf);
+}
+
+void
+tardy_config_print_errors(const struct config *conf)
+{
+	size_t	i;
+
+	for (i = 0; i < conf->nerrors; i++)
+		log_error("%s", conf->errors[i]);
+}
+
+struct tardy *
+tardy_new(const struct tardy_options *opts, struct config *conf)
+{
+	struct event_config	*cfg;
+	struct tardy		*t;
+
+	t = xcalloc(1, sizeof(*t));
+	t->opts = *opts;
+	t->conf = conf;
+	t->seed = conf->seed;
+	t->last_reload = "none";
+	t->t_start = util_now_ns();
+	TAILQ_INIT(&t->proxies);
+
+	/* Injected delays must be exact: ask for the precise timer. */
+	if ((cfg = event_config_new()) == NULL)
+		fatalx("event_config_new");
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	t->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (t->base == NULL)
+		fatalx("cannot create the event loop");
+
+	t->events = events_new(t);
+	t->sig_term = evsignal_new(t->base, SIGTERM, tardy_signal_cb, t);
+	t->sig_int = evsignal_new(t->base, SIGINT, tardy_signal_cb, t);
+	t->sig_hup = evsignal_new(t->base, SIGHUP, tardy_signal_cb, t);
+	if (t->sig_term == NULL || t->sig_int == NULL || t->sig_hup == NULL)
+		fatalx("evsignal_new");
+	evsignal_add(t->sig_term, NULL);
+	evsignal_add(t->sig_int, NULL);
+	evsignal_add(t->sig_hup, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return (t);
+}
+
+struct proxy *
+tardy_find_proxy(struct tardy *t, const char *name)
+{
+	struct proxy	*p;
+
+	TAILQ_FOREACH(p, &t->proxies, entry) {
+		if (strcmp(p->name, name) == 0)
+			return (p);
+	}
+	return (NULL);
+}
+
+static int
+proxy_matches_conf(const struct proxy *p, const struct proxy_conf *pc)
+{
+	return (strcmp(p->listen_str, pc->listen_str) == 0 &&
+	    addr_equal(&p->listen, &pc->listen) &&
+	    addr_equal(&p->upstream, &pc->upstream) &&
+	    strcmp(p->upstream_str, pc->upstream_str) == 0 &&
+	    p->enabled == pc->enabled &&
+	    p->connect_timeout == pc->connect_timeout &&
+	    p->from_config == (pc->line >= 0));
+}
+
+static struct plan *
+plan_find_donor(struct plan *plans, size_t n, const struct proxy *p)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		if (plans[i].donor == p)
+			return (&plans[i]);
+	}
+	return (NULL);
+}
+
+/*
+ * A proxy that is going away (or being restarted) can hand its listener
+ * to a new proxy with the same listen address, so the port is never
+ * released during a reload. A port-0 listener only goes to a proxy of the
+ * same name: another one asked for a fresh port.
+ */
+static struct proxy *
+tardy_find_donor(struct tardy *t, struct plan *plans, size_t n,
+    const struct proxy_conf *pc, struct config *newconf)
+{
+	struct proxy		*p;
+	struct proxy_conf	*npc;
+
+	TAILQ_FOREACH(p, &t->proxies, entry) {
+		if (!addr_equal(&p->listen, &pc->listen))
+			continue;
+		if (addr_port(&pc->listen) == 0 && strcmp(p->name, pc->name))
+			continue;
+		if (plan_find_donor(plans, n, p) != NULL)
+			continue;
+		/* p must be going away or restarting. */
+		npc = config_find_proxy(newconf, p->name);
+		if (npc != NULL && proxy_matches_conf(p, npc))
+			continue;
+		if (npc == NULL && !p->from_config)
+			continue;
+		return (p);
+	}
+	return (NULL);
+}
+
+static void
+tardy_add_conf_toxics(struct tardy *t, struct proxy *p, struct config *conf)
+{
+	struct toxic_conf	*tc;
+	struct toxic		*tx;
+	char			 err[256];
+	int			 status;
+
+	TAILQ_FOREACH(tc, &conf->toxics, entry) {
+		if (strcmp(tc->proxy, p->name) != 0)
+			continue;
+		tx = toxic_new(p, tc->name, tc->type, tc->stream,
+		    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes,
+		    err, sizeof(err), &status);
+		if (tx == NULL) {
+			log_warnx("proxy %s: toxic %s: %s", p->name, tc->name,
+			    err);
+			continue;
+		}
+		tx->from_config = 1;
+		proxy_add_toxic(p, tx);
+	}
+}
+
+static void
+tardy_replace_conf_toxics(struct tardy *t, struct proxy *p,
+    struct config *conf)
+{
+	struct toxic	*tx, *next;
+
+	for (tx = TAILQ_FIRST(&p->toxics); tx != NULL; tx = next) {
+		next = TAILQ_NEXT(tx, entry);
+		if (tx->from_config)
+			proxy_remove_toxic(p, tx);
+	}
+	tardy_add_conf_toxics(t, p, conf);
+}
+
+/*
+ * Make the running proxies those of conf. On failure (a listener cannot
+ * be bound) nothing has changed and err says why.
+ */
+static int
+tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
+{
+	struct proxy_conf	*pc;
+	struct proxy		*p, *next;
+	struct plan		*plans, *pl;
+	size_t			 n = 0, i;
+	char			 berr[256];
+
+	TAILQ_FOREACH(pc, &conf->proxies, entry)
+		n++;
+	plans = xcalloc(n + 1, sizeof(*plans));
+
+	/* Phase 1: bind or borrow every listener; touch nothing yet. */
+	i = 0;
+	TAILQ_FOREACH(pc, &conf->proxies, entry) {
+		pl = &plans[i++];
+		pl->pc = pc;
+		pl->fd = -1;
+		pl->old = tardy_find_proxy(t, pc->name);
+		if (pl->old != NULL && proxy_matches_conf(pl->old, pc)) {
+			pl->keep = 1;
+			continue;
+		}
+		pl->donor = tardy_find_donor(t, plans, n, pc, conf);
+		if (pl->donor != NULL)
+			continue;
+		pl->fd = proxy_bind(&pc->listen, &pl->bound, berr,
+		    sizeof(berr));
+		if (pl->fd == -1) {
+			snprintf(err, errlen, "proxy %s: %s", pc->name, berr);
+			goto rollback;
+		}
+	}
+
+	/* Phase 2: commit. */
+	for (i = 0; i < n; i++) {
+		pl = &plans[i];
+		if (pl->donor != NULL)
+			pl->fd = proxy_take_listener(pl->donor, &pl->bound);
+	}
+	for (p = TAILQ_FIRST(&t->proxies); p != NULL; p = next) {
+		next = TAILQ_NEXT(p, entry);
+		pc = config_find_proxy(conf, p->name);
+		if (pc == NULL && !p->from_config)
+			continue;	/* made through the API: not ours */
+		if (pc != NULL && proxy_matches_conf(p, pc))
+			continue;
+		log_info("proxy %s: %s", p->name,
+		    pc == NULL ? "removed" : "changed, restarting");
+		tardy_remove_proxy(t, p);
+	}
+	for (i = 0; i < n; i++) {
+		pl = &plans[i];
+		if (pl->keep) {
+			tardy_replace_conf_toxics(t, pl->old, conf);
+			continue;
+		}
+		p = proxy_new(t, pl->pc, pl->fd, &pl->bound);
+		TAILQ_INSERT_TAIL(&t->proxies, p, entry);
+		t->nproxies++;
+		tardy_add_conf_toxics(t, p, conf);
+	}
+	free(plans);
+	return (0);
+
+rollback:
+	for (i = 0; i < n; i++) {
+		if (plans[i].fd != -1 && plans[i].donor == NULL)
+			proxy_unbind(plans[i].fd, &plans[i].bound);
+	}
+	free(plans);
+	return (-1);
+}
+
+/*
+ * Add one proxy (from the API). On failure *out is NULL and err says why.
+ * Returns an HTTP-ish status: 0 on success, 409 for a name in use, 500 for
+ * a listener that cannot be bound.
+ */
+int
+tardy_add_proxy(struct tardy *t, const struct proxy_conf *pc,
+    struct proxy **out, char *err, size_t errlen)
+{
+	struct addr	 bound;
+	struct proxy	*p;
+	int		 fd;
+
+	*out = NULL;
+	if (tardy_find_proxy(t, pc->name) != NULL) {
+		snprintf(err, errlen, "proxy already exists");
+		return (409);
+	}
+	if ((fd = proxy_bind(&pc->listen, &bound, err, errlen)) == -1)
+		return (500);
+	p = proxy_new(t, pc, fd, &bound);
+	TAILQ_INSERT_TAIL(&t->proxies, p, entry);
+	t->nproxies++;
+	*out = p;
+	(void)tardy_write_ready(t);
+	return (0);
+}
+
+void
+tardy_remove_proxy(struct tardy *t, struct proxy *p)
+{
+	TAILQ_REMOVE(&t->proxies, p, entry);
+	t->nproxies--;
+	proxy_free(p);
+}
+
+int
+tardy_start(struct tardy *t)
+{
+	char	err[512];
+
+	log_set_level(t->opts.log_level >= 0 ?
+	    (enum log_level)t->opts.log_level : t->conf->log_level);
+	if (tardy_apply(t, t->conf, err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		return (-1);
+	}
+	if ((t->api = api_new(t, &t->conf->api, t->conf->api_token, err,
+	    sizeof(err))) == NULL) {
+		log_error("api: %s", err);
+		return (-1);
+	}
+	if (tardy_write_ready(t) == -1)
+		return (-1);
+	log_info("ready: %zu prox%s, seed %llu", t->nproxies,
+	    t->nproxies == 1 ? "y" : "ies", (unsigned long long)t->seed);
+	return (0);
+}
+
+void
+tardy_reload(struct tardy *t)
+{
+	struct config	*conf;
+	char		 err[512];
+
+	t->generation++;
+	log_info("reloading configuration");
+	conf = tardy_config_load(&t->opts);
+	if (conf->nerrors > 0) {
+		tardy_config_print_errors(conf);
+		log_error("reload failed: %zu error%s, keeping the running "
+		    "configuration", conf->nerrors,
+		    conf->nerrors == 1 ? "" : "s");
+		config_free(conf);
+		t->last_reload = "failed";
+		(void)tardy_write_ready(t);
+		return;
+	}
+	if (tardy_apply(t, conf, err, sizeof(err)) == -1) {
+		log_error("reload failed: %s; keeping the running "
+		    "configuration", err);
+		config_free(conf);
+		t->last_reload = "failed";
+		(void)tardy_write_ready(t);
+		return;
+	}
+	if (!addr_equal(&conf->api, &t->conf->api))
+		log_warnx("api address changes take effect at restart");
+	config_free(t->conf);
+	t->conf = conf;
+	t->seed = conf->seed;
+	if (t->opts.log_level < 0)
+		log_set_level(conf->log_level);
+	t->last_reload = "ok";
+	(void)tardy_write_ready(t);
+	log_info("configuration reloaded: %zu prox%s", t->nproxies,
+	    t->nproxies == 1 ? "y" : "ies");
+}
+
+/*
+ * Tell test suites where everything listens: a JSON object written to a
+ * temporary file and renamed into place, so a reader never sees half.
+ */
+int
+tardy_write_ready(struct tardy *t)
+{
+	json_t		*root, *proxies;
+	struct proxy	*p;
+	char		 buf[ADDR_STRLEN], *tmp;
+	int		 rc = -1;
+
+	if (t->opts.ready_file == NULL)
+		return (0);
+	proxies = json_object();
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		json_object_set_new(proxies, p->name,
+		    json_string(addr_fmt(&p->bound, buf, sizeof(buf))));
+	root = json_pack("{s:s?, s:o, s:I, s:I, s:s}",
+	    "api", t->api != NULL ? api_address(t->api, buf, sizeof(buf)) : NULL,
+	    "proxies", proxies,
+	    "pid", (json_int_t)getpid(),
+	    "generation", (json_int_t)t->generation,
+	    "last_reload", t->last_reload);
+	if (root == NULL)
+		fatalx("json_pack");
+	if (asprintf(&tmp, "%s.tmp.%d", t->opts.ready_file, (int)getpid()) == -1)
+		fatal("asprintf");
+	if (json_dump_file(root, tmp, JSON_COMPACT) == -1)
+		log_warn("cannot write %s", tmp);
+	else if (rename(tmp, t->opts.ready_file) == -1) {
+		log_warn("cannot rename %s to %s", tmp, t->opts.ready_file);
+		(void)unlink(tmp);
+	} else
+		rc = 0;
+	free(tmp);
+	json_decref(root);
+	return (rc);
+}
+
+static void
+tardy_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct tardy	*t = arg;
+
+	switch (sig) {
+	case SIGHUP:
+		tardy_reload(t);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		log_info("%s: shutting down", strsignal(sig));
+		event_base_loopbreak(t->base);
+		break;
+	}
+}
+
+void
+tardy_free(struct tardy *t)
+{
+	struct proxy	*p;
+
+	while ((p = TAILQ_FIRST(&t->proxies)) != NULL)
+		tardy_remove_proxy(t, p);
+	api_free(t->api);
+	events_free(t->events);
+	event_free(t->sig_term);
+	event_free(t->sig_int);
+	event_free(t->sig_hup);
+	config_free(t->conf);
+	event_base_free(t->base);
+	free(t);
+}

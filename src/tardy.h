@@ -1,0 +1,61 @@
+/*
+ * The daemon: its event loop, its proxies, its API, and the configuration
+ * they were built from. One struct tardy is the context every module gets
+ * to; there are no globals.
+ */
+#ifndef TARDY_TARDY_H
+#define TARDY_TARDY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy.h"
+
+struct api;
+struct config;
+struct event;
+struct event_base;
+struct events;
+
+struct tardy_options {
+	const char	 *conf_path;
+	const char	 *api;
+	const char	 *ready_file;
+	char		**proxy_args;
+	size_t		  nproxy_args;
+	uint64_t	  seed;
+	int		  seed_set;
+	int		  log_level;	/* -1: from the config */
+};
+
+struct tardy {
+	struct event_base	*base;
+	struct tardy_options	 opts;
+	struct config		*conf;
+	uint64_t		 seed;
+	char			*api_token;
+	struct proxy_list	 proxies;
+	size_t			 nproxies;
+	struct api		*api;
+	struct events		*events;
+	struct event		*sig_term;
+	struct event		*sig_int;
+	struct event		*sig_hup;
+	unsigned int		 generation;	/* reloads handled */
+	const char		*last_reload;
+	uint64_t		 t_start;
+};
+
+struct config	*tardy_config_load(const struct tardy_options *);
+void		 tardy_config_print_errors(const struct config *);
+struct tardy	*tardy_new(const struct tardy_options *, struct config *);
+int		 tardy_start(struct tardy *);
+void		 tardy_reload(struct tardy *);
+void		 tardy_free(struct tardy *);
+struct proxy	*tardy_find_proxy(struct tardy *, const char *);
+int		 tardy_add_proxy(struct tardy *, const struct proxy_conf *,
+		    struct proxy **, char *, size_t);
+void		 tardy_remove_proxy(struct tardy *, struct proxy *);
+int		 tardy_write_ready(struct tardy *);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * tardyd: a TCP proxy that injects faults on command, to make a client's
+ * connect, receive and send timeouts happen when a test wants them.
+ */
+#include "autoconf.h"
+
+#include <sys/prctl.h>
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "tardy.h"
+#include "util.h"
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	FILE	*fp = status == 0 ? stdout : stderr;
+
+	fprintf(fp,
+"usage: tardyd [-tvqVh] [-c file] [-a address] [-s seed] [--ready-file path]\n"
+"              [--proxy name=listen=upstream]... [--exit-with-parent]\n"
+"\n"
+"  -c, --config FILE        read the configuration from FILE\n"
+"  -a, --api ADDRESS        serve the control API on ADDRESS\n"
+"                           (host:port, [v6]:port or unix:/path;\n"
+"                           default 127.0.0.1:8474)\n"
+"  -s, --seed N             seed for every random decision (default 1)\n"
+"  -p, --proxy N=L=U        add proxy N listening on L, forwarding to U\n"
+"      --ready-file PATH    once listening, write the bound addresses to\n"
+"                           PATH as JSON (rewritten after each reload)\n"
+"      --exit-with-parent   exit when the process that started us exits\n"
+"  -t, --check              check the configuration and exit\n"
+"  -v, --verbose            log debug messages\n"
+"  -q, --quiet              log warnings and errors only\n"
+"  -V, --version            print the version and exit\n"
+"  -h, --help               print this help and exit\n"
+"\n"
+"Signals: SIGHUP reloads the configuration, SIGTERM and SIGINT stop.\n");
+	exit(status);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config",		required_argument,	NULL, 'c' },
+		{ "api",		required_argument,	NULL, 'a' },
+		{ "seed",		required_argument,	NULL, 's' },
+		{ "proxy",		required_argument,	NULL, 'p' },
+		{ "ready-file",		required_argument,	NULL, 'r' },
+		{ "exit-with-parent",	no_argument,		NULL, 'P' },
+		{ "check",		no_argument,		NULL, 't' },
+		{ "verbose",		no_argument,		NULL, 'v' },
+		{ "quiet",		no_argument,		NULL, 'q' },
+		{ "version",		no_argument,		NULL, 'V' },
+		{ "help",		no_argument,		NULL, 'h' },
+		{ NULL,			0,			NULL, 0 }
+	};
+	struct tardy_options	 opts;
+	struct config		*conf;
+	struct tardy		*t;
+	int			 ch, check = 0, with_parent = 0, rc;
+	pid_t			 parent = getppid();
+
+	memset(&opts, 0, sizeof(opts));
+	opts.log_level = -1;
+	opts.proxy_args = xcalloc((size_t)argc, sizeof(char *));
+	while ((ch = getopt_long(argc, argv, "c:a:s:p:tvqVh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			opts.conf_path = optarg;
+			break;
+		case 'a':
+			opts.api = optarg;
+			break;
+		case 's':
+			if (util_parse_u64(optarg, UINT64_MAX, &opts.seed) == -1) {
+				fprintf(stderr, "tardyd: invalid seed \"%s\"\n",
+				    optarg);
+				usage(2);
+			}
+			opts.seed_set = 1;
+			break;
+		case 'p':
+			opts.proxy_args[opts.nproxy_args++] = optarg;
+			break;
+		case 'r':
+			opts.ready_file = optarg;
+			break;
+		case 'P':
+			with_parent = 1;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'v':
+			opts.log_level = LOG_LEVEL_DEBUG;
+			break;
+		case 'q':
+			opts.log_level = LOG_LEVEL_WARN;
+			break;
+		case 'V':
+			printf("tardyd %s\n", PACKAGE_VERSION);
+			return (0);
+		case 'h':
+			usage(0);
+		default:
+			usage(2);
+		}
+	}
+	if (optind != argc)
+		usage(2);
+
+	if (with_parent) {
+		/* Die with the test runner, even if it was killed. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+			fatal("prctl");
+		if (getppid() != parent)
+			fatalx("parent exited before we started");
+	}
+
+	log_init("tardyd", opts.log_level >= 0 ?
+	    (enum log_level)opts.log_level : LOG_LEVEL_INFO);
+	conf = tardy_config_load(&opts);
+	if (conf->nerrors > 0) {
+		tardy_config_print_errors(conf);
+		config_free(conf);
+		free(opts.proxy_args);
+		return (1);
+	}
+	if (check) {
+		printf("configuration OK\n");
+		config_free(conf);
+		free(opts.proxy_args);
+		return (0);
+	}
+
+	t = tardy_new(&opts, conf);
+	if (tardy_start(t) == -1)
+		rc = 1;
+	else
+		rc = event_base_dispatch(t->base) == -1 ? 1 : 0;
+	tardy_free(t);
+	free(opts.proxy_args);
+	return (rc);
+}

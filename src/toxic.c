@@ -1,0 +1,798 @@
+/*
+ * The toxic engine: what every toxic type shares.
+ *
+ * A toxic is validated once (attributes are integers in the type's
+ * ranges, the scheduling attributes, toxicity) whether it comes from the
+ * API or the config file. On each connection it gets a link that decides,
+ * from the connection's own seeded generator, whether it acts there at
+ * all; then it waits for after_ms and after_bytes, acts through its type's
+ * hooks, and after duration_ms passes data untouched again. The types
+ * only ever see data while their link is active.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "proxy.h"
+#include "session.h"
+#include "tardy.h"
+#include "toxic.h"
+#include "toxic_types.h"
+#include "util.h"
+
+static const struct toxic_type *const toxic_types[] = {
+	&toxic_noop,
+	&toxic_latency,
+	&toxic_bandwidth,
+	&toxic_slow_close,
+	&toxic_timeout,
+	&toxic_reset_peer,
+	&toxic_slicer,
+	&toxic_limit_data,
+	&toxic_blackhole,
+	&toxic_stall,
+	&toxic_refuse,
+	&toxic_drop_syn,
+};
+
+/* Scheduling attributes every type accepts (ext). */
+#define DAY_MS		(24ULL * 3600 * 1000)
+static const struct toxic_attr sched_attrs[] = {
+	{ "after_bytes",	0, INT64_MAX,	0, 0 },
+	{ "after_ms",		0, DAY_MS,	0, 0 },
+	{ "duration_ms",	0, DAY_MS,	0, 0 },
+	{ "every",		1, INT64_MAX,	1, 0 },
+	{ "first",		0, INT64_MAX,	0, 0 },
+	{ NULL,			0, 0,		0, 0 },
+};
+
+static void	link_sched_cb(evutil_socket_t, short, void *);
+static void	toxic_listener_cb(evutil_socket_t, short, void *);
+
+const struct toxic_type *
+toxic_type_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(toxic_types) / sizeof(toxic_types[0]); i++) {
+		if (strcmp(toxic_types[i]->name, name) == 0)
+			return (toxic_types[i]);
+	}
+	return (NULL);
+}
+
+const char *
+toxic_stream_name(enum toxic_stream stream)
+{
+	return (stream == TOXIC_UPSTREAM ? "upstream" : "downstream");
+}
+
+int
+toxic_stream_parse(const char *s, enum toxic_stream *stream)
+{
+	if (strcmp(s, "upstream") == 0)
+		*stream = TOXIC_UPSTREAM;
+	else if (strcmp(s, "downstream") == 0)
+		*stream = TOXIC_DOWNSTREAM;
+	else
+		return (-1);
+	return (0);
+}
+
+/*
+ * Read one integer attribute. Absent: the current value stays (the
+ * default for a new toxic). Reals are refused even when integral, as
+ * Toxiproxy's Go decoder does.
+ */
+static int
+toxic_read_attr(json_t *attrs, const struct toxic_attr *a, int64_t *v,
+    int isnew, char *err, size_t errlen)
+{
+	json_t		*j = attrs != NULL ? json_object_get(attrs, a->name) : NULL;
+	json_int_t	 x;
+
+	if (j == NULL || json_is_null(j)) {
+		if (isnew && a->required) {
+			snprintf(err, errlen, "attribute %s is required",
+			    a->name);
+			return (-1);
+		}
+		return (0);
+	}
+	if (!json_is_integer(j)) {
+		snprintf(err, errlen, "attribute %s must be an integer",
+		    a->name);
+		return (-1);
+	}
+	x = json_integer_value(j);
+	if (x < a->min || x > a->max) {
+		snprintf(err, errlen, "attribute %s must be between %lld and "
+		    "%lld (got %lld)", a->name, (long long)a->min,
+		    (long long)a->max, (long long)x);
+		return (-1);
+	}
+	*v = x;
+	return (0);
+}
+
+/*
+ * Validate attributes into a scratch copy of the toxic, so a failed
+ * update leaves the original untouched.
+ */
+static int
+toxic_parse_attrs(struct toxic *t, json_t *attrs, int isnew, char *err,
+    size_t errlen)
+{
+	const struct toxic_attr	*a;
+	uint64_t		*sched[] = { &t->after_bytes, &t->after_ms,
+				    &t->duration_ms, &t->every, &t->first };
+	int64_t			 v;
+	size_t			 i;
+
+	if (attrs != NULL && !json_is_object(attrs) && !json_is_null(attrs)) {
+		snprintf(err, errlen, "attributes must be an object");
+		return (-1);
+	}
+	for (i = 0, a = t->type->attrs; a != NULL && a->name != NULL;
+	    a++, i++) {
+		if (isnew)
+			t->attr[i] = a->def;
+		if (toxic_read_attr(attrs, a, &t->attr[i], isnew, err,
+		    errlen) == -1)
+			return (-1);
+	}
+	for (i = 0, a = sched_attrs; a->name != NULL; a++, i++) {
+		v = isnew ? a->def : (int64_t)*sched[i];
+		if (toxic_read_attr(attrs, a, &v, isnew, err, errlen) == -1)
+			return (-1);
+		*sched[i] = (uint64_t)v;
+	}
+	if (t->type->validate != NULL &&
+	    t->type->validate(t->attr, err, errlen) == -1)
+		return (-1);
+	if ((t->type->flags & TOXIC_F_LISTENER) &&
+	    (t->after_bytes != 0 || t->every != 1 || t->first != 0)) {
+		snprintf(err, errlen, "attribute %s does not apply to %s, "
+		    "which acts on the listener, not on connections",
+		    t->after_bytes != 0 ? "after_bytes" :
+		    t->every != 1 ? "every" : "first", t->type->name);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+toxic_check_toxicity(const struct toxic_type *type, double toxicity,
+    char *err, size_t errlen)
+{
+	if (!(toxicity >= 0.0 && toxicity <= 1.0)) {
+		snprintf(err, errlen, "toxicity must be between 0 and 1");
+		return (-1);
+	}
+	if ((type->flags & TOXIC_F_LISTENER) && toxicity != 1.0) {
+		snprintf(err, errlen, "toxicity must be 1 for %s, which acts "
+		    "on the listener, not on connections", type->name);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * A new toxic, not yet on its proxy (proxy_add_toxic does that). On error
+ * returns NULL with a message and *status the HTTP status to answer.
+ */
+struct toxic *
+toxic_new(struct proxy *p, const char *name, const char *type,
+    const char *stream, double toxicity, json_t *attrs, char *err,
+    size_t errlen, int *status)
+{
+	struct toxic		*t;
+	const struct toxic_type	*tt;
+	enum toxic_stream	 st = TOXIC_DOWNSTREAM;
+	char			 defname[NAME_MAX_LEN + 32];
+
+	*status = 400;
+	if (type == NULL || (tt = toxic_type_find(type)) == NULL) {
+		snprintf(err, errlen, "invalid toxic type");
+		return (NULL);
+	}
+	if (stream != NULL && *stream != '\0' &&
+	    toxic_stream_parse(stream, &st) == -1) {
+		snprintf(err, errlen, "stream was invalid, can be either "
+		    "upstream or downstream");
+		return (NULL);
+	}
+	if (name == NULL || *name == '\0') {
+		snprintf(defname, sizeof(defname), "%s_%s", tt->name,
+		    toxic_stream_name(st));
+		name = defname;
+	}
+	if (!util_name_valid(name)) {
+		snprintf(err, errlen, "name: invalid toxic name (1 to %d "
+		    "printable characters, no '/', space or quote)",
+		    NAME_MAX_LEN);
+		return (NULL);
+	}
+	if (p != NULL && proxy_find_toxic(p, name) != NULL) {
+		snprintf(err, errlen, "toxic already exists");
+		*status = 409;
+		return (NULL);
+	}
+	if (toxic_check_toxicity(tt, toxicity, err, errlen) == -1)
+		return (NULL);
+
+	t = xcalloc(1, sizeof(*t));
+	t->type = tt;
+	t->stream = st;
+	t->toxicity = toxicity;
+	if (toxic_parse_attrs(t, attrs, 1, err, errlen) == -1) {
+		free(t);
+		return (NULL);
+	}
+	t->proxy = p;
+	t->name = xstrdup(name);
+	t->t_added = util_now_ns();
+	return (t);
+}
+
+void
+toxic_free(struct toxic *t)
+{
+	if (t->listener_ev != NULL)
+		event_free(t->listener_ev);
+	free(t->name);
+	free(t);
+}
+
+/* Check a [toxic PROXY NAME] section; errors name its lines. */
+int
+toxic_conf_check(struct config *conf, struct toxic_conf *tc)
+{
+	struct toxic	*t;
+	json_t		*line;
+	const char	*key;
+	char		 err[256];
+	int		 status, at;
+
+	if (tc->type == NULL) {
+		config_error(conf, tc->line, "toxic \"%s\": missing key "
+		    "\"type\"", tc->name);
+		return (-1);
+	}
+	t = toxic_new(NULL, tc->name, tc->type, tc->stream,
+	    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes, err,
+	    sizeof(err), &status);
+	if (t != NULL) {
+		toxic_free(t);
+		/* Every key must mean something to the type. */
+		json_object_foreach(tc->attributes, key, line) {
+			if (toxic_attr_index(toxic_type_find(tc->type), key) < 0) {
+				at = (int)json_integer_value(json_object_get(
+				    tc->lines, key));
+				config_error(conf, at, "unknown key \"%s\" for "
+				    "toxic type %s", key, tc->type);
+			}
+		}
+		return (0);
+	}
+	/* Point at the line of the attribute the message names. */
+	at = tc->line;
+	json_object_foreach(tc->lines, key, line) {
+		char	pat[NAME_MAX_LEN + 16];
+
+		snprintf(pat, sizeof(pat), "%s ", key);
+		if (strncmp(err, "attribute ", 10) == 0 &&
+		    strncmp(err + 10, pat, strlen(pat)) == 0)
+			at = (int)json_integer_value(line);
+		else if (strcmp(key, "type") == 0 &&
+		    strcmp(err, "invalid toxic type") == 0)
+			at = (int)json_integer_value(line);
+		else if (strcmp(key, "stream") == 0 &&
+		    strncmp(err, "stream ", 7) == 0)
+			at = (int)json_integer_value(line);
+	}
+	config_error(conf, at, "toxic \"%s\": %s", tc->name, err);
+	return (-1);
+}
+
+/* Index of a type attribute or scheduling attribute, -1 if unknown. */
+int
+toxic_attr_index(const struct toxic_type *tt, const char *name)
+{
+	const struct toxic_attr	*a;
+	int			 i;
+
+	for (i = 0, a = tt->attrs; a != NULL && a->name != NULL; a++, i++) {
+		if (strcmp(a->name, name) == 0)
+			return (i);
+	}
+	for (a = sched_attrs; a->name != NULL; a++, i++) {
+		if (strcmp(a->name, name) == 0)
+			return (i);
+	}
+	return (-1);
+}
+
+int64_t
+toxic_attr(const struct toxic *t, const char *name)
+{
+	const struct toxic_attr	*a;
+	int			 i;
+
+	for (i = 0, a = t->type->attrs; a != NULL && a->name != NULL;
+	    a++, i++) {
+		if (strcmp(a->name, name) == 0)
+			return (t->attr[i]);
+	}
+	return (0);
+}
+
+json_t *
+toxic_json(const struct toxic *t)
+{
+	const struct toxic_attr	*a;
+	json_t			*attrs;
+	const uint64_t		 sched[] = { t->after_bytes, t->after_ms,
+				    t->duration_ms, t->every, t->first };
+	int			 i;
+
+	attrs = json_object();
+	for (i = 0, a = t->type->attrs; a != NULL && a->name != NULL;
+	    a++, i++)
+		json_object_set_new(attrs, a->name, json_integer(t->attr[i]));
+	/* Scheduling attributes only when set: Toxiproxy clients never are. */
+	for (i = 0, a = sched_attrs; a->name != NULL; a++, i++) {
+		if ((int64_t)sched[i] != a->def)
+			json_object_set_new(attrs, a->name,
+			    json_integer((json_int_t)sched[i]));
+	}
+	return (json_pack("{s:s, s:s, s:s, s:f, s:o}",
+	    "name", t->name,
+	    "type", t->type->name,
+	    "stream", toxic_stream_name(t->stream),
+	    "toxicity", t->toxicity,
+	    "attributes", attrs));
+}
+
+/* --- links ----------------------------------------------------------- */
+
+struct event_base *
+link_base(struct link *l)
+{
+	return (session_base(l->dir->session));
+}
+
+struct event *
+link_timer_new(struct link *l, void (*cb)(evutil_socket_t, short, void *))
+{
+	struct event	*ev;
+
+	if ((ev = evtimer_new(link_base(l), cb, l)) == NULL)
+		fatalx("evtimer_new");
+	return (ev);
+}
+
+uint64_t
+link_random(struct link *l)
+{
+	return (prng_next(&l->rng));
+}
+
+uint64_t
+link_random_range(struct link *l, uint64_t n)
+{
+	return (prng_range(&l->rng, n));
+}
+
+double
+link_random_unit(struct link *l)
+{
+	return (prng_unit(&l->rng));
+}
+
+void
+link_timer_in_ms(struct event *ev, uint64_t ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(ev, &tv);
+}
+
+/*
+ * Arm ev to fire at the monotonic time when_ns, never before it: the
+ * loop's cached time is refreshed first and the delay rounded up to the
+ * next microsecond. Callbacks still check the clock, as timers may fire
+ * up to a clock tick early on some kernels.
+ */
+void
+link_timer_at(struct link *l, struct event *ev, uint64_t when_ns)
+{
+	struct timeval	tv;
+	uint64_t	now, us;
+
+	event_base_update_cache_time(link_base(l));
+	now = util_now_ns();
+	us = when_ns > now ? (when_ns - now + 999) / 1000 : 0;
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
+	evtimer_add(ev, &tv);
+}
+
+static void
+link_activate(struct link *l)
+{
+	struct toxic	*t = l->toxic;
+
+	l->state = LINK_ACTIVE;
+	t->applied++;
+	t->proxy->stats.toxics_applied++;
+	if (t->duration_ms > 0)
+		link_timer_in_ms(l->sched_ev, t->duration_ms);
+	if (t->type->start != NULL)
+		t->type->start(l);
+}
+
+/* Active once after_ms has passed since accept and after_bytes were seen. */
+static void
+link_try_activate(struct link *l)
+{
+	struct toxic	*t = l->toxic;
+	uint64_t	 age_ms;
+
+	if (l->state != LINK_PENDING || l->bytes < t->after_bytes)
+		return;
+	age_ms = (util_now_ns() - l->dir->session->t_accept) / 1000000;
+	if (age_ms < t->after_ms) {
+		if (!evtimer_pending(l->sched_ev, NULL))
+			link_timer_in_ms(l->sched_ev, t->after_ms - age_ms);
+		return;
+	}
+	evtimer_del(l->sched_ev);
+	link_activate(l);
+}
+
+static void
+link_deactivate(struct link *l)
+{
+	if (l->state != LINK_ACTIVE)
+		return;
+	l->state = LINK_DONE;
+	if (l->toxic->type->stop != NULL)
+		l->toxic->type->stop(l);
+	if (l->stalling)
+		link_stall(l, 0);
+}
+
+static void
+link_sched_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct link	*l = arg;
+
+	if (l->state == LINK_PENDING)
+		link_try_activate(l);
+	else if (l->state == LINK_ACTIVE)
+		link_deactivate(l);	/* duration_ms is over */
+	dir_update_read(l->dir);
+}
+
+/*
+ * Put toxic t on a connection's direction. The connection's ordinal for
+ * this toxic (every, first) and its toxicity roll are decided here, once.
+ */
+void
+toxic_attach(struct toxic *t, struct dir *d, uint64_t conn)
+{
+	struct session	*s = d->session;
+	struct link	*l;
+	uint64_t	 k;
+	double		 roll;
+	int		 chosen;
+
+	if (t->type->flags & TOXIC_F_LISTENER)
+		return;
+	l = xcalloc(1, sizeof(*l));
+	l->dir = d;
+	l->toxic = t;
+	if (t->type->state_size > 0)
+		l->state_data = xcalloc(1, t->type->state_size);
+	l->sched_ev = link_timer_new(l, link_sched_cb);
+	prng_init(&l->rng, s->proxy->tardy->seed, s->proxy->name, conn,
+	    (int)t->stream, t->name);
+
+	k = ++t->nconns;
+	roll = prng_unit(&l->rng);
+	chosen = (k - 1) % t->every == 0 && (t->first == 0 || k <= t->first) &&
+	    roll < t->toxicity;
+	l->state = chosen ? LINK_PENDING : LINK_IDLE;
+	events_toxic(l, chosen ? EVENT_TOXIC_ACTED : EVENT_TOXIC_SKIPPED, roll);
+	TAILQ_INSERT_TAIL(&d->links, l, entry);
+	link_try_activate(l);
+}
+
+void
+toxic_attach_all(struct session *s)
+{
+	struct toxic	*t;
+
+	TAILQ_FOREACH(t, &s->proxy->toxics, entry)
+		toxic_attach(t, session_dir(s, t->stream), s->id);
+}
+
+void
+link_free(struct link *l)
+{
+	struct dir	*d = l->dir;
+
+	if (l->toxic->type->free != NULL)
+		l->toxic->type->free(l);
+	if (l->stalling)
+		d->stalls--;
+	d->held -= l->held;
+	TAILQ_REMOVE(&d->links, l, entry);
+	event_free(l->sched_ev);
+	free(l->state_data);
+	free(l);
+}
+
+/* Take a link off an open connection: what it held is passed on. */
+static void
+link_remove(struct link *l)
+{
+	struct dir	*d = l->dir;
+
+	l->removing = 1;
+	link_deactivate(l);
+	link_free(l);
+	dir_update_read(d);
+}
+
+void
+link_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
+{
+	struct toxic	*t = l->toxic;
+	struct evbuffer	*head;
+	size_t		 len, n;
+
+	while ((len = evbuffer_get_length(buf)) > 0) {
+		if (l->state == LINK_ACTIVE) {
+			l->bytes += len;
+			if (t->type->data != NULL)
+				t->type->data(l, buf, t_ns);
+			else
+				link_forward(l, buf, t_ns);
+			return;
+		}
+		if (l->state != LINK_PENDING || l->bytes >= t->after_bytes) {
+			l->bytes += len;
+			link_forward(l, buf, t_ns);
+			return;
+		}
+		/* Bytes before after_bytes pass untouched. */
+		n = t->after_bytes - l->bytes;
+		if (n >= len) {
+			l->bytes += len;
+			link_forward(l, buf, t_ns);
+			link_try_activate(l);
+			return;
+		}
+		if ((head = evbuffer_new()) == NULL)
+			fatalx("evbuffer_new");
+		evbuffer_remove_buffer(buf, head, n);
+		l->bytes += n;
+		link_forward(l, head, t_ns);
+		evbuffer_free(head);
+		link_try_activate(l);
+		if (l->state == LINK_PENDING) {
+			/* Still waiting for after_ms: the rest passes too. */
+			l->bytes += evbuffer_get_length(buf);
+			link_forward(l, buf, t_ns);
+			return;
+		}
+	}
+}
+
+void
+link_eof(struct link *l)
+{
+	if (l->state == LINK_ACTIVE && l->toxic->type->eof != NULL)
+		l->toxic->type->eof(l);
+	else
+		link_forward_eof(l);
+}
+
+void
+link_forward(struct link *l, struct evbuffer *buf, uint64_t t_ns)
+{
+	struct link	*next = TAILQ_NEXT(l, entry);
+
+	if (next != NULL)
+		link_data(next, buf, t_ns);
+	else
+		dir_deliver(l->dir, buf);
+}
+
+void
+link_forward_eof(struct link *l)
+{
+	struct link	*next = TAILQ_NEXT(l, entry);
+
+	if (next != NULL)
+		link_eof(next);
+	else
+		dir_deliver_eof(l->dir);
+}
+
+void
+link_held(struct link *l, ssize_t delta)
+{
+	l->held += (size_t)delta;
+	l->dir->held += (size_t)delta;
+	if (delta < 0)
+		dir_update_read(l->dir);
+}
+
+void
+link_stall(struct link *l, int on)
+{
+	if (l->stalling == !!on)
+		return;
+	l->stalling = !!on;
+	l->dir->stalls += on ? 1 : -1;
+	dir_update_read(l->dir);
+}
+
+void
+link_close(struct link *l, const char *reason)
+{
+	session_close_later(l->dir->session, reason, 0);
+}
+
+void
+link_reset(struct link *l, const char *reason)
+{
+	session_close_later(l->dir->session, reason,
+	    SESSION_RST_CLIENT | SESSION_RST_UPSTREAM);
+}
+
+/* --- toxics on proxies ----------------------------------------------- */
+
+/*
+ * Listener toxics (drop_syn, refuse) act on the proxy as a whole: from
+ * after_ms after they are added, for duration_ms.
+ */
+static void
+toxic_listener_set(struct toxic *t, int on)
+{
+	if (t->listener_active == on)
+		return;
+	t->listener_active = on;
+	if (on) {
+		t->applied++;
+		t->proxy->stats.toxics_applied++;
+		t->type->listener_start(t);
+	} else
+		t->type->listener_stop(t);
+}
+
+static void
+toxic_listener_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct toxic	*t = arg;
+
+	if (!t->listener_active) {
+		toxic_listener_set(t, 1);
+		if (t->duration_ms > 0)
+			link_timer_in_ms(t->listener_ev, t->duration_ms);
+	} else
+		toxic_listener_set(t, 0);
+}
+
+static void
+toxic_listener_schedule(struct toxic *t)
+{
+	struct event_base	*base = t->proxy->tardy->base;
+
+	if (t->listener_ev == NULL &&
+	    (t->listener_ev = evtimer_new(base, toxic_listener_cb, t)) == NULL)
+		fatalx("evtimer_new");
+	evtimer_del(t->listener_ev);
+	if (t->after_ms > 0)
+		link_timer_in_ms(t->listener_ev, t->after_ms);
+	else
+		toxic_listener_cb(-1, 0, t);
+}
+
+void
+proxy_add_toxic(struct proxy *p, struct toxic *t)
+{
+	struct session	*s;
+
+	t->proxy = p;
+	TAILQ_INSERT_TAIL(&p->toxics, t, entry);
+	if (t->type->flags & TOXIC_F_LISTENER) {
+		toxic_listener_schedule(t);
+		return;
+	}
+	TAILQ_FOREACH(s, &p->sessions, entry) {
+		if (s->state != SESSION_CLOSING)
+			toxic_attach(t, session_dir(s, t->stream), s->id);
+	}
+}
+
+static struct link *
+dir_find_link(struct dir *d, struct toxic *t)
+{
+	struct link	*l;
+
+	TAILQ_FOREACH(l, &d->links, entry) {
+		if (l->toxic == t)
+			return (l);
+	}
+	return (NULL);
+}
+
+void
+proxy_remove_toxic(struct proxy *p, struct toxic *t)
+{
+	struct session	*s, *next;
+	struct link	*l;
+
+	for (s = TAILQ_FIRST(&p->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if ((l = dir_find_link(session_dir(s, t->stream), t)) != NULL)
+			link_remove(l);
+	}
+	if (t->type->flags & TOXIC_F_LISTENER)
+		toxic_listener_set(t, 0);
+	TAILQ_REMOVE(&p->toxics, t, entry);
+	toxic_free(t);
+}
+
+/*
+ * Change attributes and toxicity in place, all or nothing. Links already
+ * rolled keep their decision; the new values act at once.
+ */
+int
+toxic_update(struct toxic *t, json_t *attrs, double toxicity,
+    int has_toxicity, char *err, size_t errlen)
+{
+	struct toxic	 tmp = *t;
+	struct session	*s;
+	struct link	*l;
+
+	if (has_toxicity &&
+	    toxic_check_toxicity(t->type, toxicity, err, errlen) == -1)
+		return (-1);
+	if (toxic_parse_attrs(&tmp, attrs, 0, err, errlen) == -1)
+		return (-1);
+	memcpy(t->attr, tmp.attr, sizeof(t->attr));
+	t->after_bytes = tmp.after_bytes;
+	t->after_ms = tmp.after_ms;
+	t->duration_ms = tmp.duration_ms;
+	t->every = tmp.every;
+	t->first = tmp.first;
+	if (has_toxicity)
+		t->toxicity = toxicity;
+	if (t->type->flags & TOXIC_F_LISTENER)
+		return (0);
+	TAILQ_FOREACH(s, &t->proxy->sessions, entry) {
+		l = dir_find_link(session_dir(s, t->stream), t);
+		if (l != NULL && l->state == LINK_ACTIVE &&
+		    t->type->update != NULL)
+			t->type->update(l);
+	}
+	return (0);
+}

@@ -1,0 +1,151 @@
+/*
+ * bandwidth: caps throughput at rate KB/s (1 KB = 1000 bytes). Data is
+ * sent in slices of 10 ms worth, each slice after the time the previous
+ * one took at that rate, so the pace holds for long and short transfers
+ * alike. rate 0 lets nothing through.
+ */
+#include "autoconf.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "toxic_types.h"
+#include "util.h"
+
+enum { A_RATE };
+
+static const struct toxic_attr bandwidth_attrs[] = {
+	{ "rate",	0, 100000000,	0, 0 },	/* KB/s, up to 100 GB/s */
+	{ NULL,		0, 0,		0, 0 },
+};
+
+struct bandwidth {
+	struct evbuffer	*queue;
+	struct event	*timer;
+	uint64_t	 next_ns;	/* when the next slice may go */
+	int		 eof;
+};
+
+static void	bandwidth_pump(struct link *);
+
+static void
+bandwidth_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	bandwidth_pump(arg);
+}
+
+static void
+bandwidth_pump(struct link *l)
+{
+	struct bandwidth	*st = link_state(l);
+	uint64_t		 rate = (uint64_t)link_attr(l, A_RATE) * 1000;
+	uint64_t		 now, slice;
+	size_t			 len, n;
+	struct evbuffer		*out;
+
+	while ((len = evbuffer_get_length(st->queue)) > 0) {
+		if (rate == 0)
+			return;
+		now = util_now_ns();
+		if (st->next_ns > now) {
+			link_timer_at(l, st->timer, st->next_ns);
+			return;
+		}
+		if (st->next_ns + 10000000 < now)
+			st->next_ns = now;	/* idle: no burst credit */
+		slice = rate / 100;
+		n = len < slice ? len : (slice > 0 ? slice : 1);
+		if ((out = evbuffer_new()) == NULL)
+			fatalx("evbuffer_new");
+		evbuffer_remove_buffer(st->queue, out, n);
+		link_held(l, -(ssize_t)n);
+		st->next_ns += (uint64_t)n * 1000000000 / rate;
+		link_forward(l, out, now);
+		evbuffer_free(out);
+	}
+	if (st->eof) {
+		st->eof = 0;
+		link_forward_eof(l);
+	}
+}
+
+static void
+bandwidth_start(struct link *l)
+{
+	struct bandwidth	*st = link_state(l);
+
+	if ((st->queue = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	st->timer = link_timer_new(l, bandwidth_timer_cb);
+}
+
+static void
+bandwidth_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
+{
+	struct bandwidth	*st = link_state(l);
+
+	link_held(l, (ssize_t)evbuffer_get_length(buf));
+	evbuffer_add_buffer(st->queue, buf);
+	if (!evtimer_pending(st->timer, NULL))
+		bandwidth_pump(l);
+}
+
+static void
+bandwidth_eof(struct link *l)
+{
+	struct bandwidth	*st = link_state(l);
+
+	st->eof = 1;
+	if (!evtimer_pending(st->timer, NULL))
+		bandwidth_pump(l);
+}
+
+static void
+bandwidth_update(struct link *l)
+{
+	struct bandwidth	*st = link_state(l);
+
+	evtimer_del(st->timer);
+	st->next_ns = 0;
+	bandwidth_pump(l);
+}
+
+static void
+bandwidth_stop(struct link *l)
+{
+	struct bandwidth	*st = link_state(l);
+	size_t			 n = evbuffer_get_length(st->queue);
+
+	evtimer_del(st->timer);
+	link_held(l, -(ssize_t)n);
+	link_forward(l, st->queue, util_now_ns());
+	if (st->eof) {
+		st->eof = 0;
+		link_forward_eof(l);
+	}
+}
+
+static void
+bandwidth_free(struct link *l)
+{
+	struct bandwidth	*st = link_state(l);
+
+	if (st->timer != NULL)
+		event_free(st->timer);
+	if (st->queue != NULL)
+		evbuffer_free(st->queue);
+}
+
+const struct toxic_type toxic_bandwidth = {
+	.name = "bandwidth",
+	.doc = "limits throughput to rate KB/s",
+	.attrs = bandwidth_attrs,
+	.state_size = sizeof(struct bandwidth),
+	.start = bandwidth_start,
+	.stop = bandwidth_stop,
+	.data = bandwidth_data,
+	.eof = bandwidth_eof,
+	.update = bandwidth_update,
+	.free = bandwidth_free,
+};

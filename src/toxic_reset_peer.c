@@ -1,0 +1,63 @@
+/*
+ * reset_peer: timeout ms after the toxic starts acting, the connection is
+ * reset: both peers' next call fails with ECONNRESET. Data passes until
+ * then.
+ */
+#include "autoconf.h"
+
+#include <event2/event.h>
+
+#include "toxic_types.h"
+
+enum { A_TIMEOUT };
+
+static const struct toxic_attr reset_peer_attrs[] = {
+	{ "timeout",	0, 86400000,	0, 0 },
+	{ NULL,		0, 0,		0, 0 },
+};
+
+struct reset_peer {
+	struct event	*timer;
+};
+
+static void
+reset_peer_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	link_reset(arg, "reset_peer toxic");
+}
+
+static void
+reset_peer_start(struct link *l)
+{
+	struct reset_peer	*st = link_state(l);
+
+	st->timer = link_timer_new(l, reset_peer_timer_cb);
+	link_timer_in_ms(st->timer, (uint64_t)link_attr(l, A_TIMEOUT));
+}
+
+static void
+reset_peer_stop(struct link *l)
+{
+	struct reset_peer	*st = link_state(l);
+
+	evtimer_del(st->timer);
+}
+
+static void
+reset_peer_free(struct link *l)
+{
+	struct reset_peer	*st = link_state(l);
+
+	if (st->timer != NULL)
+		event_free(st->timer);
+}
+
+const struct toxic_type toxic_reset_peer = {
+	.name = "reset_peer",
+	.doc = "resets the connection (RST) after timeout ms",
+	.attrs = reset_peer_attrs,
+	.state_size = sizeof(struct reset_peer),
+	.start = reset_peer_start,
+	.stop = reset_peer_stop,
+	.free = reset_peer_free,
+};

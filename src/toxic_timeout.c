@@ -1,0 +1,94 @@
+/*
+ * timeout: data in the stream is read and thrown away; once timeout ms
+ * pass with no data, the connection is closed. 0 never closes. Removing
+ * the toxic closes the connections it was holding, as in Toxiproxy: what
+ * it swallowed cannot be given back.
+ */
+#include "autoconf.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "toxic_types.h"
+
+enum { A_TIMEOUT };
+
+static const struct toxic_attr timeout_attrs[] = {
+	{ "timeout",	0, 86400000,	0, 0 },
+	{ NULL,		0, 0,		0, 0 },
+};
+
+struct timeout {
+	struct event	*timer;
+};
+
+static void
+timeout_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	link_close(arg, "timeout toxic");
+}
+
+static void
+timeout_arm(struct link *l)
+{
+	struct timeout	*st = link_state(l);
+
+	if (link_attr(l, A_TIMEOUT) > 0)
+		link_timer_in_ms(st->timer, (uint64_t)link_attr(l, A_TIMEOUT));
+	else
+		evtimer_del(st->timer);
+}
+
+static void
+timeout_start(struct link *l)
+{
+	struct timeout	*st = link_state(l);
+
+	st->timer = link_timer_new(l, timeout_timer_cb);
+	timeout_arm(l);
+}
+
+static void
+timeout_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
+{
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	timeout_arm(l);
+}
+
+static void
+timeout_eof(struct link *l)
+{
+	/* Swallowed like the data: the other side sees nothing. */
+}
+
+static void
+timeout_stop(struct link *l)
+{
+	struct timeout	*st = link_state(l);
+
+	evtimer_del(st->timer);
+	if (l->removing)
+		link_close(l, "timeout toxic removed");
+}
+
+static void
+timeout_free(struct link *l)
+{
+	struct timeout	*st = link_state(l);
+
+	if (st->timer != NULL)
+		event_free(st->timer);
+}
+
+const struct toxic_type toxic_timeout = {
+	.name = "timeout",
+	.doc = "swallows data; closes after timeout ms without data",
+	.attrs = timeout_attrs,
+	.state_size = sizeof(struct timeout),
+	.start = timeout_start,
+	.stop = timeout_stop,
+	.data = timeout_data,
+	.eof = timeout_eof,
+	.update = timeout_arm,
+	.free = timeout_free,
+};

@@ -1,0 +1,109 @@
+/*
+ * Helpers shared by the daemon's modules.
+ */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+uint64_t
+util_now_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
+}
+
+/* Strict unsigned decimal (or 0x hex): no sign, no space, no trailer. */
+int
+util_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char			*end;
+	unsigned long long	 v;
+
+	if (!isdigit((unsigned char)*s))
+		return (-1);
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno != 0 || *end != '\0' || v > max)
+		return (-1);
+	*out = v;
+	return (0);
+}
+
+int
+util_parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t	i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = 1;
+			return (0);
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = 0;
+			return (0);
+		}
+	}
+	return (-1);
+}
+
+/*
+ * Names of proxies and toxics appear in URL paths, config section headers
+ * and metrics labels: printable ASCII without '/', whitespace, quotes or
+ * backslashes.
+ */
+int
+util_name_valid(const char *s)
+{
+	size_t	n = 0;
+
+	for (; *s != '\0'; s++, n++) {
+		if (*s <= ' ' || *s >= 0x7f || *s == '/' || *s == '"' ||
+		    *s == '\\' || *s == '[' || *s == ']')
+			return (0);
+	}
+	return (n > 0 && n <= NAME_MAX_LEN);
+}
+
+/* Make the next close() send RST instead of FIN. */
+int
+util_set_linger0(int fd)
+{
+	struct linger	l = { .l_onoff = 1, .l_linger = 0 };
+
+	return (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)));
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+	void	*p;
+
+	if ((p = calloc(n, size)) == NULL)
+		fatal("calloc");
+	return (p);
+}
+
+char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL)
+		fatal("strdup");
+	return (p);
+}

@@ -1,0 +1,22 @@
+/*
+ * Small helpers shared by the daemon's modules: clocks, strict number
+ * parsing, object names, socket options.
+ */
+#ifndef TARDY_UTIL_H
+#define TARDY_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NAME_MAX_LEN	128
+
+uint64_t	 util_now_ns(void);
+#define util_now_ms()	(util_now_ns() / 1000000)
+int		 util_parse_u64(const char *, uint64_t, uint64_t *);
+int		 util_parse_bool(const char *, int *);
+int		 util_name_valid(const char *);
+int		 util_set_linger0(int);
+void		*xcalloc(size_t, size_t);
+char		*xstrdup(const char *);
+
+#endif
