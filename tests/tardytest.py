@@ -1,0 +1,336 @@
+"""Shared helpers for tardy's Python integration tests.
+
+Each test script defines test_* functions and ends with
+``tardytest.main(globals())``, which runs them in order and reports TAP
+(one line per test, read by automake's tap-driver). Every test runs under
+an alarm so a hang fails fast instead of stalling the suite.
+
+Everything here talks to real sockets on loopback only.
+"""
+
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+TARDYD = os.environ.get("TARDYD", os.path.join(os.getcwd(), "tardyd"))
+TARDYCTL = os.environ.get("TARDYCTL", os.path.join(os.getcwd(), "tardyctl"))
+TOP_SRCDIR = os.environ.get("TOP_SRCDIR", os.getcwd())
+# Under AddressSanitizer everything is slower: start-up waits scale, the
+# assertions on injected timing do not.
+SLOW = float(os.environ.get("TARDY_TEST_SLOW", "1"))
+
+
+def now():
+    return time.monotonic()
+
+
+class Tardyd:
+    """A tardyd started on ephemeral ports, stopped (by PID) on exit."""
+
+    def __init__(self, config=None, args=(), env=None, wait=True):
+        self.dir = tempfile.mkdtemp(prefix="tardytest.")
+        self.ready_file = os.path.join(self.dir, "ready.json")
+        self.stderr_path = os.path.join(self.dir, "stderr")
+        self.config_path = None
+        argv = [TARDYD, "--ready-file", self.ready_file]
+        if not any(a in ("-a", "--api") or a.startswith("--api=")
+                   for a in args):
+            argv += ["-a", "127.0.0.1:0"]
+        if config is not None:
+            self.config_path = os.path.join(self.dir, "tardy.conf")
+            self.write_config(config)
+            argv += ["-c", self.config_path]
+        argv += list(args)
+        self.stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr, env=env)
+        self.ready = None
+        if wait:
+            self.wait_ready()
+
+    def write_config(self, text):
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.config_path)
+
+    def read_ready(self):
+        try:
+            with open(self.ready_file) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, generation=0, timeout=5.0):
+        deadline = now() + timeout * SLOW
+        while now() < deadline:
+            r = self.read_ready()
+            if r is not None and r["generation"] >= generation:
+                self.ready = r
+                return r
+            if self.proc.poll() is not None:
+                raise AssertionError("tardyd exited with %d: %s" %
+                                     (self.proc.returncode, self.log()))
+            time.sleep(0.002)
+        raise AssertionError("tardyd not ready after %.1f s: %s" %
+                             (timeout, self.log()))
+
+    def reload(self):
+        gen = self.ready["generation"] + 1
+        self.proc.send_signal(signal.SIGHUP)
+        return self.wait_ready(generation=gen)
+
+    def log(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    @property
+    def api_url(self):
+        a = self.ready["api"]
+        return "http://" + a
+
+    def proxy_addr(self, name):
+        return parse_addr(self.ready["proxies"][name])
+
+    def api(self, method, path, body=None, headers=None, raw=None):
+        """Returns (status, parsed JSON or text or None)."""
+        return http(method, self.api_url + path, body, headers, raw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+        return self.proc.returncode
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def parse_addr(s):
+    """'127.0.0.1:80' | '[::1]:80' | 'unix:/p' -> (family, sockaddr)."""
+    if s.startswith("unix:"):
+        return socket.AF_UNIX, s[5:]
+    if s.startswith("["):
+        host, port = s[1:].split("]:")
+        return socket.AF_INET6, (host, int(port))
+    host, port = s.rsplit(":", 1)
+    return socket.AF_INET, (host, int(port))
+
+
+def connect(addr, timeout=2.0):
+    fam, sa = addr
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sa)
+    return s
+
+
+def http(method, url, body=None, headers=None, raw=None):
+    data = raw
+    hdrs = {"User-Agent": "tardytest"}
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    if headers:
+        hdrs.update(headers)
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=5 * SLOW) as r:
+            status, payload = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, payload = e.code, e.read()
+    if not payload:
+        return status, None
+    try:
+        return status, json.loads(payload)
+    except ValueError:
+        return status, payload.decode(errors="replace")
+
+
+class Server:
+    """A threaded TCP (or unix) server on an ephemeral port.
+
+    handler(conn) runs in its own thread for each connection. Stopped and
+    its threads joined on close().
+    """
+
+    def __init__(self, handler, family=socket.AF_INET, host="127.0.0.1",
+                 path=None, backlog=128):
+        self.handler = handler
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_UNIX:
+            self.sock.bind(path)
+            self.addr = (family, path)
+        else:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((host, 0))
+            self.addr = (family, self.sock.getsockname()[:2])
+        self.sock.listen(backlog)
+        self.sock.settimeout(0.1)
+        self.stopping = False
+        self.conns = []
+        self.threads = []
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def spec(self):
+        fam, sa = self.addr
+        if fam == socket.AF_UNIX:
+            return "unix:" + sa
+        if fam == socket.AF_INET6:
+            return "[%s]:%d" % sa
+        return "%s:%d" % sa
+
+    def _loop(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            c.settimeout(10 * SLOW)
+            self.conns.append(c)
+            t = threading.Thread(target=self._run, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _run(self, c):
+        try:
+            self.handler(c)
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def echo_handler(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            return
+        c.sendall(d)
+
+
+def echo_server(**kw):
+    return Server(echo_handler, **kw)
+
+
+def recv_exactly(s, n, timeout=5.0):
+    deadline = now() + timeout
+    out = b""
+    while len(out) < n:
+        s.settimeout(max(0.001, deadline - now()))
+        d = s.recv(n - len(out))
+        if not d:
+            break
+        out += d
+    return out
+
+
+def expect(cond, msg="expectation failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def expect_between(value, lo, hi, what="value"):
+    if not (lo <= value < hi):
+        raise AssertionError("%s = %.4f, expected in [%.4f, %.4f)" %
+                             (what, value, lo, hi))
+
+
+def skip(reason):
+    raise SkipTest(reason)
+
+
+class SkipTest(Exception):
+    pass
+
+
+def have_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+def main(namespace, timeout=60):
+    tests = [(n, f) for n, f in namespace.items()
+             if n.startswith("test_") and callable(f)]
+    only = os.environ.get("TARDY_TEST_ONLY")
+    if only:
+        tests = [(n, f) for n, f in tests if only in n]
+    print("1..%d" % len(tests))
+    sys.stdout.flush()
+    failed = 0
+
+    def on_alarm(signum, frame):
+        raise AssertionError("test timed out after %d s" % timeout)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    for i, (name, fn) in enumerate(tests, 1):
+        t0 = now()
+        signal.alarm(int(timeout * SLOW))
+        try:
+            fn()
+            print("ok %d - %s (%.0f ms)" % (i, name, (now() - t0) * 1000))
+        except SkipTest as e:
+            print("ok %d - %s # SKIP %s" % (i, name, e))
+        except Exception:
+            failed += 1
+            print("not ok %d - %s" % (i, name))
+            for line in traceback.format_exc().splitlines():
+                print("# " + line)
+        finally:
+            signal.alarm(0)
+        sys.stdout.flush()
+    return sys.exit(1 if failed else 0)
