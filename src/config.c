@@ -48,7 +48,7 @@ static const char *const tardy_keys[] = {
 	"api", "api_token", "seed", "log_level", NULL
 };
 static const char *const proxy_keys[] = {
-	"listen", "upstream", "enabled", "connect_timeout", NULL
+	"listen", "upstream", "enabled", "connect_timeout", "rcvbuf", NULL
 };
 
 struct config *
@@ -168,7 +168,8 @@ config_proxy_equal(const struct proxy_conf *a, const struct proxy_conf *b)
 	    addr_equal(&a->listen, &b->listen) &&
 	    addr_equal(&a->upstream, &b->upstream) &&
 	    a->enabled == b->enabled &&
-	    a->connect_timeout == b->connect_timeout);
+	    a->connect_timeout == b->connect_timeout &&
+	    a->rcvbuf == b->rcvbuf);
 }
 
 static struct proxy_conf *
@@ -295,6 +296,13 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 			    "(milliseconds, 1 to 3600000)", value);
 		else
 			pc->connect_timeout = (unsigned int)v;
+	} else if (strcmp(key, "rcvbuf") == 0) {
+		if (util_parse_u64(value, CONFIG_MAX_RCVBUF, &v) == -1)
+			config_error(ctx->conf, ctx->lineno,
+			    "rcvbuf: invalid value \"%s\" (bytes, 0 to %d; "
+			    "0 = kernel default)", value, CONFIG_MAX_RCVBUF);
+		else
+			pc->rcvbuf = (unsigned int)v;
 	}
 }
 
@@ -579,6 +587,72 @@ out:
 	return (rc);
 }
 
+/*
+ * --toxic PROXY:TYPE[:KEY=VALUE[,KEY=VALUE...]], where the keys are those
+ * of a [toxic PROXY NAME] section: name, stream, toxicity and the type's
+ * attributes. The name defaults to TYPE_STREAM, as in the API.
+ */
+int
+config_add_toxic_arg(struct config *conf, const char *arg)
+{
+	struct toxic_conf	*tc;
+	struct parse_ctx	 ctx;
+	char			*copy, *type, *kvs, *kv, *eq, *save;
+	int			 rc = -1;
+
+	copy = xstrdup(arg);
+	if ((type = strchr(copy, ':')) == NULL || type == copy ||
+	    type[1] == '\0') {
+		config_error(conf, -1, "--toxic %s: expected "
+		    "PROXY:TYPE[:KEY=VALUE,...]", arg);
+		goto out;
+	}
+	*type++ = '\0';
+	if ((kvs = strchr(type, ':')) != NULL)
+		*kvs++ = '\0';
+	tc = xcalloc(1, sizeof(*tc));
+	tc->proxy = xstrdup(copy);
+	tc->type = xstrdup(type);
+	tc->attributes = json_object();
+	tc->lines = json_object();
+	tc->line = -1;
+	TAILQ_INSERT_TAIL(&conf->toxics, tc, entry);
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.conf = conf;
+	ctx.toxic = tc;
+	ctx.lineno = -1;
+	for (kv = kvs != NULL ? strtok_r(kvs, ",", &save) : NULL; kv != NULL;
+	    kv = strtok_r(NULL, ",", &save)) {
+		if ((eq = strchr(kv, '=')) == NULL || eq == kv) {
+			config_error(conf, -1, "--toxic %s: expected KEY=VALUE, "
+			    "got \"%s\"", arg, kv);
+			goto out;
+		}
+		*eq++ = '\0';
+		if (strcmp(kv, "name") == 0) {
+			free(tc->name);
+			tc->name = xstrdup(eq);
+		} else if (strcmp(kv, "type") == 0) {
+			config_error(conf, -1, "--toxic %s: give the type "
+			    "before the attributes", arg);
+			goto out;
+		} else
+			handle_toxic(&ctx, kv, eq);
+	}
+	if (tc->name == NULL) {
+		char	name[NAME_MAX_LEN + 32];
+
+		snprintf(name, sizeof(name), "%s_%s", tc->type,
+		    tc->stream != NULL ? tc->stream : "downstream");
+		tc->name = xstrdup(name);
+	}
+	rc = 0;
+out:
+	free(copy);
+	return (rc);
+}
+
 int
 config_set_api(struct config *conf, const char *s)
 {
@@ -636,6 +710,16 @@ config_finish(struct config *conf)
 	TAILQ_FOREACH(pc, &conf->proxies, entry)
 		config_check_proxy(conf, pc);
 	TAILQ_FOREACH(tc, &conf->toxics, entry) {
+		struct toxic_conf	*other;
+
+		for (other = TAILQ_NEXT(tc, entry); other != NULL;
+		    other = TAILQ_NEXT(other, entry)) {
+			if (strcmp(tc->proxy, other->proxy) == 0 &&
+			    strcmp(tc->name, other->name) == 0)
+				config_error(conf, other->line, "duplicate "
+				    "toxic \"%s\" on proxy \"%s\"", other->name,
+				    other->proxy);
+		}
 		if (config_find_proxy(conf, tc->proxy) == NULL)
 			config_error(conf, tc->line, "toxic \"%s\": unknown "
 			    "proxy \"%s\"", tc->name, tc->proxy);

@@ -16,6 +16,7 @@
 #define CONFIG_DEFAULT_API		"127.0.0.1:8474"
 #define CONFIG_DEFAULT_SEED		1
 #define CONFIG_DEFAULT_CONNECT_TIMEOUT	5000	/* ms */
+#define CONFIG_MAX_RCVBUF		(64 * 1024 * 1024)	/* bytes */
 
 struct proxy_conf {
 	TAILQ_ENTRY(proxy_conf)	 entry;
@@ -26,6 +27,7 @@ struct proxy_conf {
 	struct addr		 upstream;
 	int			 enabled;
 	unsigned int		 connect_timeout;	/* ms */
+	unsigned int		 rcvbuf;	/* listener SO_RCVBUF, 0: default */
 	int			 line;		/* of the section header */
 	unsigned int		 seen;		/* keys given, for duplicates */
 };
@@ -63,6 +65,7 @@ struct config		*config_new(void);
 void			 config_free(struct config *);
 int			 config_load(struct config *, const char *);
 int			 config_add_proxy_arg(struct config *, const char *);
+int			 config_add_toxic_arg(struct config *, const char *);
 int			 config_set_api(struct config *, const char *);
 int			 config_finish(struct config *);
 struct proxy_conf	*config_find_proxy(struct config *, const char *);

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "events.h"
 #include "log.h"
+#include "notify.h"
 #include "proxy.h"
 #include "tardy.h"
 #include "toxic.h"
@@ -39,6 +40,10 @@ struct plan {
 };
 
 static void	tardy_signal_cb(evutil_socket_t, short, void *);
+static void	tardy_status_cb(evutil_socket_t, short, void *);
+static void	tardy_notify_status(struct tardy *, const char *);
+
+#define TARDY_STATUS_INTERVAL	5	/* seconds between STATUS= updates */
 
 struct config *
 tardy_config_load(const struct tardy_options *opts)
@@ -51,6 +56,8 @@ tardy_config_load(const struct tardy_options *opts)
 		(void)config_load(conf, opts->conf_path);
 	for (i = 0; i < opts->nproxy_args; i++)
 		(void)config_add_proxy_arg(conf, opts->proxy_args[i]);
+	for (i = 0; i < opts->ntoxic_args; i++)
+		(void)config_add_toxic_arg(conf, opts->toxic_args[i]);
 	if (opts->api != NULL)
 		(void)config_set_api(conf, opts->api);
 	if ((token = getenv("TARDY_API_TOKEN")) != NULL && *token != '\0') {
@@ -129,6 +136,7 @@ proxy_matches_conf(const struct proxy *p, const struct proxy_conf *pc)
 	    strcmp(p->upstream_str, pc->upstream_str) == 0 &&
 	    p->enabled == pc->enabled &&
 	    p->connect_timeout == pc->connect_timeout &&
+	    p->rcvbuf == pc->rcvbuf &&
 	    p->from_config == (pc->line >= 0));
 }
 
@@ -199,18 +207,74 @@ tardy_add_conf_toxics(struct tardy *t, struct proxy *p, struct config *conf)
 	}
 }
 
+/* A toxic built from tc would be the same as t: keep t and its links. */
+static int
+tardy_toxic_unchanged(struct toxic *t, struct toxic_conf *tc)
+{
+	struct toxic	*n;
+	char		 err[256];
+	int		 status, same;
+
+	n = toxic_new(NULL, tc->name, tc->type, tc->stream,
+	    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes, err,
+	    sizeof(err), &status);
+	if (n == NULL)
+		return (0);
+	same = toxic_equal(t, n);
+	toxic_free(n);
+	return (same);
+}
+
+/*
+ * On reload, a kept proxy's toxics from the configuration are brought in
+ * line with it: unchanged ones stay (with their decisions on open
+ * connections), changed ones are replaced, removed ones removed, new ones
+ * added. Toxics added through the API are left alone.
+ */
 static void
 tardy_replace_conf_toxics(struct tardy *t, struct proxy *p,
     struct config *conf)
 {
-	struct toxic	*tx, *next;
+	struct toxic_conf	*tc;
+	struct toxic		*tx, *next;
+	char			 err[256];
+	int			 status;
 
 	for (tx = TAILQ_FIRST(&p->toxics); tx != NULL; tx = next) {
 		next = TAILQ_NEXT(tx, entry);
-		if (tx->from_config)
+		if (!tx->from_config)
+			continue;
+		TAILQ_FOREACH(tc, &conf->toxics, entry) {
+			if (strcmp(tc->proxy, p->name) == 0 &&
+			    strcmp(tc->name, tx->name) == 0)
+				break;
+		}
+		if (tc == NULL || !tardy_toxic_unchanged(tx, tc))
 			proxy_remove_toxic(p, tx);
 	}
-	tardy_add_conf_toxics(t, p, conf);
+	TAILQ_FOREACH(tc, &conf->toxics, entry) {
+		if (strcmp(tc->proxy, p->name) != 0)
+			continue;
+		if ((tx = proxy_find_toxic(p, tc->name)) != NULL) {
+			if (!tx->from_config)
+				log_warnx("proxy %s: toxic %s from the "
+				    "configuration replaces the one added "
+				    "through the API", p->name, tc->name);
+			else
+				continue;	/* unchanged */
+			proxy_remove_toxic(p, tx);
+		}
+		tx = toxic_new(p, tc->name, tc->type, tc->stream,
+		    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes,
+		    err, sizeof(err), &status);
+		if (tx == NULL) {
+			log_warnx("proxy %s: toxic %s: %s", p->name, tc->name,
+			    err);
+			continue;
+		}
+		tx->from_config = 1;
+		proxy_add_toxic(p, tx);
+	}
 }
 
 /*
@@ -348,8 +412,39 @@ tardy_start(struct tardy *t)
 		return (-1);
 	log_info("ready: %zu prox%s, seed %llu", t->nproxies,
 	    t->nproxies == 1 ? "y" : "ies", (unsigned long long)t->seed);
+	if (notify_enabled()) {
+		t->status_ev = event_new(t->base, -1, EV_PERSIST,
+		    tardy_status_cb, t);
+		if (t->status_ev == NULL)
+			fatalx("event_new");
+		event_add(t->status_ev, &(const struct timeval){
+		    TARDY_STATUS_INTERVAL, 0 });
+		tardy_notify_status(t, "READY=1\n");
+	}
 	return (0);
 }
+
+/* Tell systemd how we are: proxies and open connections. */
+static void
+tardy_notify_status(struct tardy *t, const char *prefix)
+{
+	struct proxy	*p;
+	size_t		 conns = 0;
+
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		conns += p->nsessions;
+	(void)notify_send("%sSTATUS=%zu prox%s, %zu connection%s open",
+	    prefix, t->nproxies, t->nproxies == 1 ? "y" : "ies", conns,
+	    conns == 1 ? "" : "s");
+}
+
+static void
+tardy_status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	tardy_notify_status(arg, "");
+}
+
+static void	tardy_reload_done(struct tardy *, const char *);
 
 void
 tardy_reload(struct tardy *t)
@@ -359,6 +454,8 @@ tardy_reload(struct tardy *t)
 
 	t->generation++;
 	log_info("reloading configuration");
+	(void)notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)(util_now_ns() / 1000));
 	conf = tardy_config_load(&t->opts);
 	if (conf->nerrors > 0) {
 		tardy_config_print_errors(conf);
@@ -366,16 +463,14 @@ tardy_reload(struct tardy *t)
 		    "configuration", conf->nerrors,
 		    conf->nerrors == 1 ? "" : "s");
 		config_free(conf);
-		t->last_reload = "failed";
-		(void)tardy_write_ready(t);
+		tardy_reload_done(t, "failed");
 		return;
 	}
 	if (tardy_apply(t, conf, err, sizeof(err)) == -1) {
 		log_error("reload failed: %s; keeping the running "
 		    "configuration", err);
 		config_free(conf);
-		t->last_reload = "failed";
-		(void)tardy_write_ready(t);
+		tardy_reload_done(t, "failed");
 		return;
 	}
 	if (!addr_equal(&conf->api, &t->conf->api))
@@ -385,10 +480,17 @@ tardy_reload(struct tardy *t)
 	t->seed = conf->seed;
 	if (t->opts.log_level < 0)
 		log_set_level(conf->log_level);
-	t->last_reload = "ok";
-	(void)tardy_write_ready(t);
 	log_info("configuration reloaded: %zu prox%s", t->nproxies,
 	    t->nproxies == 1 ? "y" : "ies");
+	tardy_reload_done(t, "ok");
+}
+
+static void
+tardy_reload_done(struct tardy *t, const char *how)
+{
+	t->last_reload = how;
+	(void)tardy_write_ready(t);
+	tardy_notify_status(t, "READY=1\n");
 }
 
 /*
@@ -443,6 +545,7 @@ tardy_signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		log_info("%s: shutting down", strsignal(sig));
+		(void)notify_send("STOPPING=1");
 		event_base_loopbreak(t->base);
 		break;
 	}
@@ -460,6 +563,8 @@ tardy_free(struct tardy *t)
 	event_free(t->sig_term);
 	event_free(t->sig_int);
 	event_free(t->sig_hup);
+	if (t->status_ev != NULL)
+		event_free(t->status_ev);
 	config_free(t->conf);
 	event_base_free(t->base);
 	free(t);

@@ -23,6 +23,8 @@ struct tardy_options {
 	const char	 *ready_file;
 	char		**proxy_args;
 	size_t		  nproxy_args;
+	char		**toxic_args;
+	size_t		  ntoxic_args;
 	uint64_t	  seed;
 	int		  seed_set;
 	int		  log_level;	/* -1: from the config */
@@ -41,6 +43,7 @@ struct tardy {
 	struct event		*sig_term;
 	struct event		*sig_int;
 	struct event		*sig_hup;
+	struct event		*status_ev;	/* systemd STATUS= updates */
 	unsigned int		 generation;	/* reloads handled */
 	const char		*last_reload;
 	uint64_t		 t_start;

@@ -27,7 +27,8 @@ usage(int status)
 
 	fprintf(fp,
 "usage: tardyd [-tvqVh] [-c file] [-a address] [-s seed] [--ready-file path]\n"
-"              [--proxy name=listen=upstream]... [--exit-with-parent]\n"
+"              [--proxy name=listen=upstream]... [--toxic spec]...\n"
+"              [--exit-with-parent]\n"
 "\n"
 "  -c, --config FILE        read the configuration from FILE\n"
 "  -a, --api ADDRESS        serve the control API on ADDRESS\n"
@@ -35,6 +36,8 @@ usage(int status)
 "                           default 127.0.0.1:8474)\n"
 "  -s, --seed N             seed for every random decision (default 1)\n"
 "  -p, --proxy N=L=U        add proxy N listening on L, forwarding to U\n"
+"      --toxic P:T[:K=V,...] add a toxic of type T to proxy P; keys are\n"
+"                           name, stream, toxicity and T's attributes\n"
 "      --ready-file PATH    once listening, write the bound addresses to\n"
 "                           PATH as JSON (rewritten after each reload)\n"
 "      --exit-with-parent   exit when the process that started us exits\n"
@@ -56,6 +59,7 @@ main(int argc, char **argv)
 		{ "api",		required_argument,	NULL, 'a' },
 		{ "seed",		required_argument,	NULL, 's' },
 		{ "proxy",		required_argument,	NULL, 'p' },
+		{ "toxic",		required_argument,	NULL, 'T' },
 		{ "ready-file",		required_argument,	NULL, 'r' },
 		{ "exit-with-parent",	no_argument,		NULL, 'P' },
 		{ "check",		no_argument,		NULL, 't' },
@@ -74,6 +78,7 @@ main(int argc, char **argv)
 	memset(&opts, 0, sizeof(opts));
 	opts.log_level = -1;
 	opts.proxy_args = xcalloc((size_t)argc, sizeof(char *));
+	opts.toxic_args = xcalloc((size_t)argc, sizeof(char *));
 	while ((ch = getopt_long(argc, argv, "c:a:s:p:tvqVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -93,6 +98,9 @@ main(int argc, char **argv)
 			break;
 		case 'p':
 			opts.proxy_args[opts.nproxy_args++] = optarg;
+			break;
+		case 'T':
+			opts.toxic_args[opts.ntoxic_args++] = optarg;
 			break;
 		case 'r':
 			opts.ready_file = optarg;
@@ -136,12 +144,14 @@ main(int argc, char **argv)
 		tardy_config_print_errors(conf);
 		config_free(conf);
 		free(opts.proxy_args);
+		free(opts.toxic_args);
 		return (1);
 	}
 	if (check) {
 		printf("configuration OK\n");
 		config_free(conf);
 		free(opts.proxy_args);
+		free(opts.toxic_args);
 		return (0);
 	}
 
@@ -152,5 +162,6 @@ main(int argc, char **argv)
 		rc = event_base_dispatch(t->base) == -1 ? 1 : 0;
 	tardy_free(t);
 	free(opts.proxy_args);
+	free(opts.toxic_args);
 	return (rc);
 }

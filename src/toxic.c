@@ -246,6 +246,18 @@ toxic_new(struct proxy *p, const char *name, const char *type,
 	return (t);
 }
 
+/* Same type, stream, toxicity and attributes (names aside). */
+int
+toxic_equal(const struct toxic *a, const struct toxic *b)
+{
+	return (a->type == b->type && a->stream == b->stream &&
+	    a->toxicity == b->toxicity &&
+	    memcmp(a->attr, b->attr, sizeof(a->attr)) == 0 &&
+	    a->after_bytes == b->after_bytes && a->after_ms == b->after_ms &&
+	    a->duration_ms == b->duration_ms && a->every == b->every &&
+	    a->first == b->first);
+}
+
 void
 toxic_free(struct toxic *t)
 {
