@@ -10,7 +10,8 @@ set -eu
 cd "$(dirname "$0")"
 
 DEPS="build-essential autoconf automake pkg-config libevent-dev \
-libinih-dev libjansson-dev libsystemd-dev check python3 curl"
+libinih-dev libjansson-dev check python3 python3-pytest curl \
+mandoc systemd"
 
 deps() {
 	missing=
