@@ -145,6 +145,11 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	bufferevent_setwatermark(s->upstream, EV_WRITE, DIR_LOW_WATER, 0);
 	bufferevent_setwatermark(s->client, EV_READ, 0, DIR_READ_MAX);
 	bufferevent_setwatermark(s->upstream, EV_READ, 0, DIR_READ_MAX);
+	/* libevent's 16 KiB per call costs a syscall every 16 KiB. */
+	bufferevent_set_max_single_read(s->client, DIR_READ_MAX);
+	bufferevent_set_max_single_read(s->upstream, DIR_READ_MAX);
+	bufferevent_set_max_single_write(s->client, DIR_HIGH_WATER);
+	bufferevent_set_max_single_write(s->upstream, DIR_HIGH_WATER);
 
 	s->id = ++p->next_id;
 	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
@@ -232,13 +237,25 @@ session_close(struct session *s, const char *reason, int flags)
 	free(s);
 }
 
+static int
+session_flushed(struct session *s)
+{
+	return (evbuffer_get_length(bufferevent_get_output(s->client)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(s->upstream)) == 0);
+}
+
 /*
  * Ask for session_close() from the event loop. Both sides stop reading at
- * once; the first reason given wins.
+ * once; the first reason given wins. A graceful close first writes what
+ * is queued for either side (bufferevent_free would drop it: limit_data's
+ * last bytes, say), for at most SESSION_DRAIN_MS; a reset does not wait.
  */
 void
 session_close_later(struct session *s, const char *reason, int flags)
 {
+	struct timeval	tv = { SESSION_DRAIN_MS / 1000,
+			    (SESSION_DRAIN_MS % 1000) * 1000 };
+
 	if (s->state == SESSION_CLOSING)
 		return;
 	s->state = SESSION_CLOSING;
@@ -247,7 +264,11 @@ session_close_later(struct session *s, const char *reason, int flags)
 	bufferevent_disable(s->client, EV_READ);
 	bufferevent_disable(s->upstream, EV_READ);
 	evtimer_del(s->ev);
-	event_active(s->ev, EV_TIMEOUT, 0);
+	if ((flags & (SESSION_RST_CLIENT | SESSION_RST_UPSTREAM)) ||
+	    session_flushed(s))
+		event_active(s->ev, EV_TIMEOUT, 0);
+	else
+		evtimer_add(s->ev, &tv);	/* the write callbacks end it */
 }
 
 static void
@@ -361,6 +382,17 @@ dir_eof(struct dir *d)
 static void
 dir_drained(struct dir *d)
 {
+	struct session	*s = d->session;
+
+	if (s->state == SESSION_CLOSING) {
+		/* Closing gracefully: end once both sides are written. */
+		if (session_flushed(s) && !(s->close_flags &
+		    (SESSION_RST_CLIENT | SESSION_RST_UPSTREAM))) {
+			evtimer_del(s->ev);
+			event_active(s->ev, EV_TIMEOUT, 0);
+		}
+		return;
+	}
 	dir_try_shutdown(d);
 	dir_update_read(d);
 }
