@@ -51,6 +51,10 @@ struct bad {
 	const char	*msg;	/* a phrase the error must contain */
 };
 
+/*
+ * No unresolvable host name here: resolving one would send a DNS query
+ * off this machine. "localhost" above comes from /etc/hosts.
+ */
 static const struct bad bads[] = {
 	{ "",				"invalid address" },
 	{ "127.0.0.1",			"expected host:port" },
@@ -66,7 +70,6 @@ static const struct bad bads[] = {
 	{ "[]:80",			"invalid address" },
 	{ "[127.0.0.1]:80",		"cannot resolve" },
 	{ "unix:",			"empty unix socket path" },
-	{ "no.such.host.invalid:80",	"cannot resolve" },
 };
 
 START_TEST(test_parse_bad)
