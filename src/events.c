@@ -18,18 +18,22 @@
 #include "toxic.h"
 #include "util.h"
 
+/*
+ * Names longer than fit are cut in events (never elsewhere): the ring is
+ * a fixed cost, kept near 1 MiB.
+ */
 struct event_rec {
 	uint64_t	 id;
 	uint64_t	 t_ns;
 	uint64_t	 conn;
-	enum event_kind	 kind;
-	double		 roll;
-	char		 proxy[NAME_MAX_LEN + 1];
-	char		 toxic[NAME_MAX_LEN + 1];
-	char		 peer[64];
-	char		 detail[96];
 	uint64_t	 bytes_up;
 	uint64_t	 bytes_down;
+	double		 roll;
+	enum event_kind	 kind;
+	char		 proxy[64];
+	char		 toxic[64];
+	char		 peer[48];	/* "[v6]:port" fits */
+	char		 detail[64];
 };
 
 struct events {

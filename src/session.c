@@ -1,20 +1,26 @@
 /*
  * The session engine: one proxied connection, both directions.
  *
- * Data read from a direction's source goes through the direction's chain
- * of toxic links (toxic.c) and ends in dir_deliver(), which queues it on
- * the destination. With no link in the chain, bytes move straight from
- * one bufferevent to the other without a copy. Reading a source stops
- * while its destination holds DIR_HIGH_WATER bytes or a toxic stalls it,
- * and resumes when the destination's write callback reports it drained
- * to DIR_LOW_WATER: that bounds memory per connection.
+ * Each socket has one event whose mask follows what the two directions
+ * need of it: read while its direction may take more, write while data
+ * is queued for it. Data read from a direction's source goes through the
+ * direction's chain of toxic links (toxic.c) and ends in dir_deliver().
+ * With no link in the chain, a read goes straight to a write on the
+ * destination, and only what the destination cannot take at once is
+ * queued. Reading a source stops while DIR_HIGH_WATER bytes are queued
+ * for its destination (or held by its toxics), or while a toxic stalls
+ * it, and resumes at DIR_LOW_WATER: that bounds memory per connection.
  *
  * A source's EOF travels the same chain and becomes shutdown(SHUT_WR) on
  * the destination once everything before it was written, so half-closed
  * connections keep flowing the other way. When both directions are shut,
  * the session ends. Every ending goes through session_close(); toxics ask
  * for it through session_close_later(), which runs it from the event loop
- * so no object is freed under a callback still on the stack.
+ * (after writing what is queued, unless it resets) so no object is freed
+ * under a callback still on the stack.
+ *
+ * No bufferevents: two of them cost about 2 KiB per connection, more than
+ * the whole session does without them.
  */
 #include "autoconf.h"
 
@@ -29,7 +35,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "events.h"
@@ -40,13 +45,10 @@
 #include "toxic.h"
 #include "util.h"
 
-static void	session_client_read_cb(struct bufferevent *, void *);
-static void	session_upstream_read_cb(struct bufferevent *, void *);
-static void	session_client_write_cb(struct bufferevent *, void *);
-static void	session_upstream_write_cb(struct bufferevent *, void *);
-static void	session_client_event_cb(struct bufferevent *, short, void *);
-static void	session_upstream_event_cb(struct bufferevent *, short, void *);
-static void	session_timer_cb(evutil_socket_t, short, void *);
+static void	session_client_cb(evutil_socket_t, short, void *);
+static void	session_upstream_cb(evutil_socket_t, short, void *);
+static void	session_drain_cb(evutil_socket_t, short, void *);
+static int	dir_flush(struct dir *, int);
 
 const char *
 session_state_name(enum session_state state)
@@ -56,6 +58,8 @@ session_state_name(enum session_state state)
 		return ("connecting");
 	case SESSION_OPEN:
 		return ("open");
+	case SESSION_DRAINING:
+		return ("draining");
 	case SESSION_CLOSING:
 		return ("closing");
 	}
@@ -74,9 +78,16 @@ session_dir(struct session *s, enum toxic_stream stream)
 	return (stream == TOXIC_UPSTREAM ? &s->up : &s->down);
 }
 
+/* Bytes waiting for the destination, including what toxics hold. */
+size_t
+dir_queued(const struct dir *d)
+{
+	return ((d->out != NULL ? evbuffer_get_length(d->out) : 0) + d->held);
+}
+
 static void
 dir_init(struct session *s, struct dir *d, enum toxic_stream stream,
-    struct bufferevent *src, struct bufferevent *dst)
+    struct side *src, struct side *dst)
 {
 	d->session = s;
 	d->stream = stream;
@@ -85,8 +96,46 @@ dir_init(struct session *s, struct dir *d, enum toxic_stream stream,
 	TAILQ_INIT(&d->links);
 }
 
+/*
+ * Set a side's event to the mask its directions need. The write half
+ * has the connect timeout while connecting.
+ */
+static void
+side_update(struct session *s, struct side *sd)
+{
+	struct dir	*as_src = sd == &s->client ? &s->up : &s->down;
+	struct dir	*as_dst = sd == &s->client ? &s->down : &s->up;
+	struct timeval	 tv;
+	short		 mask = 0;
+
+	if (s->state == SESSION_CONNECTING) {
+		if (sd != &s->upstream)
+			return;
+		mask = EV_WRITE;
+	} else {
+		if (as_src->reading)
+			mask |= EV_READ;
+		if (as_dst->out != NULL && evbuffer_get_length(as_dst->out) > 0)
+			mask |= EV_WRITE;
+	}
+	if (mask == sd->mask)
+		return;
+	event_del(sd->ev);
+	sd->mask = mask;
+	if (mask == 0)
+		return;
+	event_assign(sd->ev, session_base(s), sd->fd, mask | EV_PERSIST,
+	    sd == &s->client ? session_client_cb : session_upstream_cb, s);
+	if (s->state == SESSION_CONNECTING) {
+		tv.tv_sec = s->proxy->connect_timeout / 1000;
+		tv.tv_usec = (s->proxy->connect_timeout % 1000) * 1000;
+		event_add(sd->ev, &tv);
+	} else
+		event_add(sd->ev, NULL);
+}
+
 static int
-session_upstream_socket(struct proxy *p)
+session_socket_upstream(struct proxy *p)
 {
 	int	fd, one = 1;
 
@@ -102,54 +151,36 @@ session_upstream_socket(struct proxy *p)
 
 /*
  * Take over an accepted client socket and start connecting upstream.
- * Returns NULL (and closes fd with a reset) if resources run out.
+ * Returns NULL if the session could not start; the client was reset and
+ * the reason logged.
  */
 struct session *
 session_new(struct proxy *p, int fd, const struct addr *peer)
 {
 	struct event_base	*base = p->tardy->base;
 	struct session		*s;
-	struct timeval		 tv;
+	char			 reason[128];
 	int			 ufd = -1, one = 1;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto fail;
+	s->client.fd = s->upstream.fd = -1;
+	if ((s->client.ev = event_new(base, -1, 0, NULL, NULL)) == NULL ||
+	    (s->upstream.ev = event_new(base, -1, 0, NULL, NULL)) == NULL)
+		goto fail;
+	if ((ufd = session_socket_upstream(p)) == -1)
+		goto fail;
+	if (addr_family(peer) != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
 	s->proxy = p;
 	s->peer = *peer;
 	s->t_accept = util_now_ns();
 	s->state = SESSION_CONNECTING;
-
-	if (addr_family(peer) != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
-	if ((ufd = session_upstream_socket(p)) == -1)
-		goto fail;
-	s->client = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->client == NULL)
-		goto fail;
-	fd = -1;
-	s->upstream = bufferevent_socket_new(base, ufd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->upstream == NULL)
-		goto fail;
-	ufd = -1;
-	if ((s->ev = evtimer_new(base, session_timer_cb, s)) == NULL)
-		goto fail;
-
-	dir_init(s, &s->up, TOXIC_UPSTREAM, s->client, s->upstream);
-	dir_init(s, &s->down, TOXIC_DOWNSTREAM, s->upstream, s->client);
-	bufferevent_setcb(s->client, session_client_read_cb,
-	    session_client_write_cb, session_client_event_cb, s);
-	bufferevent_setcb(s->upstream, session_upstream_read_cb,
-	    session_upstream_write_cb, session_upstream_event_cb, s);
-	bufferevent_setwatermark(s->client, EV_WRITE, DIR_LOW_WATER, 0);
-	bufferevent_setwatermark(s->upstream, EV_WRITE, DIR_LOW_WATER, 0);
-	bufferevent_setwatermark(s->client, EV_READ, 0, DIR_READ_MAX);
-	bufferevent_setwatermark(s->upstream, EV_READ, 0, DIR_READ_MAX);
-	/* libevent's 16 KiB per call costs a syscall every 16 KiB. */
-	bufferevent_set_max_single_read(s->client, DIR_READ_MAX);
-	bufferevent_set_max_single_read(s->upstream, DIR_READ_MAX);
-	bufferevent_set_max_single_write(s->client, DIR_HIGH_WATER);
-	bufferevent_set_max_single_write(s->upstream, DIR_HIGH_WATER);
+	s->client.fd = fd;
+	s->upstream.fd = ufd;
+	dir_init(s, &s->up, TOXIC_UPSTREAM, &s->client, &s->upstream);
+	dir_init(s, &s->down, TOXIC_DOWNSTREAM, &s->upstream, &s->client);
 
 	s->id = ++p->next_id;
 	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
@@ -157,41 +188,53 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	p->stats.accepted++;
 	events_session(s, EVENT_ACCEPT, NULL);
 
-	tv.tv_sec = p->connect_timeout / 1000;
-	tv.tv_usec = (p->connect_timeout % 1000) * 1000;
-	evtimer_add(s->ev, &tv);
-	/* Reading waits for the upstream: both directions start together. */
-	bufferevent_disable(s->client, EV_READ);
-	if (bufferevent_socket_connect(s->upstream, addr_sa(&p->upstream),
-	    (int)p->upstream.len) == -1) {
-		/* Immediate failures, e.g. a unix path that does not exist. */
-		char	reason[128];
-
+	if (connect(ufd, addr_sa(&p->upstream), p->upstream.len) == -1 &&
+	    errno != EINPROGRESS) {
+		/* Immediate failures: refused unix sockets, missing paths. */
 		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
 		    strerror(errno));
 		session_close(s, reason, SESSION_RST_CLIENT | SESSION_FAILED);
 		return (NULL);
 	}
 	toxic_attach_all(s);
+	side_update(s, &s->upstream);
 	return (s);
 
 fail:
 	log_warn("proxy %s: cannot set up a connection", p->name);
 	if (s != NULL) {
-		if (s->client != NULL)
-			bufferevent_free(s->client);
-		if (s->upstream != NULL)
-			bufferevent_free(s->upstream);
+		if (s->client.ev != NULL)
+			event_free(s->client.ev);
+		if (s->upstream.ev != NULL)
+			event_free(s->upstream.ev);
 		free(s);
 	}
 	if (ufd != -1)
 		close(ufd);
-	if (fd != -1) {
-		(void)util_set_linger0(fd);
-		close(fd);
-	}
+	(void)util_set_linger0(fd);
+	close(fd);
 	p->stats.failed++;
 	return (NULL);
+}
+
+static void
+side_close(struct side *sd, int rst)
+{
+	event_free(sd->ev);
+	if (rst)
+		(void)util_set_linger0(sd->fd);
+	close(sd->fd);
+}
+
+static void
+dir_free(struct dir *d)
+{
+	struct link	*l;
+
+	while ((l = TAILQ_FIRST(&d->links)) != NULL)
+		link_free(l);
+	if (d->out != NULL)
+		evbuffer_free(d->out);
 }
 
 /*
@@ -202,53 +245,72 @@ void
 session_close(struct session *s, const char *reason, int flags)
 {
 	struct proxy	*p = s->proxy;
-	struct link	*l;
 	char		 buf[ADDR_STRLEN];
-	int		 level_info = (flags & (SESSION_FAILED)) != 0;
 
-	if (level_info)
-		log_info("proxy %s: connection %llu from %s: %s",
-		    p->name, (unsigned long long)s->id,
+	if (flags & SESSION_FAILED) {
+		log_info("proxy %s: connection %llu from %s: %s", p->name,
+		    (unsigned long long)s->id,
 		    addr_fmt(&s->peer, buf, sizeof(buf)), reason);
-	else
+		p->stats.failed++;
+	} else
 		log_debug("proxy %s: connection %llu from %s closed: %s "
 		    "(%llu bytes up, %llu down)", p->name,
 		    (unsigned long long)s->id,
 		    addr_fmt(&s->peer, buf, sizeof(buf)), reason,
 		    (unsigned long long)s->up.bytes,
 		    (unsigned long long)s->down.bytes);
-	if (flags & SESSION_FAILED)
-		p->stats.failed++;
 	events_session(s, EVENT_CLOSE, reason);
 
-	while ((l = TAILQ_FIRST(&s->up.links)) != NULL)
-		link_free(l);
-	while ((l = TAILQ_FIRST(&s->down.links)) != NULL)
-		link_free(l);
-	if (flags & SESSION_RST_CLIENT)
-		(void)util_set_linger0(bufferevent_getfd(s->client));
-	if (flags & SESSION_RST_UPSTREAM)
-		(void)util_set_linger0(bufferevent_getfd(s->upstream));
-	bufferevent_free(s->client);
-	bufferevent_free(s->upstream);
-	event_free(s->ev);
+	if (s->state == SESSION_CLOSING)
+		TAILQ_REMOVE(&p->tardy->reap, s, reap_entry);
+	dir_free(&s->up);
+	dir_free(&s->down);
+	side_close(&s->client, flags & SESSION_RST_CLIENT);
+	side_close(&s->upstream, flags & SESSION_RST_UPSTREAM);
+	if (s->drain_ev != NULL)
+		event_free(s->drain_ev);
 	TAILQ_REMOVE(&p->sessions, s, entry);
 	p->nsessions--;
 	free(s);
 }
 
-static int
-session_flushed(struct session *s)
+/* Queue the session for session_reap(), which closes it from the loop. */
+static void
+session_reap_later(struct session *s)
 {
-	return (evbuffer_get_length(bufferevent_get_output(s->client)) == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(s->upstream)) == 0);
+	struct tardy	*t = s->proxy->tardy;
+
+	if (s->state == SESSION_CLOSING)
+		return;
+	event_del(s->client.ev);
+	event_del(s->upstream.ev);
+	s->client.mask = s->upstream.mask = 0;
+	s->state = SESSION_CLOSING;
+	TAILQ_INSERT_TAIL(&t->reap, s, reap_entry);
+	event_active(t->reap_ev, EV_TIMEOUT, 0);
+}
+
+void
+session_reap(struct tardy *t)
+{
+	struct session	*s;
+
+	while ((s = TAILQ_FIRST(&t->reap)) != NULL)
+		session_close(s, s->close_reason, s->close_flags);
+}
+
+static int
+session_drained(const struct session *s)
+{
+	return ((s->up.out == NULL || evbuffer_get_length(s->up.out) == 0) &&
+	    (s->down.out == NULL || evbuffer_get_length(s->down.out) == 0));
 }
 
 /*
- * Ask for session_close() from the event loop. Both sides stop reading at
- * once; the first reason given wins. A graceful close first writes what
- * is queued for either side (bufferevent_free would drop it: limit_data's
- * last bytes, say), for at most SESSION_DRAIN_MS; a reset does not wait.
+ * Ask for session_close() from the event loop; the first reason given
+ * wins. Both sides stop reading at once. Unless a side is to be reset,
+ * what is already queued is written first (for at most SESSION_DRAIN_MS),
+ * so a reader gets every byte that passed before the close.
  */
 void
 session_close_later(struct session *s, const char *reason, int flags)
@@ -256,74 +318,100 @@ session_close_later(struct session *s, const char *reason, int flags)
 	struct timeval	tv = { SESSION_DRAIN_MS / 1000,
 			    (SESSION_DRAIN_MS % 1000) * 1000 };
 
-	if (s->state == SESSION_CLOSING)
+	if (s->state == SESSION_DRAINING || s->state == SESSION_CLOSING)
 		return;
-	s->state = SESSION_CLOSING;
 	s->close_reason = reason;
 	s->close_flags = flags;
-	bufferevent_disable(s->client, EV_READ);
-	bufferevent_disable(s->upstream, EV_READ);
-	evtimer_del(s->ev);
-	if ((flags & (SESSION_RST_CLIENT | SESSION_RST_UPSTREAM)) ||
-	    session_flushed(s))
-		event_active(s->ev, EV_TIMEOUT, 0);
-	else
-		evtimer_add(s->ev, &tv);	/* the write callbacks end it */
+	s->up.reading = s->down.reading = 0;
+	if (s->state == SESSION_OPEN && flags == 0 && !session_drained(s)) {
+		s->state = SESSION_DRAINING;
+		s->drain_ev = evtimer_new(session_base(s), session_drain_cb, s);
+		if (s->drain_ev != NULL) {
+			evtimer_add(s->drain_ev, &tv);
+			side_update(s, &s->client);
+			side_update(s, &s->upstream);
+			return;
+		}
+	}
+	session_reap_later(s);
 }
 
 static void
-session_timer_cb(evutil_socket_t fd, short what, void *arg)
+session_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session	*s = arg;
 
-	switch (s->state) {
-	case SESSION_CONNECTING:
-		session_close(s, "upstream connect timed out",
-		    SESSION_RST_CLIENT | SESSION_FAILED);
-		break;
-	case SESSION_CLOSING:
-		session_close(s, s->close_reason, s->close_flags);
-		break;
-	case SESSION_OPEN:
-		break;
-	}
+	session_close(s, s->close_reason, s->close_flags);
 }
 
-/* Read from the source while nothing holds it back. */
+/*
+ * Read from the source while nothing holds it back: below the high water
+ * mark, or once drained to the low one after it was reached.
+ */
 void
 dir_update_read(struct dir *d)
 {
-	size_t	queued;
+	struct session	*s = d->session;
+	size_t		 queued = dir_queued(d);
+	int		 want;
 
-	if (d->session->state != SESSION_OPEN)
+	if (s->state != SESSION_OPEN)
 		return;
-	queued = evbuffer_get_length(bufferevent_get_output(d->dst)) + d->held;
-	if (d->src_eof || d->stalls > 0 || queued >= DIR_HIGH_WATER)
-		bufferevent_disable(d->src, EV_READ);
+	if (d->src_eof || d->stalls > 0)
+		want = 0;
+	else if (d->reading)
+		want = queued < DIR_HIGH_WATER;
 	else
-		bufferevent_enable(d->src, EV_READ);
+		want = queued <= DIR_LOW_WATER;
+	if (want == d->reading)
+		return;
+	d->reading = want;
+	side_update(s, d->src);
 }
 
-/* The end of the chain: queue bytes for the destination. */
-void
-dir_deliver(struct dir *d, struct evbuffer *buf)
+static int
+dir_out(struct dir *d)
+{
+	if (d->out == NULL && (d->out = evbuffer_new()) == NULL) {
+		log_warnx("proxy %s: connection %llu: out of memory",
+		    d->session->proxy->name,
+		    (unsigned long long)d->session->id);
+		session_close_later(d->session, "out of memory",
+		    SESSION_RST_CLIENT | SESSION_RST_UPSTREAM);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+dir_count(struct dir *d, size_t n)
 {
 	struct proxy	*p = d->session->proxy;
-	size_t		 n = evbuffer_get_length(buf);
 
-	if (n == 0)
-		return;
-	if (d->eof_out) {
-		/* A toxic passed data after EOF: nowhere to go. */
-		evbuffer_drain(buf, n);
-		return;
-	}
-	evbuffer_add_buffer(bufferevent_get_output(d->dst), buf);
 	d->bytes += n;
 	if (d->stream == TOXIC_UPSTREAM)
 		p->stats.bytes_up += n;
 	else
 		p->stats.bytes_down += n;
+}
+
+/* The end of the chain: queue bytes for the destination and try to send. */
+void
+dir_deliver(struct dir *d, struct evbuffer *buf)
+{
+	size_t	n = evbuffer_get_length(buf);
+
+	if (n == 0)
+		return;
+	if (d->eof_out || d->session->state == SESSION_CLOSING ||
+	    dir_out(d) == -1) {
+		/* A toxic passed data after EOF or close: nowhere to go. */
+		evbuffer_drain(buf, n);
+		return;
+	}
+	evbuffer_add_buffer(d->out, buf);
+	dir_count(d, n);
+	(void)dir_flush(d, 0);
 }
 
 static void
@@ -332,11 +420,11 @@ dir_try_shutdown(struct dir *d)
 	struct session	*s = d->session;
 
 	if (!d->eof_out || d->shut ||
-	    evbuffer_get_length(bufferevent_get_output(d->dst)) != 0)
+	    (d->out != NULL && evbuffer_get_length(d->out) != 0))
 		return;
 	d->shut = 1;
-	/* The peer may be gone already; the read side reports that. */
-	(void)shutdown(bufferevent_getfd(d->dst), SHUT_WR);
+	/* The peer may be gone already; its side reports that. */
+	(void)shutdown(d->dst->fd, SHUT_WR);
 	if (s->up.shut && s->down.shut)
 		session_close_later(s, "closed", 0);
 }
@@ -350,21 +438,66 @@ dir_deliver_eof(struct dir *d)
 	dir_try_shutdown(d);
 }
 
+/*
+ * A reset or error on one side ends the session and resets the other
+ * side, so each peer sees what it would have seen without the proxy.
+ */
 static void
-dir_read(struct dir *d)
+session_error(struct session *s, struct side *sd, int err)
 {
-	struct evbuffer	*in = bufferevent_get_input(d->src);
-	struct link	*first;
+	char	reason[128];
 
-	if (d->session->state != SESSION_OPEN) {
-		evbuffer_drain(in, evbuffer_get_length(in));
-		return;
+	snprintf(reason, sizeof(reason), "%s: %s",
+	    sd == &s->client ? "client" : "upstream", strerror(err));
+	session_close(s, reason, sd == &s->client ? SESSION_RST_UPSTREAM :
+	    SESSION_RST_CLIENT);
+}
+
+/*
+ * Write what is queued for the destination. From a side's own callback
+ * (direct) the session may be closed here, and -1 says so; from inside
+ * a toxic chain it may not, so an error or the end of a graceful close
+ * hands the session to the reaper instead.
+ */
+static int
+dir_flush(struct dir *d, int direct)
+{
+	struct session	*s = d->session;
+	int		 n, err;
+
+	if (s->state == SESSION_CONNECTING || s->state == SESSION_CLOSING)
+		return (0);
+	if (d->out != NULL && evbuffer_get_length(d->out) > 0) {
+		n = evbuffer_write_atmost(d->out, d->dst->fd, DIR_HIGH_WATER);
+		if (n == -1 && errno != EAGAIN && errno != EINTR) {
+			err = errno;
+			if (direct) {
+				session_error(s, d->dst, err);
+				return (-1);
+			}
+			s->close_reason = d->dst == &s->client ?
+			    "client write failed" : "upstream write failed";
+			s->close_flags = d->dst == &s->client ?
+			    SESSION_RST_UPSTREAM : SESSION_RST_CLIENT;
+			session_reap_later(s);
+			return (0);
+		}
 	}
-	if ((first = TAILQ_FIRST(&d->links)) == NULL)
-		dir_deliver(d, in);
-	else
-		link_data(first, in, util_now_ns());
-	dir_update_read(d);
+	if (s->state == SESSION_DRAINING) {
+		if (session_drained(s)) {
+			if (!direct) {
+				session_reap_later(s);
+				return (0);
+			}
+			session_close(s, s->close_reason, s->close_flags);
+			return (-1);
+		}
+	} else {
+		dir_try_shutdown(d);
+		dir_update_read(d);
+	}
+	side_update(s, d->dst);
+	return (0);
 }
 
 static void
@@ -373,60 +506,91 @@ dir_eof(struct dir *d)
 	struct link	*first;
 
 	d->src_eof = 1;
+	d->reading = 0;
+	side_update(d->session, d->src);
 	if ((first = TAILQ_FIRST(&d->links)) == NULL)
 		dir_deliver_eof(d);
 	else
 		link_eof(first);
 }
 
-static void
-dir_drained(struct dir *d)
+/*
+ * One read from the source. Without toxics, the bytes go straight to the
+ * destination; only what it cannot take now is queued. Returns -1 if the
+ * session was closed.
+ */
+static int
+dir_read(struct dir *d)
 {
 	struct session	*s = d->session;
+	struct link	*first;
+	struct evbuffer	*chunk;
+	char		 buf[DIR_READ_MAX];
+	ssize_t		 n, w = 0;
 
-	if (s->state == SESSION_CLOSING) {
-		/* Closing gracefully: end once both sides are written. */
-		if (session_flushed(s) && !(s->close_flags &
-		    (SESSION_RST_CLIENT | SESSION_RST_UPSTREAM))) {
-			evtimer_del(s->ev);
-			event_active(s->ev, EV_TIMEOUT, 0);
-		}
-		return;
+	n = read(d->src->fd, buf, sizeof(buf));
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return (0);
+		session_error(s, d->src, errno);
+		return (-1);
 	}
-	dir_try_shutdown(d);
-	dir_update_read(d);
-}
-
-static void
-session_client_read_cb(struct bufferevent *bev, void *arg)
-{
-	dir_read(&((struct session *)arg)->up);
-}
-
-static void
-session_upstream_read_cb(struct bufferevent *bev, void *arg)
-{
-	dir_read(&((struct session *)arg)->down);
-}
-
-static void
-session_client_write_cb(struct bufferevent *bev, void *arg)
-{
-	dir_drained(&((struct session *)arg)->down);
-}
-
-static void
-session_upstream_write_cb(struct bufferevent *bev, void *arg)
-{
-	dir_drained(&((struct session *)arg)->up);
+	if (n == 0) {
+		dir_eof(d);
+		return (0);
+	}
+	if ((first = TAILQ_FIRST(&d->links)) != NULL) {
+		if ((chunk = evbuffer_new()) == NULL ||
+		    evbuffer_add(chunk, buf, (size_t)n) == -1) {
+			if (chunk != NULL)
+				evbuffer_free(chunk);
+			session_close(s, "out of memory", SESSION_RST_CLIENT |
+			    SESSION_RST_UPSTREAM);
+			return (-1);
+		}
+		link_data(first, chunk, util_now_ns());
+		evbuffer_free(chunk);
+		dir_update_read(d);
+		return (0);
+	}
+	if (dir_out(d) == -1)
+		return (0);
+	dir_count(d, (size_t)n);
+	if (evbuffer_get_length(d->out) == 0) {
+		w = send(d->dst->fd, buf, (size_t)n, MSG_NOSIGNAL);
+		if (w == -1) {
+			if (errno != EAGAIN && errno != EINTR) {
+				session_error(s, d->dst, errno);
+				return (-1);
+			}
+			w = 0;
+		}
+	}
+	if (w < n) {
+		evbuffer_add(d->out, buf + w, (size_t)(n - w));
+		side_update(s, d->dst);
+		dir_update_read(d);
+	}
+	return (0);
 }
 
 static void
 session_connected(struct session *s)
 {
 	char	buf[ADDR_STRLEN];
+	int	err = 0;
 
-	evtimer_del(s->ev);
+	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err,
+	    &(socklen_t){ sizeof(err) }) == -1)
+		err = errno;
+	if (err != 0) {
+		char	reason[128];
+
+		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
+		    strerror(err));
+		session_close(s, reason, SESSION_RST_CLIENT | SESSION_FAILED);
+		return;
+	}
 	s->state = SESSION_OPEN;
 	log_debug("proxy %s: connection %llu from %s: upstream %s connected",
 	    s->proxy->name, (unsigned long long)s->id,
@@ -434,59 +598,48 @@ session_connected(struct session *s)
 	events_session(s, EVENT_CONNECTED, NULL);
 	dir_update_read(&s->up);
 	dir_update_read(&s->down);
+	side_update(s, &s->client);
+	side_update(s, &s->upstream);
 }
 
 /*
- * A reset or error on one side ends the session and resets the other
- * side, so each peer sees what it would have seen without the proxy.
+ * Events on a side: it can take what is queued for it (as a
+ * destination), and it has data or EOF (as a source).
  */
 static void
-session_error(struct session *s, const char *who, int rst_flag)
+session_side_cb(struct session *s, struct side *sd, short what)
 {
-	char	reason[128];
-	int	err = EVUTIL_SOCKET_ERROR();
+	struct dir	*as_src = sd == &s->client ? &s->up : &s->down;
+	struct dir	*as_dst = sd == &s->client ? &s->down : &s->up;
 
-	if (err == 0 || err == EAGAIN)
-		err = ECONNRESET;
-	snprintf(reason, sizeof(reason), "%s: %s", who, strerror(err));
-	session_close(s, reason, rst_flag);
-}
-
-static void
-session_client_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct session	*s = arg;
-
-	if (what & BEV_EVENT_ERROR) {
-		session_error(s, "client", SESSION_RST_UPSTREAM);
-		return;
-	}
-	if (what & BEV_EVENT_EOF)
-		dir_eof(&s->up);
-}
-
-static void
-session_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct session	*s = arg;
-	char		 reason[128];
-
-	if (what & BEV_EVENT_CONNECTED) {
-		session_connected(s);
-		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
-		if (s->state == SESSION_CONNECTING) {
-			snprintf(reason, sizeof(reason),
-			    "upstream connect failed: %s",
-			    strerror(EVUTIL_SOCKET_ERROR()));
-			session_close(s, reason,
-			    SESSION_RST_CLIENT | SESSION_FAILED);
+	if (what & EV_WRITE) {
+		if (dir_flush(as_dst, 1) == -1)
 			return;
-		}
-		session_error(s, "upstream", SESSION_RST_CLIENT);
+	}
+	if ((what & EV_READ) && as_src->reading)
+		(void)dir_read(as_src);
+}
+
+static void
+session_client_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session	*s = arg;
+
+	session_side_cb(s, &s->client, what);
+}
+
+static void
+session_upstream_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session	*s = arg;
+
+	if (s->state == SESSION_CONNECTING) {
+		if (what & EV_TIMEOUT)
+			session_close(s, "upstream connect timed out",
+			    SESSION_RST_CLIENT | SESSION_FAILED);
+		else
+			session_connected(s);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
-		dir_eof(&s->down);
+	session_side_cb(s, &s->upstream, what);
 }

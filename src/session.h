@@ -13,30 +13,44 @@
 #include "addr.h"
 #include "toxic.h"
 
-struct bufferevent;
 struct event;
+struct event_base;
+struct evbuffer;
 struct proxy;
+struct tardy;
 
 /*
- * Per direction, the daemon holds at most DIR_HIGH_WATER bytes queued for
- * the destination (plus one read of at most DIR_READ_MAX bytes) before it
- * stops reading the source; reading resumes below DIR_LOW_WATER.
+ * Per direction, the daemon queues at most DIR_HIGH_WATER bytes for the
+ * destination (plus one read of at most DIR_READ_MAX bytes) before it
+ * stops reading the source; reading resumes at DIR_LOW_WATER.
  */
 #define DIR_HIGH_WATER	(256 * 1024)
 #define DIR_LOW_WATER	(64 * 1024)
 #define DIR_READ_MAX	(64 * 1024)
 
+/* A graceful close waits this long at most for queued data to be written. */
+#define SESSION_DRAIN_MS	5000
+
 TAILQ_HEAD(link_list, link);
+
+/* One socket. Its event's mask follows what the two directions need. */
+struct side {
+	int			 fd;
+	struct event		*ev;
+	short			 mask;		/* EV_READ|EV_WRITE now wanted */
+};
 
 struct dir {
 	struct session		*session;
 	enum toxic_stream	 stream;
-	struct bufferevent	*src;
-	struct bufferevent	*dst;
+	struct side		*src;
+	struct side		*dst;
+	struct evbuffer		*out;		/* queued for dst, lazily */
 	struct link_list	 links;
 	size_t			 held;		/* bytes inside links */
 	uint64_t		 bytes;		/* bytes handed to dst */
 	int			 stalls;	/* links holding reads */
+	unsigned int		 reading:1;	/* src read wanted */
 	unsigned int		 src_eof:1;	/* source sent EOF */
 	unsigned int		 eof_out:1;	/* EOF left the chain */
 	unsigned int		 shut:1;	/* dst shut down for writing */
@@ -45,19 +59,21 @@ struct dir {
 enum session_state {
 	SESSION_CONNECTING,
 	SESSION_OPEN,
+	SESSION_DRAINING,	/* closing once queued data is written */
 	SESSION_CLOSING,	/* close requested, runs from the loop */
 };
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
+	TAILQ_ENTRY(session)	 reap_entry;
 	struct proxy		*proxy;
 	uint64_t		 id;		/* per proxy, from 1 */
 	enum session_state	 state;
-	struct bufferevent	*client;
-	struct bufferevent	*upstream;
+	struct side		 client;
+	struct side		 upstream;
 	struct dir		 up;		/* client -> upstream */
 	struct dir		 down;		/* upstream -> client */
-	struct event		*ev;		/* connect timeout, close */
+	struct event		*drain_ev;	/* graceful close deadline */
 	struct addr		 peer;
 	uint64_t		 t_accept;	/* ns, monotonic */
 	const char		*close_reason;
@@ -73,8 +89,10 @@ TAILQ_HEAD(session_list, session);
 struct session	*session_new(struct proxy *, int, const struct addr *);
 void		 session_close(struct session *, const char *, int);
 void		 session_close_later(struct session *, const char *, int);
+void		 session_reap(struct tardy *);
 const char	*session_state_name(enum session_state);
 struct dir	*session_dir(struct session *, enum toxic_stream);
+size_t		 dir_queued(const struct dir *);
 
 /* For the toxic engine. */
 void		 dir_deliver(struct dir *, struct evbuffer *);

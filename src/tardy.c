@@ -40,6 +40,7 @@ struct plan {
 };
 
 static void	tardy_signal_cb(evutil_socket_t, short, void *);
+static void	tardy_reap_cb(evutil_socket_t, short, void *);
 static void	tardy_status_cb(evutil_socket_t, short, void *);
 static void	tardy_notify_status(struct tardy *, const char *);
 
@@ -103,6 +104,9 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 		fatalx("cannot create the event loop");
 
 	t->events = events_new(t);
+	TAILQ_INIT(&t->reap);
+	if ((t->reap_ev = event_new(t->base, -1, 0, tardy_reap_cb, t)) == NULL)
+		fatalx("event_new");
 	t->sig_term = evsignal_new(t->base, SIGTERM, tardy_signal_cb, t);
 	t->sig_int = evsignal_new(t->base, SIGINT, tardy_signal_cb, t);
 	t->sig_hup = evsignal_new(t->base, SIGHUP, tardy_signal_cb, t);
@@ -533,6 +537,13 @@ tardy_write_ready(struct tardy *t)
 	return (rc);
 }
 
+/* Sessions whose close was asked for from deep inside the data path. */
+static void
+tardy_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session_reap(arg);
+}
+
 static void
 tardy_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -560,6 +571,7 @@ tardy_free(struct tardy *t)
 		tardy_remove_proxy(t, p);
 	api_free(t->api);
 	events_free(t->events);
+	event_free(t->reap_ev);
 	event_free(t->sig_term);
 	event_free(t->sig_int);
 	event_free(t->sig_hup);

@@ -44,6 +44,8 @@ struct tardy {
 	struct event		*sig_int;
 	struct event		*sig_hup;
 	struct event		*status_ev;	/* systemd STATUS= updates */
+	struct session_list	 reap;		/* sessions to close */
+	struct event		*reap_ev;
 	unsigned int		 generation;	/* reloads handled */
 	const char		*last_reload;
 	uint64_t		 t_start;
