@@ -119,6 +119,8 @@ main(int argc, char **argv)
 			break;
 		case 'V':
 			printf("tardyd %s\n", PACKAGE_VERSION);
+			free(opts.proxy_args);
+			free(opts.toxic_args);
 			return (0);
 		case 'h':
 			usage(0);
