@@ -18,6 +18,18 @@
 
 #include "addr.h"
 
+/*
+ * Whether host names may be looked up. Fuzzers and tests turn it off:
+ * a name lookup may send a DNS query off the machine.
+ */
+static int	addr_names = 1;
+
+void
+addr_numeric_only(int on)
+{
+	addr_names = !on;
+}
+
 static int
 addr_parse_port(const char *s, int *port)
 {
@@ -122,7 +134,7 @@ addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 	/* Numeric hosts first: they must never hit the resolver. */
 	hints.ai_flags = AI_NUMERICHOST;
 	rc = getaddrinfo(host, NULL, &hints, &res);
-	if (rc != 0 && *s != '[') {
+	if (rc != 0 && *s != '[' && addr_names) {
 		hints.ai_flags = 0;
 		rc = getaddrinfo(host, NULL, &hints, &res);
 	}

@@ -21,6 +21,7 @@ struct addr {
 };
 
 int		 addr_parse(const char *, struct addr *, char *, size_t);
+void		 addr_numeric_only(int);
 int		 addr_from_sockaddr(struct addr *, const struct sockaddr *,
 		     socklen_t);
 const char	*addr_fmt(const struct addr *, char *, size_t);
