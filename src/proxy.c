@@ -154,6 +154,24 @@ proxy_unbind(int fd, const struct addr *bound)
 		(void)unlink(addr_unix_path(bound));
 }
 
+/*
+ * A small receive buffer on the listener, set before listen(), is
+ * inherited by every accepted socket: it bounds how much a client can
+ * send before its send() blocks while a stall toxic holds the stream
+ * (the kernel doubles the value). 0 leaves the kernel's autotuning.
+ */
+static void
+proxy_set_rcvbuf(struct proxy *p)
+{
+	int	size = (int)p->rcvbuf;
+
+	if (size == 0)
+		return;
+	if (setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &size,
+	    sizeof(size)) == -1)
+		log_warn("proxy %s: SO_RCVBUF %d", p->name, size);
+}
+
 struct proxy *
 proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
     const struct addr *bound)
@@ -170,6 +188,7 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	p->bound = *bound;
 	p->upstream = pc->upstream;
 	p->connect_timeout = pc->connect_timeout;
+	p->rcvbuf = pc->rcvbuf;
 	p->enabled = pc->enabled;
 	p->from_config = pc->line >= 0;
 	p->fd = fd;
@@ -284,7 +303,8 @@ static void
 proxy_listener_apply(struct proxy *p)
 {
 	struct event_base	*base = p->tardy->base;
-	int			 refuse, backlog;
+	int			 refuse, backlog, rc, one = 1, zero = 0;
+	int			 tcp = addr_family(&p->bound) != AF_UNIX;
 
 	refuse = !p->enabled || p->refusing > 0;
 	proxy_listener_detach(p);
@@ -295,7 +315,22 @@ proxy_listener_apply(struct proxy *p)
 		return;
 	}
 	backlog = p->dropping > 0 ? 0 : PROXY_BACKLOG;
-	if (listen(p->fd, backlog) == -1) {
+	proxy_set_rcvbuf(p);	/* a unix listener may be a new socket */
+	/*
+	 * Listening again after refusing checks the port against every
+	 * socket on it: connections still open and their TIME_WAITs would
+	 * make it fail (EADDRINUSE) unless both sides have SO_REUSEADDR
+	 * (accepted sockets get it in proxy_accept_cb). The listener has it
+	 * only for this call, so that while refusing nobody can bind the port.
+	 */
+	if (tcp)
+		(void)setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+	rc = listen(p->fd, backlog);
+	if (tcp)
+		(void)setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &zero,
+		    sizeof(zero));
+	if (rc == -1) {
 		log_warn("proxy %s: listen", p->name);
 		return;
 	}
@@ -428,7 +463,7 @@ proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct addr	 peer;
 	struct timeval	 backoff = { 0, PROXY_BACKOFF_MS * 1000 };
 	socklen_t	 len;
-	int		 fd, filler, i;
+	int		 fd, filler, i, one = 1;
 
 	for (i = 0; i < PROXY_ACCEPT_BATCH; i++) {
 		len = sizeof(peer.ss);
@@ -459,6 +494,10 @@ proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			}
 		}
 		peer.len = len;
+		/* So that neither it nor its TIME_WAIT blocks a re-listen. */
+		if (addr_family(&peer) != AF_UNIX)
+			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+			    sizeof(one));
 		if (p->nfillers > 0 &&
 		    (filler = proxy_find_filler(p, fd, &peer)) != -1) {
 			proxy_filler_done(p, filler, fd);

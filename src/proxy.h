@@ -34,6 +34,7 @@ struct proxy {
 	struct addr		 bound;		/* where it listens */
 	struct addr		 upstream;
 	unsigned int		 connect_timeout;	/* ms */
+	unsigned int		 rcvbuf;	/* listener SO_RCVBUF, 0: default */
 	int			 enabled;
 	int			 from_config;
 
