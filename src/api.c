@@ -1,56 +1,1573 @@
 /*
- * The control API (placeholder until the full API lands: /version only).
+ * The control API: Toxiproxy's v2 HTTP API, so every Toxiproxy client
+ * drives tardyd unchanged, plus tardy's extensions (/metrics, /events,
+ * /proxies/{p}/connections).
+ *
+ * It is served by libevent's evhttp on the daemon's own event loop and
+ * never blocks it: a host name in a listen or upstream address is looked
+ * up with evdns before the request is handled (api_resolve_*), and a
+ * request is handled only once every name it needs is known. Each
+ * handler validates everything it was sent before it changes anything,
+ * so a request that fails leaves the daemon as it was.
+ *
+ * Status codes, messages and the order in which errors are checked follow
+ * Toxiproxy's api.go; doc/api.md lists where and why tardy differs.
  */
 #include "autoconf.h"
 
+#include <sys/types.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
+#include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <jansson.h>
 
 #include "addr.h"
 #include "api.h"
+#include "config.h"
+#include "events.h"
 #include "log.h"
 #include "proxy.h"
+#include "session.h"
 #include "tardy.h"
+#include "toxic.h"
 #include "util.h"
+
+#define API_BACKLOG		128
+#define API_MAX_BODY		(1024 * 1024)
+#define API_MAX_HEADERS		(64 * 1024)
+#define API_TIMEOUT_S		30	/* idle or slow clients */
+#define API_BACKOFF_MS		100	/* out of descriptors */
+#define API_MAX_SEGMENTS	4
+#define API_MAX_ARGS		2
+#define API_DNS_TIMEOUT		"2"	/* seconds per attempt */
+#define API_DNS_ATTEMPTS	"2"
+#define API_ERR_LEN		512
+
+/* Every method evhttp knows, so the wrong ones get a JSON 405 from us. */
+#define API_ALL_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | \
+	EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
+	EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | \
+	EVHTTP_REQ_PATCH)
+
+struct api_req;
+
+struct api_route {
+	const char	*path[API_MAX_SEGMENTS + 1];	/* "*": an arg */
+	int		 methods;
+	int		 flags;
+	void		(*handler)(struct api_req *);
+};
+#define API_F_ADDRS	0x1	/* the body may hold host names */
+
+/* A host name one request needs, looked up before it is handled. */
+struct api_name {
+	char		*spec;		/* "host:port", as sent */
+	struct addr	 addr;
+	char		*err;		/* why it did not resolve */
+};
+
+/* One evdns lookup; outlives its request if the API goes away first. */
+struct api_lookup {
+	struct api_req				*ctx;
+	size_t					 idx;
+	int					 port;
+	struct evdns_getaddrinfo_request	*handle;
+};
+
+struct api_req {
+	TAILQ_ENTRY(api_req)	 entry;		/* api->waiting */
+	struct api		*api;
+	struct evhttp_request	*req;
+	const struct api_route	*route;
+	char			*arg[API_MAX_ARGS];
+	json_t			*body;
+	char			*body_err;
+	int			 body_parsed;
+	int			 replied;
+	struct api_name		*names;
+	size_t			 nnames;
+	struct api_lookup	**lookups;
+	size_t			 nlookups;	/* still running */
+	int			 launching;
+};
+TAILQ_HEAD(api_req_list, api_req);
 
 struct api {
 	struct tardy		*tardy;
 	struct evhttp		*http;
 	struct addr		 bound;
+	char			*token;
+	struct evdns_base	*dns;		/* made on first use */
+	struct api_req_list	 waiting;	/* for host name lookups */
 };
 
-static void
-api_generic_cb(struct evhttp_request *req, void *arg)
-{
-	struct evbuffer	*out = evbuffer_new();
+static void	api_version(struct api_req *);
+static void	api_proxy_index(struct api_req *);
+static void	api_proxy_create(struct api_req *);
+static void	api_populate(struct api_req *);
+static void	api_reset(struct api_req *);
+static void	api_proxy_show(struct api_req *);
+static void	api_proxy_update(struct api_req *);
+static void	api_proxy_delete(struct api_req *);
+static void	api_toxic_index(struct api_req *);
+static void	api_toxic_create(struct api_req *);
+static void	api_toxic_show(struct api_req *);
+static void	api_toxic_update(struct api_req *);
+static void	api_toxic_delete(struct api_req *);
+static void	api_connections(struct api_req *);
+static void	api_events(struct api_req *);
+static void	api_prometheus(struct api_req *);
 
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/json");
-	evbuffer_add_printf(out, "{\"version\":\"%s\"}", PACKAGE_VERSION);
-	evhttp_send_reply(req, 200, "OK", out);
+static const struct api_route api_routes[] = {
+	{ { "version" },		EVHTTP_REQ_GET,		0,
+	    api_version },
+	{ { "proxies" },		EVHTTP_REQ_GET,		0,
+	    api_proxy_index },
+	{ { "proxies" },		EVHTTP_REQ_POST,	API_F_ADDRS,
+	    api_proxy_create },
+	{ { "populate" },		EVHTTP_REQ_POST,	API_F_ADDRS,
+	    api_populate },
+	{ { "reset" },			EVHTTP_REQ_POST,	0,
+	    api_reset },
+	{ { "proxies", "*" },		EVHTTP_REQ_GET,		0,
+	    api_proxy_show },
+	{ { "proxies", "*" },		EVHTTP_REQ_POST | EVHTTP_REQ_PATCH,
+	    API_F_ADDRS,		api_proxy_update },
+	{ { "proxies", "*" },		EVHTTP_REQ_DELETE,	0,
+	    api_proxy_delete },
+	{ { "proxies", "*", "toxics" },	EVHTTP_REQ_GET,		0,
+	    api_toxic_index },
+	{ { "proxies", "*", "toxics" },	EVHTTP_REQ_POST,	0,
+	    api_toxic_create },
+	{ { "proxies", "*", "toxics", "*" }, EVHTTP_REQ_GET,	0,
+	    api_toxic_show },
+	{ { "proxies", "*", "toxics", "*" },
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PATCH, 0,	api_toxic_update },
+	{ { "proxies", "*", "toxics", "*" }, EVHTTP_REQ_DELETE, 0,
+	    api_toxic_delete },
+	{ { "proxies", "*", "connections" }, EVHTTP_REQ_GET,	0,
+	    api_connections },
+	{ { "events" },			EVHTTP_REQ_GET,		0,
+	    api_events },
+	{ { "metrics" },		EVHTTP_REQ_GET,		0,
+	    api_prometheus },
+};
+#define API_NROUTES	(sizeof(api_routes) / sizeof(api_routes[0]))
+
+static const struct {
+	int		 method;
+	const char	*name;
+} api_methods[] = {
+	{ EVHTTP_REQ_GET,	"GET" },
+	{ EVHTTP_REQ_POST,	"POST" },
+	{ EVHTTP_REQ_PATCH,	"PATCH" },
+	{ EVHTTP_REQ_DELETE,	"DELETE" },
+	{ EVHTTP_REQ_HEAD,	"HEAD" },
+	{ EVHTTP_REQ_PUT,	"PUT" },
+	{ EVHTTP_REQ_OPTIONS,	"OPTIONS" },
+	{ EVHTTP_REQ_TRACE,	"TRACE" },
+	{ EVHTTP_REQ_CONNECT,	"CONNECT" },
+};
+
+static void	api_dispatch(struct api_req *);
+static void	api_req_free(struct api_req *);
+
+/* --- replies --------------------------------------------------------- */
+
+static const char *
+api_method_name(int method)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(api_methods) / sizeof(api_methods[0]); i++) {
+		if (api_methods[i].method == method)
+			return (api_methods[i].name);
+	}
+	return ("?");
+}
+
+/* The request line for the debug log, without control characters. */
+static const char *
+api_req_describe(struct api_req *ctx, char *buf, size_t len)
+{
+	const char	*uri = evhttp_request_get_uri(ctx->req);
+	size_t		 i, n;
+
+	n = (size_t)snprintf(buf, len, "%s ",
+	    api_method_name(evhttp_request_get_command(ctx->req)));
+	for (i = 0; uri != NULL && uri[i] != '\0' && n + 1 < len; i++, n++)
+		buf[n] = isprint((unsigned char)uri[i]) ? uri[i] : '?';
+	if (n < len)
+		buf[n] = '\0';
+	return (buf);
+}
+
+static void
+api_send(struct api_req *ctx, int status, const char *type,
+    struct evbuffer *body)
+{
+	char	buf[256];
+
+	if (ctx->replied) {
+		log_warnx("api: second reply %d dropped", status);
+		return;
+	}
+	ctx->replied = 1;
+	/* Before the reply: evhttp frees a request whose client left. */
+	if (log_get_level() >= LOG_LEVEL_DEBUG)
+		log_debug("api: %s: %d", api_req_describe(ctx, buf,
+		    sizeof(buf)), status);
+	if (type != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
+		    "Content-Type", type);
+	evhttp_send_reply(ctx->req, status, NULL, body);
+}
+
+/* Reply with j (taken), or a 500 if building it failed. */
+static void
+api_reply(struct api_req *ctx, int status, json_t *j)
+{
+	struct evbuffer	*out;
+	char		*s;
+
+	if (j == NULL || (s = json_dumps(j, JSON_COMPACT |
+	    JSON_REAL_PRECISION(15))) == NULL) {
+		json_decref(j);
+		out = evbuffer_new();
+		if (out != NULL)
+			evbuffer_add_printf(out, "{\"error\":\"internal error: "
+			    "cannot encode the reply\",\"status\":500}\n");
+		api_send(ctx, 500, "application/json", out);
+		if (out != NULL)
+			evbuffer_free(out);
+		return;
+	}
+	json_decref(j);
+	if ((out = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	evbuffer_add(out, s, strlen(s));
+	evbuffer_add(out, "\n", 1);
+	free(s);
+	api_send(ctx, status, "application/json", out);
 	evbuffer_free(out);
+}
+
+static void
+api_reply_empty(struct api_req *ctx, int status)
+{
+	api_send(ctx, status, NULL, NULL);
+}
+
+/*
+ * An error reply, {"error": message, "status": code}. Messages may quote
+ * what the client sent, cut to fit: any byte that would not be valid
+ * UTF-8 is replaced, so the reply can always be encoded.
+ */
+static void
+api_error(struct api_req *ctx, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+api_error(struct api_req *ctx, int status, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 msg[API_ERR_LEN];
+	json_t	*s;
+	size_t	 i;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if ((s = json_string(msg)) == NULL) {
+		for (i = 0; msg[i] != '\0'; i++) {
+			if ((unsigned char)msg[i] >= 0x80)
+				msg[i] = '?';
+		}
+		s = json_string(msg);
+	}
+	api_reply(ctx, status, json_pack("{s:o, s:i}", "error", s,
+	    "status", status));
+}
+
+/* --- request bodies -------------------------------------------------- */
+
+/*
+ * The body as JSON, parsed on first use; on error the 400 is sent and
+ * NULL returned. jansson refuses invalid UTF-8, NUL in strings, numbers
+ * that do not fit and nesting deeper than its limit, each with a message
+ * we pass on.
+ */
+static json_t *
+api_body_parse(struct api_req *ctx)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(ctx->req);
+	json_error_t	 jerr;
+	size_t		 len = evbuffer_get_length(in);
+	const char	*data;
+
+	if (ctx->body_parsed)
+		return (ctx->body);
+	ctx->body_parsed = 1;
+	data = len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
+	if (data == NULL) {
+		ctx->body_err = xstrdup("out of memory");
+		return (NULL);
+	}
+	ctx->body = json_loadb(data, len, 0, &jerr);
+	if (ctx->body == NULL) {
+		if (asprintf(&ctx->body_err, "%s", len == 0 ? "EOF" :
+		    jerr.text) == -1)
+			fatal("asprintf");
+	}
+	return (ctx->body);
+}
+
+/* The body, which must be a JSON object if object is set. */
+static json_t *
+api_body(struct api_req *ctx, int object)
+{
+	json_t	*j;
+
+	if ((j = api_body_parse(ctx)) == NULL) {
+		api_error(ctx, 400, "bad request body: %s", ctx->body_err);
+		return (NULL);
+	}
+	if (object && !json_is_object(j)) {
+		api_error(ctx, 400, "bad request body: expected a JSON object");
+		return (NULL);
+	}
+	return (j);
+}
+
+/*
+ * Typed fields. Each returns 1 when the field is there, 0 when it is
+ * absent or null (as Go's decoder, which leaves the value alone), and -1
+ * after replying 400 for a value of the wrong type. "where" is appended
+ * to messages (" at proxy 3" for /populate).
+ */
+static int
+api_field_string(struct api_req *ctx, json_t *obj, const char *key,
+    const char *where, const char **out)
+{
+	json_t	*j = json_object_get(obj, key);
+
+	if (j == NULL || json_is_null(j))
+		return (0);
+	if (!json_is_string(j)) {
+		api_error(ctx, 400, "bad request body: %s must be a string%s",
+		    key, where);
+		return (-1);
+	}
+	*out = json_string_value(j);
+	return (1);
+}
+
+static int
+api_field_bool(struct api_req *ctx, json_t *obj, const char *key,
+    const char *where, int *out)
+{
+	json_t	*j = json_object_get(obj, key);
+
+	if (j == NULL || json_is_null(j))
+		return (0);
+	if (!json_is_boolean(j)) {
+		api_error(ctx, 400, "bad request body: %s must be true or "
+		    "false%s", key, where);
+		return (-1);
+	}
+	*out = json_is_true(j);
+	return (1);
+}
+
+static int
+api_field_number(struct api_req *ctx, json_t *obj, const char *key,
+    double *out)
+{
+	json_t	*j = json_object_get(obj, key);
+
+	if (j == NULL || json_is_null(j))
+		return (0);
+	if (!json_is_number(j)) {
+		api_error(ctx, 400, "bad request body: %s must be a number",
+		    key);
+		return (-1);
+	}
+	*out = json_number_value(j);
+	return (1);
+}
+
+/* --- host names ------------------------------------------------------ */
+
+/*
+ * Whether addr_parse() would ask the resolver for spec, i.e. spec is
+ * host:port with a host that is not a numeric address (as getaddrinfo's
+ * AI_NUMERICHOST reads them: inet_aton's forms). Anything malformed is
+ * left to addr_parse(), which fails without a lookup.
+ */
+static int
+api_name_needed(const char *spec, char *host, size_t hostlen, int *port)
+{
+	const char	*colon, *p;
+	struct in_addr	 in;
+	size_t		 n;
+	long		 v;
+
+	if (strncmp(spec, "unix:", 5) == 0 || *spec == '[')
+		return (0);
+	if ((colon = strrchr(spec, ':')) == NULL)
+		return (0);
+	n = (size_t)(colon - spec);
+	if (n == 0 || n >= hostlen || memchr(spec, ':', n) != NULL)
+		return (0);
+	for (p = colon + 1, v = 0; *p >= '0' && *p <= '9' && v <= 65535; p++)
+		v = v * 10 + (*p - '0');
+	if (p == colon + 1 || *p != '\0' || v > 65535)
+		return (0);
+	memcpy(host, spec, n);
+	host[n] = '\0';
+	if (strspn(host, "0123456789.") == n && inet_aton(host, &in) == 1)
+		return (0);
+	*port = (int)v;
+	return (1);
+}
+
+/* Parse an address the client sent, with the names looked up for it. */
+static int
+api_addr(struct api_req *ctx, const char *spec, struct addr *a, char *err,
+    size_t errlen)
+{
+	char	host[NI_MAXHOST];
+	size_t	i;
+	int	port;
+
+	if (!api_name_needed(spec, host, sizeof(host), &port))
+		return (addr_parse(spec, a, err, errlen));
+	for (i = 0; i < ctx->nnames; i++) {
+		if (strcmp(ctx->names[i].spec, spec) != 0)
+			continue;
+		if (ctx->names[i].err != NULL) {
+			snprintf(err, errlen, "%s", ctx->names[i].err);
+			return (-1);
+		}
+		*a = ctx->names[i].addr;
+		return (0);
+	}
+	snprintf(err, errlen, "cannot resolve \"%.200s\"", host);
+	return (-1);
+}
+
+static void
+api_name_add(struct api_req *ctx, json_t *obj, const char *key)
+{
+	json_t		*j = json_object_get(obj, key);
+	struct api_name	*names;
+	char		 host[NI_MAXHOST];
+	const char	*spec;
+	size_t		 i;
+	int		 port;
+
+	if (!json_is_string(j))
+		return;
+	spec = json_string_value(j);
+	if (!api_name_needed(spec, host, sizeof(host), &port))
+		return;
+	for (i = 0; i < ctx->nnames; i++) {
+		if (strcmp(ctx->names[i].spec, spec) == 0)
+			return;
+	}
+	names = reallocarray(ctx->names, ctx->nnames + 1, sizeof(*names));
+	if (names == NULL)
+		fatal("reallocarray");
+	ctx->names = names;
+	memset(&names[ctx->nnames], 0, sizeof(*names));
+	names[ctx->nnames++].spec = xstrdup(spec);
+}
+
+/* The host names in a body: listen and upstream, of one proxy or many. */
+static void
+api_names_collect(struct api_req *ctx)
+{
+	json_t	*body, *list, *item;
+	size_t	 i;
+
+	if ((body = api_body_parse(ctx)) == NULL)
+		return;
+	list = body;
+	if (json_is_object(body) && json_is_array(json_object_get(body,
+	    "proxies")))
+		list = json_object_get(body, "proxies");
+	if (json_is_object(list)) {
+		api_name_add(ctx, list, "listen");
+		api_name_add(ctx, list, "upstream");
+		return;
+	}
+	json_array_foreach(list, i, item) {
+		if (!json_is_object(item))
+			continue;
+		api_name_add(ctx, item, "listen");
+		api_name_add(ctx, item, "upstream");
+	}
+}
+
+static void
+api_lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct api_lookup	*l = arg;
+	struct api_req		*ctx = l->ctx;
+	struct api_name		*n;
+	char			 host[NI_MAXHOST];
+
+	if (ctx == NULL) {	/* the API was freed under us */
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		free(l);
+		return;
+	}
+	n = &ctx->names[l->idx];
+	if (result == 0 && res != NULL &&
+	    addr_from_sockaddr(&n->addr, res->ai_addr,
+	    (socklen_t)res->ai_addrlen) == 0)
+		addr_set_port(&n->addr, l->port);
+	else {
+		(void)api_name_needed(n->spec, host, sizeof(host), &l->port);
+		if (asprintf(&n->err, "cannot resolve \"%s\": %s", host,
+		    result == 0 ? "no address" :
+		    evutil_gai_strerror(result)) == -1)
+			fatal("asprintf");
+	}
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
+	ctx->lookups[l->idx] = NULL;
+	free(l);
+	if (--ctx->nlookups == 0 && !ctx->launching) {
+		TAILQ_REMOVE(&ctx->api->waiting, ctx, entry);
+		api_dispatch(ctx);
+	}
+}
+
+static struct evdns_base *
+api_dns(struct api *api)
+{
+	if (api->dns != NULL)
+		return (api->dns);
+	api->dns = evdns_base_new(api->tardy->base,
+	    EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (api->dns == NULL) {
+		log_warnx("api: cannot set up the resolver");
+		return (NULL);
+	}
+	(void)evdns_base_set_option(api->dns, "timeout:", API_DNS_TIMEOUT);
+	(void)evdns_base_set_option(api->dns, "attempts:", API_DNS_ATTEMPTS);
+	return (api->dns);
+}
+
+/*
+ * Start looking up the host names the request needs. Returns 1 if it
+ * must wait for them (api_dispatch runs when the last one is in), 0 if
+ * it can be handled now. Names in /etc/hosts are answered at once.
+ */
+static int
+api_resolve_start(struct api_req *ctx)
+{
+	struct evutil_addrinfo			 hints;
+	struct evdns_base			*dns;
+	struct evdns_getaddrinfo_request	*handle;
+	struct api_lookup			*l;
+	char					 host[NI_MAXHOST];
+	size_t					 i;
+
+	api_names_collect(ctx);
+	if (ctx->nnames == 0)
+		return (0);
+	if ((dns = api_dns(ctx->api)) == NULL) {
+		for (i = 0; i < ctx->nnames; i++)
+			ctx->names[i].err = xstrdup("no resolver available");
+		return (0);
+	}
+	ctx->lookups = xcalloc(ctx->nnames, sizeof(*ctx->lookups));
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	ctx->launching = 1;
+	TAILQ_INSERT_TAIL(&ctx->api->waiting, ctx, entry);
+	for (i = 0; i < ctx->nnames; i++) {
+		l = xcalloc(1, sizeof(*l));
+		l->ctx = ctx;
+		l->idx = i;
+		(void)api_name_needed(ctx->names[i].spec, host, sizeof(host),
+		    &l->port);
+		ctx->lookups[i] = l;
+		ctx->nlookups++;
+		/* May answer (and free l) before it returns. */
+		handle = evdns_getaddrinfo(dns, host, NULL, &hints,
+		    api_lookup_cb, l);
+		if (ctx->lookups[i] != NULL)
+			ctx->lookups[i]->handle = handle;
+	}
+	ctx->launching = 0;
+	if (ctx->nlookups > 0)
+		return (1);
+	TAILQ_REMOVE(&ctx->api->waiting, ctx, entry);
+	return (0);
+}
+
+/* --- objects --------------------------------------------------------- */
+
+/* Toxiproxy lists upstream toxics before downstream ones. */
+static json_t *
+api_toxics_json(struct proxy *p)
+{
+	const enum toxic_stream	 order[] = {
+		TOXIC_UPSTREAM, TOXIC_DOWNSTREAM
+	};
+	struct toxic		*t;
+	json_t			*a = json_array();
+	size_t			 i;
+
+	for (i = 0; i < 2; i++) {
+		TAILQ_FOREACH(t, &p->toxics, entry) {
+			if (t->stream == order[i])
+				json_array_append_new(a, toxic_json(t));
+		}
+	}
+	return (a);
+}
+
+static json_t *
+api_proxy_json(struct proxy *p)
+{
+	char	buf[ADDR_STRLEN];
+
+	return (json_pack("{s:s, s:s, s:s, s:b, s:o}",
+	    "name", p->name,
+	    "listen", addr_fmt(&p->bound, buf, sizeof(buf)),
+	    "upstream", p->upstream_str,
+	    "enabled", p->enabled,
+	    "toxics", api_toxics_json(p)));
+}
+
+static struct proxy *
+api_find_proxy(struct api_req *ctx)
+{
+	struct proxy	*p;
+
+	if ((p = tardy_find_proxy(ctx->api->tardy, ctx->arg[0])) == NULL)
+		api_error(ctx, 404, "proxy not found");
+	return (p);
+}
+
+static struct toxic *
+api_find_toxic(struct api_req *ctx, struct proxy *p)
+{
+	struct toxic	*t;
+
+	if ((t = proxy_find_toxic(p, ctx->arg[1])) == NULL)
+		api_error(ctx, 404, "toxic not found");
+	return (t);
+}
+
+/*
+ * Put a new proxy on the daemon's list, after "after" (the proxy it
+ * replaces, so listings keep their order) or at the end.
+ */
+static struct proxy *
+api_proxy_insert(struct tardy *t, const struct proxy_conf *pc, int fd,
+    const struct addr *bound, struct proxy *after)
+{
+	struct proxy	*p;
+
+	p = proxy_new(t, pc, fd, bound);
+	if (after != NULL)
+		TAILQ_INSERT_AFTER(&t->proxies, after, p, entry);
+	else
+		TAILQ_INSERT_TAIL(&t->proxies, p, entry);
+	t->nproxies++;
+	return (p);
+}
+
+/* Whether a proxy already listens where the client asks it to. */
+static int
+api_same_listen(const struct proxy *p, const struct addr *listen)
+{
+	return (addr_equal(listen, &p->bound) ||
+	    addr_equal(listen, &p->listen));
+}
+
+/* The fields of a proxy in a request body. */
+struct api_proxy_in {
+	const char	*name;
+	const char	*listen;
+	const char	*upstream;
+	int		 enabled;
+	int		 has_listen;
+	int		 has_upstream;
+	int		 has_enabled;
+};
+
+/* Read them, checking types. Returns 0, or -1 after replying 400. */
+static int
+api_proxy_fields(struct api_req *ctx, json_t *obj, const char *where,
+    struct api_proxy_in *in)
+{
+	int	rc;
+
+	if ((rc = api_field_string(ctx, obj, "name", where, &in->name)) < 0)
+		return (-1);
+	if ((rc = api_field_string(ctx, obj, "listen", where,
+	    &in->listen)) < 0)
+		return (-1);
+	in->has_listen = rc && *in->listen != '\0';
+	if ((rc = api_field_string(ctx, obj, "upstream", where,
+	    &in->upstream)) < 0)
+		return (-1);
+	in->has_upstream = rc && *in->upstream != '\0';
+	if ((rc = api_field_bool(ctx, obj, "enabled", where,
+	    &in->enabled)) < 0)
+		return (-1);
+	in->has_enabled = rc;
+	return (0);
+}
+
+/*
+ * Fill pc from the fields of a new proxy: name and upstream required
+ * (in Toxiproxy's order and words), listen by default 127.0.0.1:0.
+ * Returns 0, or -1 after replying 400. pc borrows the strings.
+ */
+static int
+api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
+    const char *where, struct proxy_conf *pc)
+{
+	char	err[256];
+
+	memset(pc, 0, sizeof(*pc));
+	if (in->name == NULL || *in->name == '\0') {
+		api_error(ctx, 400, "missing required field: name%s", where);
+		return (-1);
+	}
+	if (!in->has_upstream) {
+		api_error(ctx, 400, "missing required field: upstream%s",
+		    where);
+		return (-1);
+	}
+	if (!util_name_valid(in->name)) {
+		api_error(ctx, 400, "bad request body: name: invalid proxy "
+		    "name%s (1 to %d printable ASCII characters, none of "
+		    "'/', '\"', '\\', '[', ']' or whitespace)", where,
+		    NAME_MAX_LEN);
+		return (-1);
+	}
+	pc->name = (char *)in->name;
+	pc->listen_str = (char *)(in->has_listen ? in->listen : "127.0.0.1:0");
+	pc->upstream_str = (char *)in->upstream;
+	pc->enabled = in->has_enabled ? in->enabled : 1;
+	pc->connect_timeout = CONFIG_DEFAULT_CONNECT_TIMEOUT;
+	pc->line = -1;		/* made through the API */
+	if (api_addr(ctx, pc->listen_str, &pc->listen, err,
+	    sizeof(err)) == -1) {
+		api_error(ctx, 400, "bad request body: listen%s: %s", where,
+		    err);
+		return (-1);
+	}
+	if (api_addr(ctx, pc->upstream_str, &pc->upstream, err,
+	    sizeof(err)) == -1) {
+		api_error(ctx, 400, "bad request body: upstream%s: %s", where,
+		    err);
+		return (-1);
+	}
+	return (0);
+}
+
+/* --- handlers -------------------------------------------------------- */
+
+static void
+api_version(struct api_req *ctx)
+{
+	api_reply(ctx, 200, json_pack("{s:s}", "version", PACKAGE_VERSION));
+}
+
+static void
+api_proxy_index(struct api_req *ctx)
+{
+	struct proxy	*p;
+	json_t		*o = json_object();
+
+	TAILQ_FOREACH(p, &ctx->api->tardy->proxies, entry)
+		json_object_set_new(o, p->name, api_proxy_json(p));
+	api_reply(ctx, 200, o);
+}
+
+static void
+api_proxy_create(struct api_req *ctx)
+{
+	struct tardy		*t = ctx->api->tardy;
+	struct api_proxy_in	 in;
+	struct proxy_conf	 pc;
+	struct proxy		*p;
+	json_t			*body;
+	char			 err[256];
+	int			 status;
+
+	memset(&in, 0, sizeof(in));
+	if ((body = api_body(ctx, 1)) == NULL ||
+	    api_proxy_fields(ctx, body, "", &in) == -1 ||
+	    api_proxy_conf(ctx, &in, "", &pc) == -1)
+		return;
+	if ((status = tardy_add_proxy(t, &pc, &p, err, sizeof(err))) != 0) {
+		api_error(ctx, status, "%s", err);
+		return;
+	}
+	api_reply(ctx, 201, api_proxy_json(p));
+}
+
+/*
+ * Give p a new listen and/or upstream address: a new proxy takes its
+ * place, with its toxics, counters and connection numbers, and p closes
+ * its connections as Toxiproxy's restart does. A new listen address is
+ * bound before anything else, so if that fails p is left as it was;
+ * otherwise the listening socket passes from p to its successor and the
+ * port is never released.
+ */
+static struct proxy *
+api_proxy_restart(struct tardy *t, struct proxy *p,
+    const struct proxy_conf *pc, char *err, size_t errlen)
+{
+	struct proxy	*np;
+	struct toxic	*tx, *ntx;
+	struct addr	 bound;
+	json_t		*j;
+	char		 terr[256];
+	int		 fd, status;
+
+	if (!api_same_listen(p, &pc->listen)) {
+		if ((fd = proxy_bind(&pc->listen, &bound, err, errlen)) == -1)
+			return (NULL);
+	} else
+		fd = proxy_take_listener(p, &bound);
+	np = api_proxy_insert(t, pc, fd, &bound, p);
+	np->from_config = p->from_config;
+	np->stats = p->stats;
+	np->next_id = p->next_id;
+	TAILQ_FOREACH(tx, &p->toxics, entry) {
+		j = toxic_json(tx);
+		ntx = toxic_new(np, tx->name, tx->type->name,
+		    toxic_stream_name(tx->stream), tx->toxicity,
+		    json_object_get(j, "attributes"), terr, sizeof(terr),
+		    &status);
+		json_decref(j);
+		if (ntx == NULL) {
+			/* Cannot happen: it was valid a moment ago. */
+			log_warnx("proxy %s: toxic %s lost on restart: %s",
+			    p->name, tx->name, terr);
+			continue;
+		}
+		ntx->from_config = tx->from_config;
+		proxy_add_toxic(np, ntx);
+	}
+	tardy_remove_proxy(t, p);
+	return (np);
+}
+
+static void
+api_proxy_update(struct api_req *ctx)
+{
+	struct tardy		*t = ctx->api->tardy;
+	struct api_proxy_in	 in;
+	struct proxy_conf	 pc;
+	struct proxy		*p;
+	json_t			*body;
+	char			 err[256];
+	int			 relisten, reconnect;
+
+	memset(&in, 0, sizeof(in));
+	if ((p = api_find_proxy(ctx)) == NULL ||
+	    (body = api_body(ctx, 1)) == NULL ||
+	    api_proxy_fields(ctx, body, "", &in) == -1)
+		return;
+
+	/* What is not sent stays as it is (the name cannot change). */
+	memset(&pc, 0, sizeof(pc));
+	pc.name = p->name;
+	pc.listen = p->listen;
+	pc.listen_str = p->listen_str;
+	pc.upstream = p->upstream;
+	pc.upstream_str = p->upstream_str;
+	pc.enabled = in.has_enabled ? in.enabled : p->enabled;
+	pc.connect_timeout = p->connect_timeout;
+	pc.rcvbuf = p->rcvbuf;
+	pc.line = p->from_config ? 0 : -1;
+	relisten = reconnect = 0;
+	if (in.has_listen) {
+		if (api_addr(ctx, in.listen, &pc.listen, err,
+		    sizeof(err)) == -1) {
+			api_error(ctx, 400, "bad request body: listen: %s",
+			    err);
+			return;
+		}
+		/* The address it was given or the one it got: no change. */
+		if (!api_same_listen(p, &pc.listen)) {
+			pc.listen_str = (char *)in.listen;
+			relisten = 1;
+		} else
+			pc.listen = p->listen;
+	}
+	if (in.has_upstream) {
+		if (api_addr(ctx, in.upstream, &pc.upstream, err,
+		    sizeof(err)) == -1) {
+			api_error(ctx, 400, "bad request body: upstream: %s",
+			    err);
+			return;
+		}
+		if (strcmp(in.upstream, p->upstream_str) != 0 ||
+		    !addr_equal(&pc.upstream, &p->upstream)) {
+			pc.upstream_str = (char *)in.upstream;
+			reconnect = 1;
+		}
+	}
+
+	if (relisten || reconnect) {
+		if ((p = api_proxy_restart(t, p, &pc, err, sizeof(err))) ==
+		    NULL) {
+			api_error(ctx, 500, "%s", err);
+			return;
+		}
+		(void)tardy_write_ready(t);
+	} else
+		proxy_set_enabled(p, pc.enabled);
+	api_reply(ctx, 200, api_proxy_json(p));
+}
+
+static void
+api_proxy_show(struct api_req *ctx)
+{
+	struct proxy	*p;
+
+	if ((p = api_find_proxy(ctx)) != NULL)
+		api_reply(ctx, 200, api_proxy_json(p));
+}
+
+static void
+api_proxy_delete(struct api_req *ctx)
+{
+	struct tardy	*t = ctx->api->tardy;
+	struct proxy	*p;
+
+	if ((p = api_find_proxy(ctx)) == NULL)
+		return;
+	tardy_remove_proxy(t, p);
+	(void)tardy_write_ready(t);
+	api_reply_empty(ctx, 204);
+}
+
+struct api_plan {
+	struct api_proxy_in	 in;
+	struct proxy_conf	 pc;
+	struct proxy		*old;
+	int			 keep;	/* old stays as it is */
+	int			 take;	/* from old: same address */
+	int			 fd;
+	struct addr		 bound;
+};
+
+/*
+ * POST /populate: make each proxy of a list exist as described. A proxy
+ * of that name with the same listen and upstream addresses is kept as it
+ * is (with its connections and toxics); one that differs is replaced by a
+ * new one. Proxies not in the list are left alone. All entries are
+ * checked and every listener bound before any proxy changes, so the
+ * request applies whole or not at all.
+ */
+static void
+api_populate(struct api_req *ctx)
+{
+	struct tardy	*t = ctx->api->tardy;
+	struct api_plan	*plans = NULL, *pl;
+	json_t		*body, *list, *item, *out;
+	struct proxy	*p;
+	char		 where[64], err[256];
+	size_t		 n, i, j;
+
+	if ((body = api_body(ctx, 0)) == NULL)
+		return;
+	/* Toxiproxy takes a bare array; we also take {"proxies": [...]}. */
+	list = body;
+	if (json_is_object(body) && json_object_get(body, "proxies") != NULL)
+		list = json_object_get(body, "proxies");
+	if (!json_is_array(list)) {
+		api_error(ctx, 400, "bad request body: expected an array of "
+		    "proxies");
+		return;
+	}
+	n = json_array_size(list);
+	plans = xcalloc(n + 1, sizeof(*plans));
+
+	json_array_foreach(list, i, item) {
+		pl = &plans[i];
+		pl->fd = -1;
+		snprintf(where, sizeof(where), " at proxy %zu", i + 1);
+		if (!json_is_object(item)) {
+			api_error(ctx, 400, "bad request body: expected an "
+			    "object%s", where);
+			goto out;
+		}
+		if (api_proxy_fields(ctx, item, where, &pl->in) == -1 ||
+		    api_proxy_conf(ctx, &pl->in, where, &pl->pc) == -1)
+			goto out;
+		for (j = 0; j < i; j++) {
+			if (strcmp(plans[j].pc.name, pl->pc.name) == 0) {
+				api_error(ctx, 400, "bad request body: "
+				    "duplicate proxy name%s", where);
+				goto out;
+			}
+		}
+	}
+
+	/* Bind what is new; a proxy changing only its upstream keeps its. */
+	for (i = 0; i < n; i++) {
+		pl = &plans[i];
+		pl->old = tardy_find_proxy(t, pl->pc.name);
+		if (pl->old != NULL &&
+		    api_same_listen(pl->old, &pl->pc.listen)) {
+			if (strcmp(pl->old->upstream_str,
+			    pl->pc.upstream_str) == 0)
+				pl->keep = 1;
+			else
+				pl->take = 1;
+			continue;
+		}
+		pl->fd = proxy_bind(&pl->pc.listen, &pl->bound, err,
+		    sizeof(err));
+		if (pl->fd == -1) {
+			api_error(ctx, 500, "%s", err);
+			goto rollback;
+		}
+	}
+
+	/* Commit: nothing below fails. */
+	out = json_array();
+	for (i = 0; i < n; i++) {
+		pl = &plans[i];
+		if (!pl->keep) {
+			if (pl->take)
+				pl->fd = proxy_take_listener(pl->old,
+				    &pl->bound);
+			p = api_proxy_insert(t, &pl->pc, pl->fd, &pl->bound,
+			    pl->old);
+			if (pl->old != NULL)
+				tardy_remove_proxy(t, pl->old);
+			pl->old = p;
+		}
+		json_array_append_new(out, api_proxy_json(pl->old));
+	}
+	(void)tardy_write_ready(t);
+	api_reply(ctx, 201, json_pack("{s:o}", "proxies", out));
+	goto out;
+
+rollback:
+	for (i = 0; i < n; i++) {
+		if (plans[i].fd != -1)
+			proxy_unbind(plans[i].fd, &plans[i].bound);
+	}
+out:
+	free(plans);
+}
+
+static void
+api_reset(struct api_req *ctx)
+{
+	struct proxy	*p;
+	struct toxic	*tx;
+
+	TAILQ_FOREACH(p, &ctx->api->tardy->proxies, entry) {
+		proxy_set_enabled(p, 1);
+		while ((tx = TAILQ_FIRST(&p->toxics)) != NULL)
+			proxy_remove_toxic(p, tx);
+	}
+	api_reply_empty(ctx, 204);
+}
+
+static void
+api_toxic_index(struct api_req *ctx)
+{
+	struct proxy	*p;
+
+	if ((p = api_find_proxy(ctx)) != NULL)
+		api_reply(ctx, 200, api_toxics_json(p));
+}
+
+/*
+ * Checks in Toxiproxy's order: body, stream, type, name in use; then
+ * toxicity and attributes, which toxic_new() validates.
+ */
+static void
+api_toxic_create(struct api_req *ctx)
+{
+	struct proxy	*p;
+	struct toxic	*tx;
+	json_t		*body, *attrs;
+	const char	*name = NULL, *type = NULL, *stream = "downstream";
+	char		 lstream[16], defname[NAME_MAX_LEN + 32], err[256];
+	double		 toxicity = 1.0;
+	size_t		 i;
+	int		 status;
+
+	if ((p = api_find_proxy(ctx)) == NULL ||
+	    (body = api_body(ctx, 1)) == NULL)
+		return;
+	if (api_field_string(ctx, body, "name", "", &name) < 0 ||
+	    api_field_string(ctx, body, "type", "", &type) < 0 ||
+	    api_field_string(ctx, body, "stream", "", &stream) < 0 ||
+	    api_field_number(ctx, body, "toxicity", &toxicity) < 0)
+		return;
+	attrs = json_object_get(body, "attributes");
+
+	/* Toxiproxy takes the stream in any case. */
+	for (i = 0; stream[i] != '\0' && i < sizeof(lstream) - 1; i++)
+		lstream[i] = (char)tolower((unsigned char)stream[i]);
+	lstream[i] = '\0';
+	if (stream[i] != '\0' || (strcmp(lstream, "upstream") != 0 &&
+	    strcmp(lstream, "downstream") != 0)) {
+		api_error(ctx, 400, "stream was invalid, can be either "
+		    "upstream or downstream");
+		return;
+	}
+	if (type == NULL || toxic_type_find(type) == NULL) {
+		api_error(ctx, 400, "invalid toxic type");
+		return;
+	}
+	if (name == NULL || *name == '\0') {
+		snprintf(defname, sizeof(defname), "%s_%s", type, lstream);
+		name = defname;
+	}
+	if (!util_name_valid(name)) {
+		api_error(ctx, 400, "bad request body: name: invalid toxic "
+		    "name (1 to %d printable ASCII characters, none of '/', "
+		    "'\"', '\\', '[', ']' or whitespace)", NAME_MAX_LEN);
+		return;
+	}
+	if (proxy_find_toxic(p, name) != NULL) {
+		api_error(ctx, 409, "toxic already exists");
+		return;
+	}
+	tx = toxic_new(p, name, type, lstream, toxicity, attrs, err,
+	    sizeof(err), &status);
+	if (tx == NULL) {
+		api_error(ctx, status, "%s%s", status == 400 ?
+		    "bad request body: " : "", err);
+		return;
+	}
+	proxy_add_toxic(p, tx);
+	api_reply(ctx, 200, toxic_json(tx));
+}
+
+static void
+api_toxic_show(struct api_req *ctx)
+{
+	struct proxy	*p;
+	struct toxic	*tx;
+
+	if ((p = api_find_proxy(ctx)) != NULL &&
+	    (tx = api_find_toxic(ctx, p)) != NULL)
+		api_reply(ctx, 200, toxic_json(tx));
+}
+
+/* Attributes sent are merged into the toxic's; the rest stays. */
+static void
+api_toxic_update(struct api_req *ctx)
+{
+	struct proxy	*p;
+	struct toxic	*tx;
+	json_t		*body;
+	double		 toxicity = 0;
+	char		 err[256];
+	int		 has_toxicity;
+
+	if ((p = api_find_proxy(ctx)) == NULL ||
+	    (tx = api_find_toxic(ctx, p)) == NULL ||
+	    (body = api_body(ctx, 1)) == NULL)
+		return;
+	if ((has_toxicity = api_field_number(ctx, body, "toxicity",
+	    &toxicity)) < 0)
+		return;
+	if (toxic_update(tx, json_object_get(body, "attributes"), toxicity,
+	    has_toxicity, err, sizeof(err)) == -1) {
+		api_error(ctx, 400, "bad request body: %s", err);
+		return;
+	}
+	api_reply(ctx, 200, toxic_json(tx));
+}
+
+static void
+api_toxic_delete(struct api_req *ctx)
+{
+	struct proxy	*p;
+	struct toxic	*tx;
+
+	if ((p = api_find_proxy(ctx)) == NULL ||
+	    (tx = api_find_toxic(ctx, p)) == NULL)
+		return;
+	proxy_remove_toxic(p, tx);
+	api_reply_empty(ctx, 204);
+}
+
+/* Names of the toxics acting on a direction right now. */
+static void
+api_active_links(json_t *a, struct dir *d)
+{
+	struct link	*l;
+
+	TAILQ_FOREACH(l, &d->links, entry) {
+		if (l->state == LINK_ACTIVE)
+			json_array_append_new(a, json_string(l->toxic->name));
+	}
+}
+
+static void
+api_connections(struct api_req *ctx)
+{
+	struct proxy	*p;
+	struct session	*s;
+	json_t		*a, *toxics;
+	char		 buf[ADDR_STRLEN];
+	uint64_t	 now = util_now_ns();
+
+	if ((p = api_find_proxy(ctx)) == NULL)
+		return;
+	a = json_array();
+	TAILQ_FOREACH(s, &p->sessions, entry) {
+		toxics = json_array();
+		api_active_links(toxics, &s->up);
+		api_active_links(toxics, &s->down);
+		json_array_append_new(a, json_pack(
+		    "{s:I, s:s, s:s, s:I, s:I, s:I, s:o}",
+		    "id", (json_int_t)s->id,
+		    "peer", addr_fmt(&s->peer, buf, sizeof(buf)),
+		    "state", session_state_name(s->state),
+		    "bytes_up", (json_int_t)s->up.bytes,
+		    "bytes_down", (json_int_t)s->down.bytes,
+		    "age_ms", (json_int_t)((now - s->t_accept) / 1000000),
+		    "toxics", toxics));
+	}
+	api_reply(ctx, 200, a);
+}
+
+/* ?since=ID: a plain decimal, no sign, no hex, no octal. */
+static int
+api_parse_since(const char *s, uint64_t *out)
+{
+	uint64_t	v = 0;
+
+	if (*s == '\0')
+		return (-1);
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+			return (-1);
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return (0);
+}
+
+static void
+api_events(struct api_req *ctx)
+{
+	const struct evhttp_uri	*uri;
+	struct evkeyvalq	 query;
+	const char		*q, *since;
+	uint64_t		 id = 0;
+	int			 bad = 0;
+
+	TAILQ_INIT(&query);
+	uri = evhttp_request_get_evhttp_uri(ctx->req);
+	if ((q = evhttp_uri_get_query(uri)) != NULL) {
+		if (evhttp_parse_query_str(q, &query) == -1)
+			bad = 1;
+		else if ((since = evhttp_find_header(&query, "since")) !=
+		    NULL && api_parse_since(since, &id) == -1)
+			bad = 1;
+		evhttp_clear_headers(&query);
+	}
+	if (bad) {
+		api_error(ctx, 400, "since must be a non-negative integer");
+		return;
+	}
+	api_reply(ctx, 200, events_json(ctx->api->tardy->events, id));
+}
+
+static void
+api_prometheus(struct api_req *ctx)
+{
+	struct evbuffer	*out;
+
+	if ((out = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	api_metrics_render(ctx->api->tardy, out);
+	api_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", out);
+	evbuffer_free(out);
+}
+
+/* --- routing --------------------------------------------------------- */
+
+/*
+ * Split the path into percent-decoded segments. Empty segments (a
+ * trailing slash, "//") and NUL bytes match no route. Returns the number
+ * of segments, or -1.
+ */
+static int
+api_split_path(const char *path, char **seg, size_t maxseg)
+{
+	const char	*p, *end;
+	char		*raw;
+	size_t		 n = 0, len;
+
+	if (path == NULL || *path != '/')
+		return (-1);
+	for (p = path + 1;; p = end + 1) {
+		end = strchr(p, '/');
+		len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || n == maxseg)
+			goto fail;
+		if ((raw = strndup(p, len)) == NULL)
+			fatal("strndup");
+		seg[n] = evhttp_uridecode(raw, 0, &len);
+		free(raw);
+		if (seg[n] == NULL)
+			fatal("evhttp_uridecode");
+		if (strlen(seg[n++]) != len)
+			goto fail;
+		if (end == NULL)
+			return ((int)n);
+	}
+fail:
+	while (n > 0)
+		free(seg[--n]);
+	return (-1);
+}
+
+static int
+api_route_matches(const struct api_route *r, char **seg, int nseg)
+{
+	int	i;
+
+	for (i = 0; i < nseg; i++) {
+		if (r->path[i] == NULL)
+			return (0);
+		if (strcmp(r->path[i], "*") != 0 && strcmp(r->path[i],
+		    seg[i]) != 0)
+			return (0);
+	}
+	return (r->path[nseg] == NULL);
+}
+
+/*
+ * Find the route: 404 if no path matches, 405 with an Allow header if
+ * the path does but the method does not. Sets ctx->route and the path
+ * arguments; returns -1 after replying.
+ */
+static int
+api_route(struct api_req *ctx)
+{
+	const struct evhttp_uri	*uri;
+	const struct api_route	*r;
+	char			*seg[API_MAX_SEGMENTS], allow[64];
+	int			 nseg, i, methods = 0, method, narg;
+	size_t			 k, len;
+
+	method = evhttp_request_get_command(ctx->req);
+	uri = evhttp_request_get_evhttp_uri(ctx->req);
+	nseg = api_split_path(uri != NULL ? evhttp_uri_get_path(uri) : NULL,
+	    seg, API_MAX_SEGMENTS);
+	for (k = 0; nseg > 0 && k < API_NROUTES; k++) {
+		r = &api_routes[k];
+		if (!api_route_matches(r, seg, nseg))
+			continue;
+		methods |= r->methods;
+		if ((r->methods & method) == 0)
+			continue;
+		ctx->route = r;
+		for (i = 0, narg = 0; i < nseg; i++) {
+			if (strcmp(r->path[i], "*") == 0 && narg < API_MAX_ARGS)
+				ctx->arg[narg++] = seg[i];
+			else
+				free(seg[i]);
+		}
+		return (0);
+	}
+	for (i = 0; i < nseg; i++)
+		free(seg[i]);
+	if (methods == 0) {
+		api_error(ctx, 404, "not found");
+		return (-1);
+	}
+	allow[0] = '\0';
+	for (k = 0, len = 0; k < sizeof(api_methods) / sizeof(api_methods[0]);
+	    k++) {
+		if ((methods & api_methods[k].method) && len < sizeof(allow))
+			len += (size_t)snprintf(allow + len,
+			    sizeof(allow) - len, "%s%s", len > 0 ? ", " : "",
+			    api_methods[k].name);
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(ctx->req), "Allow",
+	    allow);
+	api_error(ctx, 405, "method not allowed");
+	return (-1);
+}
+
+/* Compare in time that depends on the expected length only. */
+static int
+api_token_equal(const char *got, size_t gotlen, const char *want)
+{
+	size_t		wantlen = strlen(want), i;
+	unsigned char	diff = gotlen != wantlen;
+
+	for (i = 0; i < wantlen; i++)
+		diff |= (unsigned char)want[i] ^
+		    (unsigned char)(i < gotlen ? got[i] : 0);
+	return (diff == 0);
+}
+
+/*
+ * Who may ask: not a browser (Toxiproxy's guard against cross-site
+ * requests from web pages) and, with a token set, only a client that
+ * sends "Authorization: Bearer TOKEN". Returns -1 after replying.
+ */
+static int
+api_check_client(struct api_req *ctx)
+{
+	struct evkeyvalq	*h = evhttp_request_get_input_headers(ctx->req);
+	const char		*ua, *auth;
+
+	if ((ua = evhttp_find_header(h, "User-Agent")) != NULL &&
+	    strncmp(ua, "Mozilla/", 8) == 0) {
+		api_error(ctx, 403, "User agent not allowed");
+		return (-1);
+	}
+	if (ctx->api->token == NULL)
+		return (0);
+	auth = evhttp_find_header(h, "Authorization");
+	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
+		for (auth += 7; *auth == ' '; auth++)
+			;
+		if (api_token_equal(auth, strlen(auth), ctx->api->token))
+			return (0);
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
+	    "WWW-Authenticate", "Bearer realm=\"tardy\"");
+	api_error(ctx, 401, "missing or invalid API token");
+	return (-1);
+}
+
+static void
+api_dispatch(struct api_req *ctx)
+{
+	ctx->route->handler(ctx);
+	if (!ctx->replied)
+		api_error(ctx, 500, "internal error: no reply");
+	api_req_free(ctx);
+}
+
+static void
+api_req_free(struct api_req *ctx)
+{
+	size_t	i;
+
+	for (i = 0; i < API_MAX_ARGS; i++)
+		free(ctx->arg[i]);
+	for (i = 0; i < ctx->nnames; i++) {
+		free(ctx->names[i].spec);
+		free(ctx->names[i].err);
+	}
+	free(ctx->names);
+	free(ctx->lookups);
+	json_decref(ctx->body);
+	free(ctx->body_err);
+	free(ctx);
+}
+
+static void
+api_request_cb(struct evhttp_request *req, void *arg)
+{
+	struct api_req	*ctx;
+
+	ctx = xcalloc(1, sizeof(*ctx));
+	ctx->api = arg;
+	ctx->req = req;
+	if (api_check_client(ctx) == -1 || api_route(ctx) == -1) {
+		api_req_free(ctx);
+		return;
+	}
+	if ((ctx->route->flags & API_F_ADDRS) && api_resolve_start(ctx))
+		return;		/* api_lookup_cb dispatches it */
+	api_dispatch(ctx);
+}
+
+/* --- the server ------------------------------------------------------ */
+
+static void
+api_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+/*
+ * accept() failed for want of descriptors: stop accepting for a moment
+ * instead of spinning on a listener that stays readable. The one-shot
+ * timer is freed with the event loop; the API is only freed after the
+ * loop has stopped, so it never fires on a freed listener.
+ */
+static void
+api_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct timeval	tv = { 0, API_BACKOFF_MS * 1000 };
+
+	log_warn("api: accept, pausing %d ms", API_BACKOFF_MS);
+	evconnlistener_disable(lev);
+	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT,
+	    api_accept_resume_cb, lev, &tv) == -1)
+		evconnlistener_enable(lev);
 }
 
 struct api *
 api_new(struct tardy *t, const struct addr *where, const char *token,
     char *err, size_t errlen)
 {
-	struct api	*api;
-	struct addr	 bound;
-	char		 buf[ADDR_STRLEN];
-	int		 fd;
+	struct api			*api;
+	struct evhttp_bound_socket	*bs;
+	struct addr			 bound;
+	char				 buf[ADDR_STRLEN];
+	int				 fd;
 
 	if ((fd = proxy_bind(where, &bound, err, errlen)) == -1)
 		return (NULL);
-	if (listen(fd, 128) == -1) {
+	/* Group-accessible: the group is who may drive the daemon. */
+	if (addr_family(&bound) == AF_UNIX &&
+	    chmod(addr_unix_path(&bound), 0660) == -1) {
+		snprintf(err, errlen, "chmod %s: %s", addr_unix_path(&bound),
+		    strerror(errno));
+		proxy_unbind(fd, &bound);
+		return (NULL);
+	}
+	if (listen(fd, API_BACKLOG) == -1) {
 		snprintf(err, errlen, "listen: %s", strerror(errno));
 		proxy_unbind(fd, &bound);
 		return (NULL);
@@ -58,23 +1575,57 @@ api_new(struct tardy *t, const struct addr *where, const char *token,
 	api = xcalloc(1, sizeof(*api));
 	api->tardy = t;
 	api->bound = bound;
+	if (token != NULL && *token != '\0')
+		api->token = xstrdup(token);
+	TAILQ_INIT(&api->waiting);
 	if ((api->http = evhttp_new(t->base)) == NULL)
 		fatalx("evhttp_new");
-	if (evhttp_accept_socket(api->http, fd) == -1)
+	if ((bs = evhttp_accept_socket_with_handle(api->http, fd)) == NULL)
 		fatalx("evhttp_accept_socket");
-	evhttp_set_gencb(api->http, api_generic_cb, api);
-	log_info("api: listening on %s", api_address(api, buf, sizeof(buf)));
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bs),
+	    api_accept_error_cb);
+	evhttp_set_allowed_methods(api->http, API_ALL_METHODS);
+	evhttp_set_max_body_size(api->http, API_MAX_BODY);
+	evhttp_set_max_headers_size(api->http, API_MAX_HEADERS);
+	evhttp_set_timeout(api->http, API_TIMEOUT_S);
+	/* Read an oversized body to its end, so the client sees the 413. */
+	evhttp_set_flags(api->http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_gencb(api->http, api_request_cb, api);
+	log_info("api: listening on %s%s", api_address(api, buf, sizeof(buf)),
+	    api->token != NULL ? " (token required)" : "");
 	return (api);
 }
 
 void
 api_free(struct api *api)
 {
+	struct api_req	*ctx;
+	size_t		 i;
+
 	if (api == NULL)
 		return;
-	evhttp_free(api->http);
+	evhttp_free(api->http);	/* and the requests waiting for names */
+	/*
+	 * Cancelled lookups call back from the loop, which has stopped:
+	 * leave them a request-less api_lookup to free if it ever runs.
+	 */
+	while ((ctx = TAILQ_FIRST(&api->waiting)) != NULL) {
+		TAILQ_REMOVE(&api->waiting, ctx, entry);
+		for (i = 0; i < ctx->nnames; i++) {
+			if (ctx->lookups[i] == NULL)
+				continue;
+			ctx->lookups[i]->ctx = NULL;
+			if (ctx->lookups[i]->handle != NULL)
+				evdns_getaddrinfo_cancel(
+				    ctx->lookups[i]->handle);
+		}
+		api_req_free(ctx);
+	}
+	if (api->dns != NULL)
+		evdns_base_free(api->dns, 0);
 	if (addr_family(&api->bound) == AF_UNIX)
 		(void)unlink(addr_unix_path(&api->bound));
+	free(api->token);
 	free(api);
 }
 

@@ -1,0 +1,128 @@
+/*
+ * GET /metrics: the daemon's counters in Prometheus' text exposition
+ * format (version 0.0.4), read from the live proxies at each scrape, so
+ * bytes and connections show up while connections are still open.
+ */
+#include "autoconf.h"
+
+#include <sys/queue.h>
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <event2/buffer.h>
+
+#include "api.h"
+#include "proxy.h"
+#include "tardy.h"
+
+struct api_metrics_family {
+	const char	*name;
+	const char	*type;
+	const char	*help;
+};
+
+/* A label value, escaped as the format asks: \\, \" and \n. */
+static void
+api_metrics_label(struct evbuffer *out, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '\\':
+			evbuffer_add(out, "\\\\", 2);
+			break;
+		case '"':
+			evbuffer_add(out, "\\\"", 2);
+			break;
+		case '\n':
+			evbuffer_add(out, "\\n", 2);
+			break;
+		default:
+			evbuffer_add(out, s, 1);
+			break;
+		}
+	}
+}
+
+static void
+api_metrics_header(struct evbuffer *out, const struct api_metrics_family *f)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name,
+	    f->help, f->name, f->type);
+}
+
+/* One sample per proxy; direction is NULL or a direction label. */
+static void
+api_metrics_sample(struct evbuffer *out, const char *name,
+    const struct proxy *p, const char *direction, uint64_t v)
+{
+	evbuffer_add_printf(out, "%s{proxy=\"", name);
+	api_metrics_label(out, p->name);
+	if (direction != NULL)
+		evbuffer_add_printf(out, "\",direction=\"%s", direction);
+	evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)v);
+}
+
+void
+api_metrics_render(struct tardy *t, struct evbuffer *out)
+{
+	static const struct api_metrics_family build = {
+		"tardy_build_info", "gauge",
+		"Always 1; the version label says which tardyd this is."
+	}, proxies = {
+		"tardy_proxies", "gauge",
+		"Proxies configured."
+	}, enabled = {
+		"tardy_proxy_enabled", "gauge",
+		"1 while the proxy accepts connections, 0 while disabled."
+	}, accepted = {
+		"tardy_connections_accepted_total", "counter",
+		"Client connections accepted."
+	}, active = {
+		"tardy_connections_active", "gauge",
+		"Client connections open now."
+	}, failed = {
+		"tardy_connections_failed_total", "counter",
+		"Connections whose upstream could not be reached or set up."
+	}, bytes = {
+		"tardy_bytes_total", "counter",
+		"Bytes forwarded; upstream is client to server, downstream "
+		"server to client."
+	}, applied = {
+		"tardy_toxics_applied_total", "counter",
+		"Times a toxic started acting, on a connection or a listener."
+	};
+	struct proxy	*p;
+
+	api_metrics_header(out, &build);
+	evbuffer_add_printf(out, "tardy_build_info{version=\"%s\"} 1\n",
+	    PACKAGE_VERSION);
+	api_metrics_header(out, &proxies);
+	evbuffer_add_printf(out, "tardy_proxies %zu\n", t->nproxies);
+
+	api_metrics_header(out, &enabled);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_sample(out, enabled.name, p, NULL,
+		    (uint64_t)(p->enabled != 0));
+	api_metrics_header(out, &accepted);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_sample(out, accepted.name, p, NULL,
+		    p->stats.accepted);
+	api_metrics_header(out, &active);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_sample(out, active.name, p, NULL, p->nsessions);
+	api_metrics_header(out, &failed);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_sample(out, failed.name, p, NULL, p->stats.failed);
+	api_metrics_header(out, &bytes);
+	TAILQ_FOREACH(p, &t->proxies, entry) {
+		api_metrics_sample(out, bytes.name, p, "upstream",
+		    p->stats.bytes_up);
+		api_metrics_sample(out, bytes.name, p, "downstream",
+		    p->stats.bytes_down);
+	}
+	api_metrics_header(out, &applied);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_sample(out, applied.name, p, NULL,
+		    p->stats.toxics_applied);
+}
