@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,11 +24,22 @@ def test_shell_example():
     T.expect(r.returncode == 0 and "PASS" in r.stdout, "example failed")
 
 
+def pytest_command():
+    """This Python's pytest, or Debian's pytest-3 (python3-pytest)."""
+    if importlib.util.find_spec("pytest") is not None:
+        return [sys.executable, "-m", "pytest"]
+    for name in ("pytest-3", "pytest"):
+        if shutil.which(name):
+            return [shutil.which(name)]
+    return None
+
+
 def test_pytest_example():
-    if importlib.util.find_spec("pytest") is None:
+    cmd = pytest_command()
+    if cmd is None:
         T.skip("pytest not installed (Debian: python3-pytest)")
-    r = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             os.path.join(EXAMPLES, "pytest")])
+    r = run(cmd + ["-q", "-p", "no:cacheprovider",
+                   os.path.join(EXAMPLES, "pytest")])
     for line in (r.stdout + r.stderr).splitlines():
         print("# " + line)
     T.expect(r.returncode == 0, "pytest exit %d" % r.returncode)
