@@ -46,6 +46,8 @@ struct tardy {
 	struct event		*status_ev;	/* systemd STATUS= updates */
 	struct session_list	 reap;		/* sessions to close */
 	struct event		*reap_ev;
+	uint64_t		 spin_window;	/* see link_timer_reach() */
+	uint64_t		 spin_used;
 	unsigned int		 generation;	/* reloads handled */
 	const char		*last_reload;
 	uint64_t		 t_start;

@@ -424,23 +424,61 @@ link_timer_in_ms(struct event *ev, uint64_t ms)
 }
 
 /*
- * Arm ev to fire at the monotonic time when_ns, never before it: the
- * loop's cached time is refreshed first and the delay rounded up to the
- * next microsecond. Callbacks still check the clock, as timers may fire
- * up to a clock tick early on some kernels.
+ * Timers wake up late: by 50 µs of timer slack on an idle Linux box, by
+ * 100 to 200 µs under virtualisation. Delays must be exact and never
+ * early, so a timer is armed LINK_TIMER_EARLY_NS before its time and its
+ * callback waits out the rest on the clock with link_timer_reach(). That
+ * wait is a busy one, so it has a budget: at most LINK_SPIN_BUDGET_NS of
+ * each second; past it, timers fire late rather than eat the CPU the
+ * other connections need.
  */
+#define LINK_TIMER_EARLY_NS	250000
+#define LINK_SPIN_BUDGET_NS	100000000	/* 10% of a core */
+
 void
 link_timer_at(struct link *l, struct event *ev, uint64_t when_ns)
 {
-	struct timeval	tv;
-	uint64_t	now, us;
+	struct tardy	*t = l->dir->session->proxy->tardy;
+	struct timeval	 tv;
+	uint64_t	 now, us;
 
 	event_base_update_cache_time(link_base(l));
 	now = util_now_ns();
+	if (t->spin_used < LINK_SPIN_BUDGET_NS || now - t->spin_window >=
+	    1000000000)
+		when_ns = when_ns > LINK_TIMER_EARLY_NS ?
+		    when_ns - LINK_TIMER_EARLY_NS : 0;
 	us = when_ns > now ? (when_ns - now + 999) / 1000 : 0;
 	tv.tv_sec = (time_t)(us / 1000000);
 	tv.tv_usec = (suseconds_t)(us % 1000000);
 	evtimer_add(ev, &tv);
+}
+
+/*
+ * In a timer callback: whether when_ns has come. If it is at most
+ * LINK_TIMER_EARLY_NS away and the spin budget allows, wait for it on the
+ * clock and return 1; otherwise return 0 and the caller re-arms.
+ */
+int
+link_timer_reach(struct link *l, uint64_t when_ns)
+{
+	struct tardy	*t = l->dir->session->proxy->tardy;
+	uint64_t	 now = util_now_ns();
+
+	if (now >= when_ns)
+		return (1);
+	if (when_ns - now > LINK_TIMER_EARLY_NS + 50000)
+		return (0);
+	if (now - t->spin_window >= 1000000000) {
+		t->spin_window = now;
+		t->spin_used = 0;
+	}
+	if (t->spin_used >= LINK_SPIN_BUDGET_NS)
+		return (0);
+	t->spin_used += when_ns - now;
+	while (util_now_ns() < when_ns)
+		;
+	return (1);
 }
 
 static void
@@ -503,9 +541,13 @@ link_sched_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * Put toxic t on a connection's direction. The connection's ordinal for
  * this toxic (every, first) and its toxicity roll are decided here, once.
+ * Only new connections (isnew) count for every and first: a connection
+ * already open when the toxic was added is none of "every Nth new
+ * connection" or "the first K after it was added", so a toxic limited
+ * that way leaves it alone; otherwise it acts there too.
  */
 void
-toxic_attach(struct toxic *t, struct dir *d, uint64_t conn)
+toxic_attach(struct toxic *t, struct dir *d, uint64_t conn, int isnew)
 {
 	struct session	*s = d->session;
 	struct link	*l;
@@ -524,10 +566,14 @@ toxic_attach(struct toxic *t, struct dir *d, uint64_t conn)
 	prng_init(&l->rng, s->proxy->tardy->seed, s->proxy->name, conn,
 	    (int)t->stream, t->name);
 
-	k = ++t->nconns;
 	roll = prng_unit(&l->rng);
-	chosen = (k - 1) % t->every == 0 && (t->first == 0 || k <= t->first) &&
-	    roll < t->toxicity;
+	if (isnew) {
+		k = ++t->nconns;
+		chosen = (k - 1) % t->every == 0 &&
+		    (t->first == 0 || k <= t->first);
+	} else
+		chosen = t->every == 1 && t->first == 0;
+	chosen = chosen && roll < t->toxicity;
 	l->state = chosen ? LINK_PENDING : LINK_IDLE;
 	events_toxic(l, chosen ? EVENT_TOXIC_ACTED : EVENT_TOXIC_SKIPPED, roll);
 	TAILQ_INSERT_TAIL(&d->links, l, entry);
@@ -540,7 +586,7 @@ toxic_attach_all(struct session *s)
 	struct toxic	*t;
 
 	TAILQ_FOREACH(t, &s->proxy->toxics, entry)
-		toxic_attach(t, session_dir(s, t->stream), s->id);
+		toxic_attach(t, session_dir(s, t->stream), s->id, 1);
 }
 
 void
@@ -740,7 +786,7 @@ proxy_add_toxic(struct proxy *p, struct toxic *t)
 	}
 	TAILQ_FOREACH(s, &p->sessions, entry) {
 		if (s->state != SESSION_CLOSING)
-			toxic_attach(t, session_dir(s, t->stream), s->id);
+			toxic_attach(t, session_dir(s, t->stream), s->id, 0);
 	}
 }
 

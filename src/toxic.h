@@ -139,7 +139,7 @@ int		 toxic_attr_index(const struct toxic_type *, const char *);
 int		 toxic_conf_check(struct config *, struct toxic_conf *);
 
 /* Links, for the session engine. */
-void		 toxic_attach(struct toxic *, struct dir *, uint64_t);
+void		 toxic_attach(struct toxic *, struct dir *, uint64_t, int);
 void		 toxic_attach_all(struct session *);
 void		 link_free(struct link *);
 void		 link_data(struct link *, struct evbuffer *, uint64_t);
@@ -156,6 +156,7 @@ void		 link_close(struct link *, const char *);
 void		 link_reset(struct link *, const char *);
 struct event	*link_timer_new(struct link *, void (*)(int, short, void *));
 void		 link_timer_at(struct link *, struct event *, uint64_t);
+int		 link_timer_reach(struct link *, uint64_t);
 void		 link_timer_in_ms(struct event *, uint64_t);
 struct event_base *link_base(struct link *);
 uint64_t	 link_random(struct link *);

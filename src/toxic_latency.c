@@ -30,9 +30,9 @@ latency_release_cb(evutil_socket_t fd, short what, void *arg)
 	struct link	*l = arg;
 	struct latency	*st = link_state(l);
 	struct chunk	*c;
-	uint64_t	 now = util_now_ns();
 
-	while ((c = TAILQ_FIRST(&st->q)) != NULL && c->t_ns <= now)
+	while ((c = TAILQ_FIRST(&st->q)) != NULL &&
+	    link_timer_reach(l, c->t_ns))
 		chunkq_forward_head(l, &st->q);
 	if (c != NULL)
 		link_timer_at(l, st->timer, c->t_ns);
