@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 DEPS="build-essential autoconf automake pkg-config libevent-dev \
 libinih-dev libjansson-dev check python3 python3-pytest curl \
-mandoc systemd"
+mandoc systemd dnsmasq-base dnsutils"
 
 deps() {
 	missing=

@@ -216,7 +216,13 @@ addr_fmt(const struct addr *a, char *buf, size_t len)
 		inet_ntop(AF_INET6,
 		    &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, host,
 		    sizeof(host));
-		snprintf(buf, len, "[%s]:%d", host, addr_port(a));
+		/* The zone, numeric, so the text parses back to a. */
+		if (((const struct sockaddr_in6 *)&a->ss)->sin6_scope_id != 0)
+			snprintf(buf, len, "[%s%%%u]:%d", host,
+			    ((const struct sockaddr_in6 *)&a->ss)->sin6_scope_id,
+			    addr_port(a));
+		else
+			snprintf(buf, len, "[%s]:%d", host, addr_port(a));
 		break;
 	case AF_UNIX:
 		if (a->len <= offsetof(struct sockaddr_un, sun_path))

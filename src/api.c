@@ -659,11 +659,12 @@ api_proxy_json(struct proxy *p)
 {
 	char	buf[ADDR_STRLEN];
 
-	return (json_pack("{s:s, s:s, s:s, s:b, s:o}",
+	return (json_pack("{s:s, s:s, s:s, s:b, s:s, s:o}",
 	    "name", p->name,
 	    "listen", addr_fmt(&p->bound, buf, sizeof(buf)),
 	    "upstream", p->upstream_str,
 	    "enabled", p->enabled,
+	    "protocol", p->protocol == PROTO_UDP ? "udp" : "tcp",
 	    "toxics", api_toxics_json(p)));
 }
 
@@ -719,6 +720,7 @@ struct api_proxy_in {
 	const char	*name;
 	const char	*listen;
 	const char	*upstream;
+	const char	*protocol;
 	int		 enabled;
 	int		 has_listen;
 	int		 has_upstream;
@@ -746,6 +748,8 @@ api_proxy_fields(struct api_req *ctx, json_t *obj, const char *where,
 	    &in->enabled)) < 0)
 		return (-1);
 	in->has_enabled = rc;
+	if (api_field_string(ctx, obj, "protocol", where, &in->protocol) < 0)
+		return (-1);
 	return (0);
 }
 
@@ -783,6 +787,15 @@ api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
 	pc->enabled = in->has_enabled ? in->enabled : 1;
 	pc->connect_timeout = CONFIG_DEFAULT_CONNECT_TIMEOUT;
 	pc->line = -1;		/* made through the API */
+	if (in->protocol == NULL || strcmp(in->protocol, "tcp") == 0)
+		pc->protocol = PROTO_TCP;
+	else if (strcmp(in->protocol, "udp") == 0)
+		pc->protocol = PROTO_UDP;
+	else {
+		api_error(ctx, 400, "bad request body: protocol%s: must be "
+		    "tcp or udp", where);
+		return (-1);
+	}
 	if (api_addr(ctx, pc->listen_str, &pc->listen, err,
 	    sizeof(err)) == -1) {
 		api_error(ctx, 400, "bad request body: listen%s: %s", where,
@@ -793,6 +806,13 @@ api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
 	    sizeof(err)) == -1) {
 		api_error(ctx, 400, "bad request body: upstream%s: %s", where,
 		    err);
+		return (-1);
+	}
+	if (pc->protocol == PROTO_UDP && (addr_family(&pc->listen) ==
+	    AF_UNIX || addr_family(&pc->upstream) == AF_UNIX)) {
+		api_error(ctx, 400, "bad request body: protocol%s: udp needs "
+		    "host:port addresses (unix datagram sockets are not "
+		    "supported)", where);
 		return (-1);
 	}
 	return (0);
@@ -860,7 +880,9 @@ api_proxy_restart(struct tardy *t, struct proxy *p,
 	int		 fd, status;
 
 	if (!api_same_listen(p, &pc->listen)) {
-		if ((fd = proxy_bind(&pc->listen, &bound, err, errlen)) == -1)
+		if ((fd = proxy_bind_type(&pc->listen, pc->protocol ==
+		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &bound, err,
+		    errlen)) == -1)
 			return (NULL);
 	} else
 		fd = proxy_take_listener(p, &bound);
@@ -915,6 +937,9 @@ api_proxy_update(struct api_req *ctx)
 	pc.enabled = in.has_enabled ? in.enabled : p->enabled;
 	pc.connect_timeout = p->connect_timeout;
 	pc.rcvbuf = p->rcvbuf;
+	pc.protocol = p->protocol;
+	pc.flow_timeout = p->flow_timeout;
+	pc.max_flows = p->max_flows;
 	pc.line = p->from_config ? 0 : -1;
 	relisten = reconnect = 0;
 	if (in.has_listen) {
@@ -1046,7 +1071,7 @@ api_populate(struct api_req *ctx)
 	for (i = 0; i < n; i++) {
 		pl = &plans[i];
 		pl->old = tardy_find_proxy(t, pl->pc.name);
-		if (pl->old != NULL &&
+		if (pl->old != NULL && pl->old->protocol == pl->pc.protocol &&
 		    api_same_listen(pl->old, &pl->pc.listen)) {
 			if (strcmp(pl->old->upstream_str,
 			    pl->pc.upstream_str) == 0)
@@ -1055,7 +1080,8 @@ api_populate(struct api_req *ctx)
 				pl->take = 1;
 			continue;
 		}
-		pl->fd = proxy_bind(&pl->pc.listen, &pl->bound, err,
+		pl->fd = proxy_bind_type(&pl->pc.listen, pl->pc.protocol ==
+		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &pl->bound, err,
 		    sizeof(err));
 		if (pl->fd == -1) {
 			api_error(ctx, 500, "%s", err);
@@ -1247,7 +1273,7 @@ api_connections(struct api_req *ctx)
 {
 	struct proxy	*p;
 	struct session	*s;
-	json_t		*a, *toxics;
+	json_t		*a, *c, *toxics;
 	char		 buf[ADDR_STRLEN];
 	uint64_t	 now = util_now_ns();
 
@@ -1258,15 +1284,20 @@ api_connections(struct api_req *ctx)
 		toxics = json_array();
 		api_active_links(toxics, &s->up);
 		api_active_links(toxics, &s->down);
-		json_array_append_new(a, json_pack(
-		    "{s:I, s:s, s:s, s:I, s:I, s:I, s:o}",
+		c = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:o}",
 		    "id", (json_int_t)s->id,
 		    "peer", addr_fmt(&s->peer, buf, sizeof(buf)),
 		    "state", session_state_name(s->state),
 		    "bytes_up", (json_int_t)s->up.bytes,
 		    "bytes_down", (json_int_t)s->down.bytes,
 		    "age_ms", (json_int_t)((now - s->t_accept) / 1000000),
-		    "toxics", toxics));
+		    "toxics", toxics);
+		if (s->up.dgram)
+			json_object_update_new(c, json_pack("{s:s, s:I, s:I}",
+			    "protocol", "udp",
+			    "datagrams_up", (json_int_t)s->up.dgrams,
+			    "datagrams_down", (json_int_t)s->down.dgrams));
+		json_array_append_new(a, c);
 	}
 	api_reply(ctx, 200, a);
 }

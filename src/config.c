@@ -48,7 +48,8 @@ static const char *const tardy_keys[] = {
 	"api", "api_token", "seed", "log_level", NULL
 };
 static const char *const proxy_keys[] = {
-	"listen", "upstream", "enabled", "connect_timeout", "rcvbuf", NULL
+	"listen", "upstream", "enabled", "connect_timeout", "rcvbuf",
+	"protocol", "flow_timeout", "max_flows", NULL
 };
 
 struct config *
@@ -147,6 +148,35 @@ config_error(struct config *conf, int line, const char *fmt, ...)
 	conf->errors[conf->nerrors++] = s;
 }
 
+/*
+ * Errors from index `from` on are about a command-line argument: make
+ * each start with it, as those of a file start with file:line.
+ */
+static void __attribute__((format(printf, 3, 4)))
+config_errors_origin(struct config *conf, size_t from, const char *fmt, ...)
+{
+	char	*origin, *s;
+	va_list	 ap;
+	int	 rc;
+
+	if (from >= conf->nerrors)
+		return;
+	va_start(ap, fmt);
+	rc = vasprintf(&origin, fmt, ap);
+	va_end(ap);
+	if (rc == -1)
+		fatal("vasprintf");
+	for (; from < conf->nerrors; from++) {
+		if (strncmp(conf->errors[from], "--", 2) == 0)
+			continue;
+		if (asprintf(&s, "%s: %s", origin, conf->errors[from]) == -1)
+			fatal("asprintf");
+		free(conf->errors[from]);
+		conf->errors[from] = s;
+	}
+	free(origin);
+}
+
 struct proxy_conf *
 config_find_proxy(struct config *conf, const char *name)
 {
@@ -169,7 +199,9 @@ config_proxy_equal(const struct proxy_conf *a, const struct proxy_conf *b)
 	    addr_equal(&a->upstream, &b->upstream) &&
 	    a->enabled == b->enabled &&
 	    a->connect_timeout == b->connect_timeout &&
-	    a->rcvbuf == b->rcvbuf);
+	    a->rcvbuf == b->rcvbuf && a->protocol == b->protocol &&
+	    a->flow_timeout == b->flow_timeout &&
+	    a->max_flows == b->max_flows);
 }
 
 static struct proxy_conf *
@@ -181,6 +213,8 @@ config_new_proxy(struct config *conf, const char *name, int line)
 	pc->name = xstrdup(name);
 	pc->enabled = 1;
 	pc->connect_timeout = CONFIG_DEFAULT_CONNECT_TIMEOUT;
+	pc->flow_timeout = CONFIG_DEFAULT_FLOW_TIMEOUT;
+	pc->max_flows = CONFIG_DEFAULT_MAX_FLOWS;
 	pc->line = line;
 	TAILQ_INSERT_TAIL(&conf->proxies, pc, entry);
 	return (pc);
@@ -303,6 +337,28 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 			    "0 = kernel default)", value, CONFIG_MAX_RCVBUF);
 		else
 			pc->rcvbuf = (unsigned int)v;
+	} else if (strcmp(key, "protocol") == 0) {
+		if (strcmp(value, "tcp") == 0)
+			pc->protocol = PROTO_TCP;
+		else if (strcmp(value, "udp") == 0)
+			pc->protocol = PROTO_UDP;
+		else
+			config_error(ctx->conf, ctx->lineno, "protocol: invalid "
+			    "value \"%s\" (tcp or udp)", value);
+	} else if (strcmp(key, "flow_timeout") == 0) {
+		if (util_parse_u64(value, 86400000, &v) == -1 || v == 0)
+			config_error(ctx->conf, ctx->lineno,
+			    "flow_timeout: invalid value \"%s\" "
+			    "(milliseconds, 1 to 86400000)", value);
+		else
+			pc->flow_timeout = (unsigned int)v;
+	} else if (strcmp(key, "max_flows") == 0) {
+		if (util_parse_u64(value, 1000000, &v) == -1 || v == 0)
+			config_error(ctx->conf, ctx->lineno,
+			    "max_flows: invalid value \"%s\" (1 to 1000000)",
+			    value);
+		else
+			pc->max_flows = (unsigned int)v;
 	}
 }
 
@@ -595,9 +651,10 @@ out:
 int
 config_add_toxic_arg(struct config *conf, const char *arg)
 {
-	struct toxic_conf	*tc;
+	struct toxic_conf	*tc = NULL;
 	struct parse_ctx	 ctx;
 	char			*copy, *type, *kvs, *kv, *eq, *save;
+	size_t			 nerrors = conf->nerrors;
 	int			 rc = -1;
 
 	copy = xstrdup(arg);
@@ -616,7 +673,6 @@ config_add_toxic_arg(struct config *conf, const char *arg)
 	tc->attributes = json_object();
 	tc->lines = json_object();
 	tc->line = -1;
-	TAILQ_INSERT_TAIL(&conf->toxics, tc, entry);
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = conf;
@@ -631,8 +687,9 @@ config_add_toxic_arg(struct config *conf, const char *arg)
 		}
 		*eq++ = '\0';
 		if (strcmp(kv, "name") == 0) {
+			/* Empty: the default name, as in the API. */
 			free(tc->name);
-			tc->name = xstrdup(eq);
+			tc->name = *eq != '\0' ? xstrdup(eq) : NULL;
 		} else if (strcmp(kv, "type") == 0) {
 			config_error(conf, -1, "--toxic %s: give the type "
 			    "before the attributes", arg);
@@ -647,8 +704,14 @@ config_add_toxic_arg(struct config *conf, const char *arg)
 		    tc->stream != NULL ? tc->stream : "downstream");
 		tc->name = xstrdup(name);
 	}
+	/* Only a whole toxic is kept: config_finish() needs its name. */
+	TAILQ_INSERT_TAIL(&conf->toxics, tc, entry);
+	tc = NULL;
 	rc = 0;
 out:
+	if (tc != NULL)
+		toxic_conf_free(tc);
+	config_errors_origin(conf, nerrors, "--toxic %s", arg);
 	free(copy);
 	return (rc);
 }
@@ -674,6 +737,7 @@ config_check_proxy(struct config *conf, struct proxy_conf *pc)
 {
 	struct proxy_conf	*other;
 	char			 buf[ADDR_STRLEN];
+	size_t			 from;
 
 	if (pc->line < 0)
 		return;		/* from the command line: complete */
@@ -683,16 +747,29 @@ config_check_proxy(struct config *conf, struct proxy_conf *pc)
 	if (pc->upstream_str == NULL && !(pc->seen & 2))
 		config_error(conf, pc->line, "proxy \"%s\": missing key "
 		    "\"upstream\"", pc->name);
+	if (pc->protocol == PROTO_UDP &&
+	    ((pc->listen_str != NULL && addr_family(&pc->listen) == AF_UNIX) ||
+	    (pc->upstream_str != NULL &&
+	    addr_family(&pc->upstream) == AF_UNIX)))
+		config_error(conf, pc->line, "proxy \"%s\": protocol udp "
+		    "needs host:port addresses (unix datagram sockets are not "
+		    "supported)", pc->name);
 	if (pc->listen_str == NULL || addr_port(&pc->listen) == 0)
 		return;
 	for (other = TAILQ_NEXT(pc, entry); other != NULL;
 	    other = TAILQ_NEXT(other, entry)) {
-		if (other->listen_str != NULL &&
-		    addr_equal(&pc->listen, &other->listen))
-			config_error(conf, other->line > 0 ? other->line : -1,
-			    "proxy \"%s\": listen address %s already used by "
-			    "proxy \"%s\"", other->name,
-			    addr_fmt(&pc->listen, buf, sizeof(buf)), pc->name);
+		if (other->listen_str == NULL ||
+		    !addr_equal(&pc->listen, &other->listen))
+			continue;
+		from = conf->nerrors;
+		config_error(conf, other->line > 0 ? other->line : -1,
+		    "proxy \"%s\": listen address %s already used by "
+		    "proxy \"%s\"", other->name,
+		    addr_fmt(&pc->listen, buf, sizeof(buf)), pc->name);
+		if (other->line < 0)
+			config_errors_origin(conf, from, "--proxy %s=%s=%s",
+			    other->name, other->listen_str,
+			    other->upstream_str);
 	}
 }
 
@@ -711,23 +788,37 @@ config_finish(struct config *conf)
 		config_check_proxy(conf, pc);
 	TAILQ_FOREACH(tc, &conf->toxics, entry) {
 		struct toxic_conf	*other;
+		size_t			 from;
 
 		for (other = TAILQ_NEXT(tc, entry); other != NULL;
 		    other = TAILQ_NEXT(other, entry)) {
-			if (strcmp(tc->proxy, other->proxy) == 0 &&
-			    strcmp(tc->name, other->name) == 0)
-				config_error(conf, other->line, "duplicate "
-				    "toxic \"%s\" on proxy \"%s\"", other->name,
-				    other->proxy);
+			if (strcmp(tc->proxy, other->proxy) != 0 ||
+			    strcmp(tc->name, other->name) != 0)
+				continue;
+			from = conf->nerrors;
+			config_error(conf, other->line, "duplicate toxic "
+			    "\"%s\" on proxy \"%s\"", other->name, other->proxy);
+			if (other->line < 0)
+				config_errors_origin(conf, from, "--toxic %s:%s",
+				    other->proxy, other->type);
 		}
+		from = conf->nerrors;
 		if (config_find_proxy(conf, tc->proxy) == NULL)
 			config_error(conf, tc->line, "toxic \"%s\": unknown "
 			    "proxy \"%s\"", tc->name, tc->proxy);
 		toxic_conf_check(conf, tc);
+		if (tc->line < 0)
+			config_errors_origin(conf, from, "--toxic %s:%s",
+			    tc->proxy, tc->type);
 	}
-	if (conf->api_token == NULL && !addr_is_loopback(&conf->api))
-		config_error(conf, 0, "api %s is not a loopback address: set "
-		    "api_token (or TARDY_API_TOKEN) so the API is not open to "
-		    "the network", conf->api_str);
+	if (conf->api_token == NULL && !addr_is_loopback(&conf->api)) {
+		/* Not the default, not from a file: from --api. */
+		config_error(conf, conf->path != NULL ? 0 : -1, "api %s is not "
+		    "a loopback address: set api_token (or TARDY_API_TOKEN) so "
+		    "the API is not open to the network", conf->api_str);
+		if (conf->path == NULL)
+			config_errors_origin(conf, conf->nerrors - 1, "--api %s",
+			    conf->api_str);
+	}
 	return ((int)conf->nerrors);
 }

@@ -17,6 +17,14 @@
 #define CONFIG_DEFAULT_SEED		1
 #define CONFIG_DEFAULT_CONNECT_TIMEOUT	5000	/* ms */
 #define CONFIG_MAX_RCVBUF		(64 * 1024 * 1024)	/* bytes */
+#define CONFIG_DEFAULT_FLOW_TIMEOUT	60000	/* ms, UDP flows idle */
+#define CONFIG_DEFAULT_MAX_FLOWS	1024	/* per UDP proxy */
+
+/* What a proxy carries: TCP connections or UDP datagrams (udp.c). */
+enum proxy_protocol {
+	PROTO_TCP,
+	PROTO_UDP,
+};
 
 struct proxy_conf {
 	TAILQ_ENTRY(proxy_conf)	 entry;
@@ -28,6 +36,9 @@ struct proxy_conf {
 	int			 enabled;
 	unsigned int		 connect_timeout;	/* ms */
 	unsigned int		 rcvbuf;	/* listener SO_RCVBUF, 0: default */
+	enum proxy_protocol	 protocol;
+	unsigned int		 flow_timeout;	/* ms, UDP; 0: default */
+	unsigned int		 max_flows;	/* UDP; 0: default */
 	int			 line;		/* of the section header */
 	unsigned int		 seen;		/* keys given, for duplicates */
 };

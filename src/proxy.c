@@ -11,12 +11,14 @@
 #include "autoconf.h"
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,11 +32,20 @@
 #include "session.h"
 #include "tardy.h"
 #include "toxic.h"
+#include "udp.h"
 #include "util.h"
 
 #define PROXY_BACKLOG		1024
 #define PROXY_ACCEPT_BATCH	64
 #define PROXY_BACKOFF_MS	100
+/*
+ * Descriptors kept for everything but new proxied connections: the
+ * upstream socket of the connection just accepted, the API's clients, a
+ * reload's files and listeners. Proxies stop accepting when fewer remain
+ * (relayd's accept_reserve), so running out never locks out the API; they
+ * resume once twice as many are free, so they do not flap on each close.
+ */
+#define PROXY_FD_RESERVE	16
 
 static void	proxy_accept_cb(evutil_socket_t, short, void *);
 static void	proxy_backoff_cb(evutil_socket_t, short, void *);
@@ -69,12 +80,11 @@ proxy_unix_prepare(const struct addr *a, char *err, size_t errlen)
 }
 
 static int
-proxy_socket(const struct addr *a)
+proxy_socket(const struct addr *a, int type)
 {
 	int	fd, one = 1;
 
-	fd = socket(addr_family(a), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
+	fd = socket(addr_family(a), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return (-1);
 	if (addr_family(a) != AF_UNIX &&
@@ -101,6 +111,14 @@ int
 proxy_bind(const struct addr *listen, struct addr *bound, char *err,
     size_t errlen)
 {
+	return (proxy_bind_type(listen, SOCK_STREAM, bound, err, errlen));
+}
+
+/* The same for a socket of a given type: SOCK_STREAM or SOCK_DGRAM. */
+int
+proxy_bind_type(const struct addr *listen, int type, struct addr *bound,
+    char *err, size_t errlen)
+{
 	struct addr	 explicit;
 	socklen_t	 len;
 	int		 fd, fd2, zero = 0;
@@ -109,7 +127,7 @@ proxy_bind(const struct addr *listen, struct addr *bound, char *err,
 	if (addr_family(listen) == AF_UNIX &&
 	    proxy_unix_prepare(listen, err, errlen) == -1)
 		goto fail;
-	if ((fd = proxy_socket(listen)) == -1)
+	if ((fd = proxy_socket(listen, type)) == -1)
 		goto fail;
 	len = sizeof(bound->ss);
 	if (getsockname(fd, addr_sa(bound), &len) == -1) {
@@ -124,7 +142,7 @@ proxy_bind(const struct addr *listen, struct addr *bound, char *err,
 	if (addr_port(listen) == 0) {
 		explicit = *listen;
 		addr_set_port(&explicit, addr_port(bound));
-		if ((fd2 = proxy_socket(&explicit)) != -1) {
+		if ((fd2 = proxy_socket(&explicit, type)) != -1) {
 			close(fd);
 			fd = fd2;
 		} else
@@ -191,13 +209,22 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	p->rcvbuf = pc->rcvbuf;
 	p->enabled = pc->enabled;
 	p->from_config = pc->line >= 0;
+	p->protocol = pc->protocol;
+	p->flow_timeout = pc->flow_timeout != 0 ? pc->flow_timeout :
+	    CONFIG_DEFAULT_FLOW_TIMEOUT;
+	p->max_flows = pc->max_flows != 0 ? pc->max_flows :
+	    CONFIG_DEFAULT_MAX_FLOWS;
 	p->fd = fd;
 	TAILQ_INIT(&p->sessions);
 	TAILQ_INIT(&p->toxics);
 	if ((p->backoff_ev = evtimer_new(t->base, proxy_backoff_cb, p)) == NULL)
 		fatal("evtimer_new");
-	proxy_listener_apply(p);
-	log_info("proxy %s: listening on %s, upstream %s%s", p->name,
+	if (p->protocol == PROTO_UDP)
+		udp_start(p);
+	else
+		proxy_listener_apply(p);
+	log_info("proxy %s: listening on %s%s, upstream %s%s", p->name,
+	    p->protocol == PROTO_UDP ? "udp " : "",
 	    addr_fmt(&p->bound, buf, sizeof(buf)), p->upstream_str,
 	    p->enabled ? "" : " (disabled)");
 	return (p);
@@ -253,6 +280,7 @@ proxy_free(struct proxy *p)
 	struct toxic	*t;
 
 	proxy_close_sessions(p, "proxy stopped");
+	udp_free(p);
 	while ((t = TAILQ_FIRST(&p->toxics)) != NULL) {
 		TAILQ_REMOVE(&p->toxics, t, entry);
 		toxic_free(t);
@@ -395,7 +423,9 @@ proxy_set_enabled(struct proxy *p, int enabled)
 	p->enabled = !!enabled;
 	if (!p->enabled)
 		proxy_close_sessions(p, "proxy disabled");
-	proxy_listener_apply(p);
+	/* A UDP proxy keeps reading and drops what comes (udp.c). */
+	if (p->protocol != PROTO_UDP)
+		proxy_listener_apply(p);
 }
 
 /* Count a reason to refuse new connections (on > 0) or drop one. */
@@ -456,12 +486,47 @@ proxy_filler_done(struct proxy *p, int idx, int fd)
 	p->fillers[idx] = p->fillers[--p->nfillers];
 }
 
+/*
+ * Whether fewer than times the reserve (at most a quarter of the limit)
+ * are free above fd, the lowest free descriptor as accept() or F_DUPFD
+ * return it. All below it are in use, so this is exact when the table
+ * fills from the bottom and errs towards accepting when it has holes;
+ * the EMFILE backoff stays the last resort.
+ */
+static int
+proxy_fds_low(int fd, int times)
+{
+	struct rlimit	rl;
+	rlim_t		reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return (0);
+	reserve = PROXY_FD_RESERVE * times;
+	if (reserve > rl.rlim_cur / 4)
+		reserve = rl.rlim_cur / 4;
+	return ((rlim_t)fd + reserve >= rl.rlim_cur);
+}
+
+/* Stop accepting for a while; logged once until a connection is taken. */
+static void
+proxy_accept_pause(struct proxy *p, const char *why)
+{
+	struct timeval	 backoff = { 0, PROXY_BACKOFF_MS * 1000 };
+
+	if (!p->backoff_logged)
+		log_warnx("proxy %s: accept, pausing %d ms: %s", p->name,
+		    PROXY_BACKOFF_MS, why);
+	p->backoff_logged = 1;
+	event_del(p->accept_ev);
+	evtimer_add(p->backoff_ev, &backoff);
+}
+
 static void
 proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct proxy	*p = arg;
 	struct addr	 peer;
-	struct timeval	 backoff = { 0, PROXY_BACKOFF_MS * 1000 };
 	socklen_t	 len;
 	int		 fd, filler, i, one = 1;
 
@@ -479,12 +544,7 @@ proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			case ENOBUFS:
 			case ENOMEM:
 				/* Pause rather than spin on a full table. */
-				if (!p->backoff_logged)
-					log_warn("proxy %s: accept, pausing "
-					    "%d ms", p->name, PROXY_BACKOFF_MS);
-				p->backoff_logged = 1;
-				event_del(p->accept_ev);
-				evtimer_add(p->backoff_ev, &backoff);
+				proxy_accept_pause(p, strerror(errno));
 				return;
 			case EAGAIN:
 				return;
@@ -508,6 +568,10 @@ proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			p->backoff_logged = 0;
 		}
 		(void)session_new(p, fd, &peer);
+		if (proxy_fds_low(fd, 1)) {
+			proxy_accept_pause(p, "descriptors running out");
+			return;
+		}
 	}
 }
 
@@ -515,9 +579,19 @@ static void
 proxy_backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy	*p = arg;
+	struct timeval	 backoff = { 0, PROXY_BACKOFF_MS * 1000 };
+	int		 probe;
 
-	if (p->accept_ev != NULL)
-		event_add(p->accept_ev, NULL);
+	if (p->accept_ev == NULL)
+		return;
+	/* The lowest free descriptor says whether enough are back. */
+	if ((probe = fcntl(p->fd, F_DUPFD_CLOEXEC, 0)) != -1)
+		close(probe);
+	if (probe == -1 || proxy_fds_low(probe, 2)) {
+		evtimer_add(p->backoff_ev, &backoff);
+		return;
+	}
+	event_add(p->accept_ev, NULL);
 }
 
 struct toxic *

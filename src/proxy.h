@@ -9,12 +9,14 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "config.h"
 #include "session.h"
 #include "toxic.h"
 
 struct event;
 struct proxy_conf;
 struct tardy;
+struct udp;
 
 struct proxy_stats {
 	uint64_t	accepted;
@@ -37,6 +39,10 @@ struct proxy {
 	unsigned int		 rcvbuf;	/* listener SO_RCVBUF, 0: default */
 	int			 enabled;
 	int			 from_config;
+	enum proxy_protocol	 protocol;
+	unsigned int		 flow_timeout;	/* ms, UDP flows idle */
+	unsigned int		 max_flows;	/* UDP */
+	struct udp		*udp;		/* UDP state, udp.c */
 
 	int			 fd;
 	struct event		*accept_ev;
@@ -56,6 +62,8 @@ struct proxy {
 TAILQ_HEAD(proxy_list, proxy);
 
 int		 proxy_bind(const struct addr *, struct addr *, char *, size_t);
+int		 proxy_bind_type(const struct addr *, int, struct addr *, char *,
+		    size_t);
 void		 proxy_unbind(int, const struct addr *);
 struct proxy	*proxy_new(struct tardy *, const struct proxy_conf *, int,
 		    const struct addr *);

@@ -43,6 +43,7 @@
 #include "session.h"
 #include "tardy.h"
 #include "toxic.h"
+#include "udp.h"
 #include "util.h"
 
 static void	session_client_cb(evutil_socket_t, short, void *);
@@ -217,10 +218,43 @@ fail:
 	return (NULL);
 }
 
+/*
+ * A UDP flow (udp.c): its client side is the proxy's own socket, so it
+ * has no fd or event of its own; the upstream side is a connected UDP
+ * socket whose event udp.c sets up. Both directions are in datagram
+ * mode: dir_deliver() hands each buffer to udp_deliver() as one datagram.
+ */
+struct session *
+session_new_dgram(struct proxy *p, int ufd, const struct addr *peer)
+{
+	struct session	*s;
+
+	s = xcalloc(1, sizeof(*s));
+	s->client.fd = -1;
+	s->upstream.fd = ufd;
+	s->proxy = p;
+	s->peer = *peer;
+	s->t_accept = util_now_ns();
+	s->state = SESSION_OPEN;
+	dir_init(s, &s->up, TOXIC_UPSTREAM, &s->client, &s->upstream);
+	dir_init(s, &s->down, TOXIC_DOWNSTREAM, &s->upstream, &s->client);
+	s->up.dgram = s->down.dgram = 1;
+	s->id = ++p->next_id;
+	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
+	p->nsessions++;
+	p->stats.accepted++;
+	events_session(s, EVENT_ACCEPT, NULL);
+	toxic_attach_all(s);
+	return (s);
+}
+
 static void
 side_close(struct side *sd, int rst)
 {
-	event_free(sd->ev);
+	if (sd->ev != NULL)
+		event_free(sd->ev);
+	if (sd->fd == -1)
+		return;
 	if (rst)
 		(void)util_set_linger0(sd->fd);
 	close(sd->fd);
@@ -263,6 +297,8 @@ session_close(struct session *s, const char *reason, int flags)
 
 	if (s->state == SESSION_CLOSING)
 		TAILQ_REMOVE(&p->tardy->reap, s, reap_entry);
+	if (s->flow != NULL)
+		udp_flow_free(s);
 	dir_free(&s->up);
 	dir_free(&s->down);
 	side_close(&s->client, flags & SESSION_RST_CLIENT);
@@ -282,8 +318,10 @@ session_reap_later(struct session *s)
 
 	if (s->state == SESSION_CLOSING)
 		return;
-	event_del(s->client.ev);
-	event_del(s->upstream.ev);
+	if (s->client.ev != NULL)
+		event_del(s->client.ev);
+	if (s->upstream.ev != NULL)
+		event_del(s->upstream.ev);
 	s->client.mask = s->upstream.mask = 0;
 	s->state = SESSION_CLOSING;
 	TAILQ_INSERT_TAIL(&t->reap, s, reap_entry);
@@ -355,8 +393,8 @@ dir_update_read(struct dir *d)
 	size_t		 queued = dir_queued(d);
 	int		 want;
 
-	if (s->state != SESSION_OPEN)
-		return;
+	if (s->state != SESSION_OPEN || d->dgram)
+		return;		/* UDP reads are the proxy's (udp.c) */
 	if (d->src_eof || d->stalls > 0)
 		want = 0;
 	else if (d->reading)
@@ -401,6 +439,10 @@ dir_deliver(struct dir *d, struct evbuffer *buf)
 {
 	size_t	n = evbuffer_get_length(buf);
 
+	if (d->dgram) {
+		udp_deliver(d, buf);
+		return;
+	}
 	if (n == 0)
 		return;
 	if (d->eof_out || d->session->state == SESSION_CLOSING ||
@@ -409,7 +451,11 @@ dir_deliver(struct dir *d, struct evbuffer *buf)
 		evbuffer_drain(buf, n);
 		return;
 	}
-	evbuffer_add_buffer(d->out, buf);
+	if (util_evbuffer_append(d->out, buf) == -1) {
+		session_close_later(d->session, "out of memory",
+		    SESSION_RST_CLIENT | SESSION_RST_UPSTREAM);
+		return;
+	}
 	dir_count(d, n);
 	(void)dir_flush(d, 0);
 }

@@ -18,6 +18,7 @@ struct event_base;
 struct evbuffer;
 struct proxy;
 struct tardy;
+struct udp_flow;
 
 /*
  * Per direction, the daemon queues at most DIR_HIGH_WATER bytes for the
@@ -49,11 +50,13 @@ struct dir {
 	struct link_list	 links;
 	size_t			 held;		/* bytes inside links */
 	uint64_t		 bytes;		/* bytes handed to dst */
+	uint64_t		 dgrams;	/* datagrams sent, UDP */
 	int			 stalls;	/* links holding reads */
 	unsigned int		 reading:1;	/* src read wanted */
 	unsigned int		 src_eof:1;	/* source sent EOF */
 	unsigned int		 eof_out:1;	/* EOF left the chain */
 	unsigned int		 shut:1;	/* dst shut down for writing */
+	unsigned int		 dgram:1;	/* UDP: each buffer one datagram */
 };
 
 enum session_state {
@@ -78,6 +81,7 @@ struct session {
 	uint64_t		 t_accept;	/* ns, monotonic */
 	const char		*close_reason;
 	int			 close_flags;
+	struct udp_flow		*flow;		/* a UDP flow (udp.c), or NULL */
 };
 TAILQ_HEAD(session_list, session);
 
@@ -87,6 +91,7 @@ TAILQ_HEAD(session_list, session);
 #define SESSION_FAILED		0x4	/* upstream never connected */
 
 struct session	*session_new(struct proxy *, int, const struct addr *);
+struct session	*session_new_dgram(struct proxy *, int, const struct addr *);
 void		 session_close(struct session *, const char *, int);
 void		 session_close_later(struct session *, const char *, int);
 void		 session_reap(struct tardy *);

@@ -140,7 +140,9 @@ proxy_matches_conf(const struct proxy *p, const struct proxy_conf *pc)
 	    strcmp(p->upstream_str, pc->upstream_str) == 0 &&
 	    p->enabled == pc->enabled &&
 	    p->connect_timeout == pc->connect_timeout &&
-	    p->rcvbuf == pc->rcvbuf &&
+	    p->rcvbuf == pc->rcvbuf && p->protocol == pc->protocol &&
+	    (pc->protocol != PROTO_UDP || (p->flow_timeout ==
+	    pc->flow_timeout && p->max_flows == pc->max_flows)) &&
 	    p->from_config == (pc->line >= 0));
 }
 
@@ -170,7 +172,8 @@ tardy_find_donor(struct tardy *t, struct plan *plans, size_t n,
 	struct proxy_conf	*npc;
 
 	TAILQ_FOREACH(p, &t->proxies, entry) {
-		if (!addr_equal(&p->listen, &pc->listen))
+		if (!addr_equal(&p->listen, &pc->listen) ||
+		    p->protocol != pc->protocol)
 			continue;
 		if (addr_port(&pc->listen) == 0 && strcmp(p->name, pc->name))
 			continue;
@@ -312,7 +315,8 @@ tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 		pl->donor = tardy_find_donor(t, plans, n, pc, conf);
 		if (pl->donor != NULL)
 			continue;
-		pl->fd = proxy_bind(&pc->listen, &pl->bound, berr,
+		pl->fd = proxy_bind_type(&pc->listen, pc->protocol ==
+		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &pl->bound, berr,
 		    sizeof(berr));
 		if (pl->fd == -1) {
 			snprintf(err, errlen, "proxy %s: %s", pc->name, berr);
@@ -378,7 +382,8 @@ tardy_add_proxy(struct tardy *t, const struct proxy_conf *pc,
 		snprintf(err, errlen, "proxy already exists");
 		return (409);
 	}
-	if ((fd = proxy_bind(&pc->listen, &bound, err, errlen)) == -1)
+	if ((fd = proxy_bind_type(&pc->listen, pc->protocol == PROTO_UDP ?
+	    SOCK_DGRAM : SOCK_STREAM, &bound, err, errlen)) == -1)
 		return (500);
 	p = proxy_new(t, pc, fd, &bound);
 	TAILQ_INSERT_TAIL(&t->proxies, p, entry);

@@ -46,6 +46,7 @@
 #define O_TOXICITY	0x020
 #define O_ATTR		0x040
 #define O_NAME		0x080
+#define O_PROTOCOL	0x100
 
 struct ctl {
 	struct addr	 api;
@@ -60,6 +61,7 @@ struct ctl {
 	const char	*type;
 	const char	*stream;
 	const char	*name;
+	const char	*protocol;
 	double		 toxicity;
 	json_t		*attrs;
 };
@@ -692,6 +694,9 @@ ctl_create(struct ctl *ctl, char **argv)
 	}
 	if (ctl->listen != NULL)
 		json_object_set_new(body, "listen", json_string(ctl->listen));
+	if (ctl->protocol != NULL)
+		json_object_set_new(body, "protocol",
+		    json_string(ctl->protocol));
 	j = ctl_call(ctl, "POST", "/proxies", body, 201);
 	json_decref(body);
 	if (j == NULL)
@@ -858,8 +863,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 "whether it is enabled and the names of its toxics.\n" },
 	{ "show", "NAME", 1, 1, 0, ctl_show,
 "Show proxy NAME and a table of its toxics.\n" },
-	{ "create", "NAME -u ADDRESS [-l ADDRESS] [--disabled]", 1, 1,
-	    O_LISTEN | O_UPSTREAM | O_DISABLED, ctl_create,
+	{ "create", "NAME -u ADDRESS [-l ADDRESS] [--disabled] "
+	    "[--protocol tcp|udp]", 1, 1,
+	    O_LISTEN | O_UPSTREAM | O_DISABLED | O_PROTOCOL, ctl_create,
 "Create proxy NAME, forwarding connections to the upstream ADDRESS, and\n"
 "show it. The address it listens on is printed resolved, so with the\n"
 "default port 0 it shows the port the server picked.\n"
@@ -867,6 +873,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 "  -l, --listen ADDRESS     where to listen (default 127.0.0.1:0)\n"
 "  -u, --upstream ADDRESS   where to forward connections (required)\n"
 "      --disabled           create it without accepting connections\n"
+"      --protocol PROTO     tcp (default) or udp: forward datagrams\n"
 "\n"
 "Addresses are host:port, [v6addr]:port or unix:/path.\n" },
 	{ "delete", "NAME", 1, 1, 0, ctl_delete,
@@ -1039,6 +1046,8 @@ ctl_opt_name(int bit)
 		return ("--attr");
 	case O_NAME:
 		return ("--name");
+	case O_PROTOCOL:
+		return ("--protocol");
 	}
 	return ("?");
 }
@@ -1104,6 +1113,7 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		{ "toxicity",	required_argument,	NULL, 'X' },
 		{ "attr",	required_argument,	NULL, 'A' },
 		{ "name",	required_argument,	NULL, 'n' },
+		{ "protocol",	required_argument,	NULL, 'P' },
 		{ NULL,		0,			NULL, 0 }
 	};
 	const struct ctl_cmd	*cmd;
@@ -1179,6 +1189,10 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 			ctl->name = optarg;
 			bit = O_NAME;
 			break;
+		case 'P':
+			ctl->protocol = optarg;
+			bit = O_PROTOCOL;
+			break;
 		default:
 			return (ctl_usage_error(NULL, "unknown option"));
 		}
@@ -1216,7 +1230,7 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		return (ctl_usage_error(cmd, "%s: expected %d argument%s, "
 		    "got %d", cmd->name, cmd->maxargs,
 		    cmd->maxargs == 1 ? "" : "s", nargs));
-	for (bit = 1; bit <= O_NAME; bit <<= 1) {
+	for (bit = 1; bit <= O_PROTOCOL; bit <<= 1) {
 		if ((ctl->given & bit) && !(cmd->opts & bit))
 			return (ctl_usage_error(cmd, "%s: %s does not apply",
 			    cmd->name, ctl_opt_name(bit)));

@@ -44,6 +44,8 @@ static const struct toxic_type *const toxic_types[] = {
 	&toxic_stall,
 	&toxic_refuse,
 	&toxic_drop_syn,
+	&toxic_loss,
+	&toxic_duplicate,
 };
 
 /* Scheduling attributes every type accepts (ext). */
@@ -224,6 +226,9 @@ toxic_new(struct proxy *p, const char *name, const char *type,
 		    NAME_MAX_LEN);
 		return (NULL);
 	}
+	if (p != NULL && toxic_check_protocol(tt, p->protocol == PROTO_UDP,
+	    err, errlen) == -1)
+		return (NULL);
 	if (p != NULL && proxy_find_toxic(p, name) != NULL) {
 		snprintf(err, errlen, "toxic already exists");
 		*status = 409;
@@ -267,10 +272,33 @@ toxic_free(struct toxic *t)
 	free(t);
 }
 
+/*
+ * Whether a type can act on a proxy of that protocol (udp: datagrams).
+ * On a UDP proxy there is no connection to refuse, reset, close slowly
+ * or stall, and no stream to slice; on TCP, no datagram to lose.
+ */
+int
+toxic_check_protocol(const struct toxic_type *tt, int udp, char *err,
+    size_t errlen)
+{
+	if (udp && tt->no_udp != NULL) {
+		snprintf(err, errlen, "toxic type %s cannot act on a udp "
+		    "proxy: %s", tt->name, tt->no_udp);
+		return (-1);
+	}
+	if (!udp && (tt->flags & TOXIC_F_UDP_ONLY)) {
+		snprintf(err, errlen, "toxic type %s acts on datagrams: udp "
+		    "proxies only", tt->name);
+		return (-1);
+	}
+	return (0);
+}
+
 /* Check a [toxic PROXY NAME] section; errors name its lines. */
 int
 toxic_conf_check(struct config *conf, struct toxic_conf *tc)
 {
+	struct proxy_conf *pc;
 	struct toxic	*t;
 	json_t		*line;
 	const char	*key;
@@ -285,6 +313,16 @@ toxic_conf_check(struct config *conf, struct toxic_conf *tc)
 	t = toxic_new(NULL, tc->name, tc->type, tc->stream,
 	    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes, err,
 	    sizeof(err), &status);
+	if (t != NULL && (pc = config_find_proxy(conf, tc->proxy)) != NULL &&
+	    toxic_check_protocol(t->type, pc->protocol == PROTO_UDP, err,
+	    sizeof(err)) == -1) {
+		toxic_free(t);
+		at = tc->line;
+		if ((line = json_object_get(tc->lines, "type")) != NULL)
+			at = (int)json_integer_value(line);
+		config_error(conf, at, "toxic \"%s\": %s", tc->name, err);
+		return (-1);
+	}
 	if (t != NULL) {
 		toxic_free(t);
 		/* Every key must mean something to the type. */
@@ -411,6 +449,16 @@ double
 link_random_unit(struct link *l)
 {
 	return (prng_unit(&l->rng));
+}
+
+/*
+ * Whether the link's direction carries datagrams (UDP): each buffer a
+ * type is given is one datagram, to be passed on whole or not at all.
+ */
+int
+link_dgram(const struct link *l)
+{
+	return (l->dir->dgram);
 }
 
 void
@@ -640,7 +688,8 @@ link_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 		}
 		/* Bytes before after_bytes pass untouched. */
 		n = t->after_bytes - l->bytes;
-		if (n >= len) {
+		if (n >= len || l->dir->dgram) {
+			/* A datagram is never split: it passes whole. */
 			l->bytes += len;
 			link_forward(l, buf, t_ns);
 			link_try_activate(l);

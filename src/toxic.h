@@ -52,12 +52,14 @@ struct toxic_attr {
 
 /* Where the type acts. */
 #define TOXIC_F_LISTENER	0x1	/* on the proxy's listener, not data */
+#define TOXIC_F_UDP_ONLY	0x2	/* acts on datagrams: UDP proxies only */
 
 struct toxic_type {
 	const char		*name;
 	const char		*doc;
 	const struct toxic_attr	*attrs;
 	int			 flags;
+	const char		*no_udp;	/* why not on UDP; NULL: it can */
 	size_t			 state_size;	/* per link, zeroed */
 
 	/* Checks across attributes; may be NULL. */
@@ -137,6 +139,8 @@ json_t		*toxic_json(const struct toxic *);
 int64_t		 toxic_attr(const struct toxic *, const char *);
 int		 toxic_attr_index(const struct toxic_type *, const char *);
 int		 toxic_conf_check(struct config *, struct toxic_conf *);
+int		 toxic_check_protocol(const struct toxic_type *, int, char *,
+		    size_t);
 
 /* Links, for the session engine. */
 void		 toxic_attach(struct toxic *, struct dir *, uint64_t, int);
@@ -162,5 +166,6 @@ struct event_base *link_base(struct link *);
 uint64_t	 link_random(struct link *);
 double		 link_random_unit(struct link *);
 uint64_t	 link_random_range(struct link *, uint64_t);
+int		 link_dgram(const struct link *);
 
 #endif

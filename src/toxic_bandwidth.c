@@ -3,6 +3,10 @@
  * sent in slices of 10 ms worth, each slice after the time the previous
  * one took at that rate, so the pace holds for long and short transfers
  * alike. rate 0 lets nothing through.
+ *
+ * On a datagram direction (UDP) datagrams are never merged or split:
+ * each waits whole in a chunk queue and leaves when the time the ones
+ * before it took at that rate has passed.
  */
 #include "autoconf.h"
 
@@ -22,6 +26,7 @@ static const struct toxic_attr bandwidth_attrs[] = {
 
 struct bandwidth {
 	struct evbuffer	*queue;
+	struct chunkq	 q;		/* datagram mode */
 	struct event	*timer;
 	uint64_t	 next_ns;	/* when the next slice may go */
 	int		 eof;
@@ -36,6 +41,29 @@ bandwidth_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+bandwidth_pump_dgram(struct link *l)
+{
+	struct bandwidth	*st = link_state(l);
+	uint64_t		 rate = (uint64_t)link_attr(l, A_RATE) * 1000;
+	uint64_t		 now;
+	struct chunk		*c;
+
+	while ((c = TAILQ_FIRST(&st->q)) != NULL && rate > 0) {
+		now = util_now_ns();
+		if (st->next_ns > now) {
+			link_timer_at(l, st->timer, st->next_ns);
+			return;
+		}
+		if (st->next_ns + 10000000 < now)
+			st->next_ns = now;	/* idle: no burst credit */
+		if (c->buf != NULL)
+			st->next_ns += (uint64_t)evbuffer_get_length(c->buf) *
+			    1000000000 / rate;
+		chunkq_forward_head(l, &st->q);
+	}
+}
+
+static void
 bandwidth_pump(struct link *l)
 {
 	struct bandwidth	*st = link_state(l);
@@ -44,6 +72,10 @@ bandwidth_pump(struct link *l)
 	size_t			 len, n;
 	struct evbuffer		*out;
 
+	if (link_dgram(l)) {
+		bandwidth_pump_dgram(l);
+		return;
+	}
 	while ((len = evbuffer_get_length(st->queue)) > 0) {
 		if (rate == 0)
 			return;
@@ -85,8 +117,13 @@ bandwidth_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 {
 	struct bandwidth	*st = link_state(l);
 
-	link_held(l, (ssize_t)evbuffer_get_length(buf));
-	evbuffer_add_buffer(st->queue, buf);
+	if (link_dgram(l))
+		chunkq_push(l, &st->q, buf, t_ns);
+	else {
+		link_held(l, (ssize_t)evbuffer_get_length(buf));
+		if (util_evbuffer_append(st->queue, buf) == -1)
+			fatalx("evbuffer_add");
+	}
 	if (!evtimer_pending(st->timer, NULL))
 		bandwidth_pump(l);
 }
@@ -118,6 +155,7 @@ bandwidth_stop(struct link *l)
 	size_t			 n = evbuffer_get_length(st->queue);
 
 	evtimer_del(st->timer);
+	chunkq_flush(l, &st->q);
 	link_held(l, -(ssize_t)n);
 	link_forward(l, st->queue, util_now_ns());
 	if (st->eof) {
@@ -135,6 +173,7 @@ bandwidth_free(struct link *l)
 		event_free(st->timer);
 	if (st->queue != NULL)
 		evbuffer_free(st->queue);
+	chunkq_free(&st->q);
 }
 
 const struct toxic_type toxic_bandwidth = {

@@ -23,6 +23,7 @@ drop_syn_listener_stop(struct toxic *t)
 
 const struct toxic_type toxic_drop_syn = {
 	.name = "drop_syn",
+	.no_udp = "UDP has no handshake (SYN) to drop; use blackhole or loss",
 	.doc = "leaves new connection attempts unanswered",
 	.flags = TOXIC_F_LISTENER,
 	.listener_start = drop_syn_listener_start,

@@ -2,6 +2,10 @@
  * limit_data: once bytes bytes have passed in the stream, the connection
  * is closed (after what passed was delivered): the reader gets exactly
  * that many bytes, then EOF.
+ *
+ * On a datagram direction (UDP) nothing is closed and no datagram is
+ * cut: datagrams pass whole while their total stays within bytes; from
+ * the first one that would go past it, every datagram is dropped.
  */
 #include "autoconf.h"
 
@@ -19,6 +23,7 @@ static const struct toxic_attr limit_data_attrs[] = {
 
 struct limit_data {
 	uint64_t	passed;
+	int		full;		/* datagram mode: limit reached */
 };
 
 static void
@@ -26,6 +31,8 @@ limit_data_check(struct link *l)
 {
 	struct limit_data	*st = link_state(l);
 
+	if (link_dgram(l))
+		return;
 	if (st->passed >= (uint64_t)link_attr(l, A_BYTES))
 		link_close(l, "limit_data reached");
 }
@@ -38,6 +45,16 @@ limit_data_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 	size_t			 len = evbuffer_get_length(buf);
 	struct evbuffer		*head;
 
+	if (link_dgram(l)) {
+		if (!st->full && st->passed + len <= limit) {
+			st->passed += len;
+			link_forward(l, buf, t_ns);
+		} else {
+			st->full = 1;
+			evbuffer_drain(buf, len);
+		}
+		return;
+	}
 	if (st->passed + len <= limit) {
 		st->passed += len;
 		link_forward(l, buf, t_ns);

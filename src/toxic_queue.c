@@ -2,6 +2,11 @@
  * The chunk queue: data a toxic holds back, in order, each chunk with the
  * time it is due. A zeroed queue is a valid empty one. Held bytes are accounted to the link, so a direction's
  * backpressure covers what its toxics hold.
+ *
+ * Each chunk also costs its struct, an evbuffer and a chain of at least
+ * 1 KiB, whatever its size: that is accounted too (CHUNK_COST), or a
+ * slicer's one-byte pieces held here would cost a thousand times the
+ * bytes the backpressure counts.
  */
 #include "autoconf.h"
 
@@ -13,6 +18,8 @@
 #include "toxic.h"
 #include "toxic_types.h"
 #include "util.h"
+
+#define CHUNK_COST	1280
 
 void
 chunkq_push(struct link *l, struct chunkq *q, struct evbuffer *buf,
@@ -29,7 +36,7 @@ chunkq_push(struct link *l, struct chunkq *q, struct evbuffer *buf,
 	if (TAILQ_EMPTY(q))
 		TAILQ_INIT(q);
 	TAILQ_INSERT_TAIL(q, c, entry);
-	link_held(l, (ssize_t)n);
+	link_held(l, (ssize_t)(n + CHUNK_COST));
 }
 
 void
@@ -54,7 +61,8 @@ chunkq_forward_head(struct link *l, struct chunkq *q)
 	if (c->buf == NULL)
 		link_forward_eof(l);
 	else {
-		link_held(l, -(ssize_t)evbuffer_get_length(c->buf));
+		link_held(l, -(ssize_t)(evbuffer_get_length(c->buf) +
+		    CHUNK_COST));
 		link_forward(l, c->buf, c->t_ns);
 		evbuffer_free(c->buf);
 	}

@@ -54,6 +54,7 @@ reset_peer_free(struct link *l)
 
 const struct toxic_type toxic_reset_peer = {
 	.name = "reset_peer",
+	.no_udp = "UDP has no connection to reset",
 	.doc = "resets the connection (RST) after timeout ms",
 	.attrs = reset_peer_attrs,
 	.state_size = sizeof(struct reset_peer),

@@ -11,10 +11,13 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "session.h"
 #include "toxic_types.h"
 #include "util.h"
 
 enum { A_AVERAGE_SIZE, A_SIZE_VARIATION, A_DELAY };
+
+#define SLICER_RETRY_MS	10	/* while the direction past us is full */
 
 static const struct toxic_attr slicer_attrs[] = {
 	{ "average_size",	1, 1 << 30,	0, 1 },
@@ -69,6 +72,15 @@ slicer_pump(struct link *l)
 	int64_t		 delay = link_attr(l, A_DELAY);
 
 	while ((len = evbuffer_get_length(st->queue)) > 0) {
+		/*
+		 * A link after this one holds each piece on its own, at a
+		 * cost of its own: cut no more while the direction is full
+		 * past this link, or one read would become thousands.
+		 */
+		if (dir_queued(l->dir) - l->held >= DIR_HIGH_WATER) {
+			link_timer_in_ms(st->timer, SLICER_RETRY_MS);
+			return;
+		}
 		if ((n = slicer_piece(l)) > len)
 			n = len;
 		if ((out = evbuffer_new()) == NULL)
@@ -107,7 +119,8 @@ slicer_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 	struct slicer	*st = link_state(l);
 
 	link_held(l, (ssize_t)evbuffer_get_length(buf));
-	evbuffer_add_buffer(st->queue, buf);
+	if (util_evbuffer_append(st->queue, buf) == -1)
+		fatalx("evbuffer_add");
 	if (!evtimer_pending(st->timer, NULL))
 		slicer_pump(l);
 }
@@ -149,6 +162,8 @@ slicer_free(struct link *l)
 
 const struct toxic_type toxic_slicer = {
 	.name = "slicer",
+	.no_udp = "a datagram cannot be sliced without changing what the "
+	    "receiver reads",
 	.doc = "slices data into pieces sent delay µs apart",
 	.attrs = slicer_attrs,
 	.state_size = sizeof(struct slicer),

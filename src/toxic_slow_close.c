@@ -55,6 +55,7 @@ slow_close_free(struct link *l)
 
 const struct toxic_type toxic_slow_close = {
 	.name = "slow_close",
+	.no_udp = "UDP has no close to delay",
 	.doc = "delays the close by delay ms",
 	.attrs = slow_close_attrs,
 	.state_size = sizeof(struct slow_close),

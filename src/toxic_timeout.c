@@ -82,6 +82,7 @@ timeout_free(struct link *l)
 
 const struct toxic_type toxic_timeout = {
 	.name = "timeout",
+	.no_udp = "UDP has no connection to close; use blackhole",
 	.doc = "swallows data; closes after timeout ms without data",
 	.attrs = timeout_attrs,
 	.state_size = sizeof(struct timeout),

@@ -24,6 +24,8 @@ extern const struct toxic_type toxic_blackhole;
 extern const struct toxic_type toxic_stall;
 extern const struct toxic_type toxic_refuse;
 extern const struct toxic_type toxic_drop_syn;
+extern const struct toxic_type toxic_loss;
+extern const struct toxic_type toxic_duplicate;
 
 /* Data (or an EOF) a link holds, each piece with a time. */
 struct chunk {

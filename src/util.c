@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/buffer.h>
+
 #include "log.h"
 #include "util.h"
 
@@ -86,6 +88,28 @@ util_set_linger0(int fd)
 	struct linger	l = { .l_onoff = 1, .l_linger = 0 };
 
 	return (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)));
+}
+
+/*
+ * Append src to dst, leaving src empty. evbuffer_add_buffer() moves src's
+ * chains as they are and each chain takes at least 1 KiB, so a queue of
+ * a slicer's one-byte pieces would cost a thousand times the bytes it
+ * holds: small pieces are copied into dst's last chain instead. -1 when
+ * out of memory (src is emptied all the same).
+ */
+int
+util_evbuffer_append(struct evbuffer *dst, struct evbuffer *src)
+{
+	struct evbuffer_iovec	 v[4];
+	size_t			 len = evbuffer_get_length(src);
+	int			 i, n, rc = 0;
+
+	if (len > 4096 || (n = evbuffer_peek(src, -1, NULL, v, 4)) > 4)
+		return (evbuffer_add_buffer(dst, src));
+	for (i = 0; i < n && rc == 0; i++)
+		rc = evbuffer_add(dst, v[i].iov_base, v[i].iov_len);
+	evbuffer_drain(src, len);
+	return (rc);
 }
 
 void *

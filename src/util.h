@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct evbuffer;
+
 #define NAME_MAX_LEN	128
 
 uint64_t	 util_now_ns(void);
@@ -16,6 +18,7 @@ int		 util_parse_u64(const char *, uint64_t, uint64_t *);
 int		 util_parse_bool(const char *, int *);
 int		 util_name_valid(const char *);
 int		 util_set_linger0(int);
+int		 util_evbuffer_append(struct evbuffer *, struct evbuffer *);
 void		*xcalloc(size_t, size_t);
 char		*xstrdup(const char *);
 
