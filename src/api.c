@@ -24,6 +24,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1557,7 +1558,18 @@ api_request_cb(struct evhttp_request *req, void *arg)
 static void
 api_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-	evconnlistener_enable(arg);
+	struct evconnlistener	*lev = arg;
+	struct timeval		 tv = { 0, API_BACKOFF_MS * 1000 };
+	int			 probe;
+
+	/* Still none free: wait again, rather than fail and log again. */
+	probe = fcntl(evconnlistener_get_fd(lev), F_DUPFD_CLOEXEC, 0);
+	if (probe == -1 && event_base_once(evconnlistener_get_base(lev), -1,
+	    EV_TIMEOUT, api_accept_resume_cb, lev, &tv) == 0)
+		return;
+	if (probe != -1)
+		close(probe);
+	evconnlistener_enable(lev);
 }
 
 /*

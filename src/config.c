@@ -527,18 +527,25 @@ config_reader(char *buf, int size, void *stream)
 	struct parse_ctx	*ctx = stream;
 	char			 line[4096];
 	char			*p, *end, *eq;
-	size_t			 n;
+	size_t			 n, len;
 
+	memset(line, 0, sizeof(line));
 	if (fgets(line, sizeof(line), ctx->fp) == NULL)
 		return (NULL);
 	ctx->lineno++;
 	n = strlen(line);
-	if (n > 0 && line[n - 1] != '\n' && !feof(ctx->fp)) {
+	/* What fgets() read ends at its last byte that is not NUL. */
+	for (len = sizeof(line) - 1; len > n && line[len - 1] == '\0'; len--)
+		;
+	if (len > n || (n > 0 && line[n - 1] != '\n' && !feof(ctx->fp))) {
 		int c;
 
-		config_error(ctx->conf, ctx->lineno, "line too long");
-		while ((c = fgetc(ctx->fp)) != EOF && c != '\n')
-			;
+		/* A NUL byte would cut the line short, unseen. */
+		config_error(ctx->conf, ctx->lineno, len > n ?
+		    "NUL byte in line" : "line too long");
+		if (line[len - 1] != '\n')
+			while ((c = fgetc(ctx->fp)) != EOF && c != '\n')
+				;
 		goto blank;
 	}
 	for (p = line; *p == ' ' || *p == '\t'; p++)

@@ -127,6 +127,7 @@ side_update(struct session *s, struct side *sd)
 		return;
 	event_assign(sd->ev, session_base(s), sd->fd, mask | EV_PERSIST,
 	    sd == &s->client ? session_client_cb : session_upstream_cb, s);
+	event_priority_set(sd->ev, TARDY_PRI_DATA);
 	if (s->state == SESSION_CONNECTING) {
 		tv.tv_sec = s->proxy->connect_timeout / 1000;
 		tv.tv_usec = (s->proxy->connect_timeout % 1000) * 1000;

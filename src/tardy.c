@@ -98,15 +98,21 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 	if ((cfg = event_config_new()) == NULL)
 		fatalx("event_config_new");
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	if (event_config_set_max_dispatch_interval(cfg, &(const struct timeval){
+	    0, TARDY_DATA_SLICE_US }, -1, TARDY_PRI_DATA) == -1)
+		fatalx("event_config_set_max_dispatch_interval");
 	t->base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
-	if (t->base == NULL)
+	if (t->base == NULL || event_base_priority_init(t->base,
+	    TARDY_PRIORITIES) == -1)
 		fatalx("cannot create the event loop");
 
 	t->events = events_new(t);
 	TAILQ_INIT(&t->reap);
 	if ((t->reap_ev = event_new(t->base, -1, 0, tardy_reap_cb, t)) == NULL)
 		fatalx("event_new");
+	/* After the session callbacks already due, as before priorities. */
+	event_priority_set(t->reap_ev, TARDY_PRI_DATA);
 	t->sig_term = evsignal_new(t->base, SIGTERM, tardy_signal_cb, t);
 	t->sig_int = evsignal_new(t->base, SIGINT, tardy_signal_cb, t);
 	t->sig_hup = evsignal_new(t->base, SIGHUP, tardy_signal_cb, t);

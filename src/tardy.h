@@ -17,6 +17,16 @@ struct event;
 struct event_base;
 struct events;
 
+/*
+ * Event priorities. Sessions' sockets and toxics' timers run below
+ * everything else (the API, accepts, signals), and a run of them yields
+ * to a new poll after TARDY_DATA_SLICE_US: a busy data plane delays the
+ * API by a slice, not by every callback that was ready.
+ */
+#define TARDY_PRIORITIES	3	/* new events get 1, the default */
+#define TARDY_PRI_DATA		2
+#define TARDY_DATA_SLICE_US	2000
+
 struct tardy_options {
 	const char	 *conf_path;
 	const char	 *api;

@@ -430,6 +430,7 @@ link_timer_new(struct link *l, void (*cb)(evutil_socket_t, short, void *))
 
 	if ((ev = evtimer_new(link_base(l), cb, l)) == NULL)
 		fatalx("evtimer_new");
+	event_priority_set(ev, TARDY_PRI_DATA);
 	return (ev);
 }
 
