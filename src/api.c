@@ -241,6 +241,12 @@ api_send(struct api_req *ctx, int status, const char *type,
 	if (type != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
 		    "Content-Type", type);
+	/*
+	 * A reply to HEAD has no body: evhttp would send one without a
+	 * Content-Length, which a keep-alive client reads as the next reply.
+	 */
+	if (evhttp_request_get_command(ctx->req) == EVHTTP_REQ_HEAD)
+		body = NULL;
 	evhttp_send_reply(ctx->req, status, NULL, body);
 }
 

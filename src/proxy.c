@@ -206,6 +206,14 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	p->bound = *bound;
 	p->upstream = pc->upstream;
 	p->connect_timeout = pc->connect_timeout;
+	/*
+	 * One libevent common timeout per duration: every connect timer of
+	 * the proxy shares a queue instead of churning the timer heap (and
+	 * the timerfd) once per connection.
+	 */
+	p->connect_tv = event_base_init_common_timeout(t->base,
+	    &(const struct timeval){ pc->connect_timeout / 1000,
+	    (pc->connect_timeout % 1000) * 1000 });
 	p->rcvbuf = pc->rcvbuf;
 	p->enabled = pc->enabled;
 	p->from_config = pc->line >= 0;
@@ -499,6 +507,7 @@ proxy_fds_low(int fd, int times)
 	struct rlimit	rl;
 	rlim_t		reserve;
 
+	/* Read each time: prlimit(1) may change it under us. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
 	    rl.rlim_cur == RLIM_INFINITY)
 		return (0);

@@ -36,6 +36,7 @@ struct proxy {
 	struct addr		 bound;		/* where it listens */
 	struct addr		 upstream;
 	unsigned int		 connect_timeout;	/* ms */
+	const struct timeval	*connect_tv;	/* common timeout of it */
 	unsigned int		 rcvbuf;	/* listener SO_RCVBUF, 0: default */
 	int			 enabled;
 	int			 from_config;

@@ -30,6 +30,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +51,8 @@ static void	session_client_cb(evutil_socket_t, short, void *);
 static void	session_upstream_cb(evutil_socket_t, short, void *);
 static void	session_drain_cb(evutil_socket_t, short, void *);
 static int	dir_flush(struct dir *, int);
+static int	dir_read(struct dir *);
+static int	session_connected(struct session *);
 
 const char *
 session_state_name(enum session_state state)
@@ -106,7 +109,6 @@ side_update(struct session *s, struct side *sd)
 {
 	struct dir	*as_src = sd == &s->client ? &s->up : &s->down;
 	struct dir	*as_dst = sd == &s->client ? &s->down : &s->up;
-	struct timeval	 tv;
 	short		 mask = 0;
 
 	if (s->state == SESSION_CONNECTING) {
@@ -128,12 +130,8 @@ side_update(struct session *s, struct side *sd)
 	event_assign(sd->ev, session_base(s), sd->fd, mask | EV_PERSIST,
 	    sd == &s->client ? session_client_cb : session_upstream_cb, s);
 	event_priority_set(sd->ev, TARDY_PRI_DATA);
-	if (s->state == SESSION_CONNECTING) {
-		tv.tv_sec = s->proxy->connect_timeout / 1000;
-		tv.tv_usec = (s->proxy->connect_timeout % 1000) * 1000;
-		event_add(sd->ev, &tv);
-	} else
-		event_add(sd->ev, NULL);
+	event_add(sd->ev, s->state == SESSION_CONNECTING ?
+	    s->proxy->connect_tv : NULL);
 }
 
 static int
@@ -199,6 +197,13 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 		return (NULL);
 	}
 	toxic_attach_all(s);
+	/*
+	 * On loopback the handshake is usually over already: asking poll()
+	 * spares a trip through the event loop for every connection.
+	 */
+	if (s->state == SESSION_CONNECTING &&
+	    poll(&(struct pollfd){ .fd = ufd, .events = POLLOUT }, 1, 0) == 1)
+		return (session_connected(s) == -1 ? NULL : s);
 	side_update(s, &s->upstream);
 	return (s);
 
@@ -470,10 +475,16 @@ dir_try_shutdown(struct dir *d)
 	    (d->out != NULL && evbuffer_get_length(d->out) != 0))
 		return;
 	d->shut = 1;
+	/*
+	 * Both ways done: close() sends the FIN (the peer already sent its
+	 * own, so nothing unread turns it into a RST).
+	 */
+	if (s->up.shut && s->down.shut) {
+		session_close_later(s, "closed", 0);
+		return;
+	}
 	/* The peer may be gone already; its side reports that. */
 	(void)shutdown(d->dst->fd, SHUT_WR);
-	if (s->up.shut && s->down.shut)
-		session_close_later(s, "closed", 0);
 }
 
 void
@@ -621,12 +632,18 @@ dir_read(struct dir *d)
 	return (0);
 }
 
-static void
+/*
+ * The upstream connect finished, one way or the other. Returns -1 if the
+ * session was closed.
+ */
+static int
 session_connected(struct session *s)
 {
 	char	buf[ADDR_STRLEN];
 	int	err = 0;
 
+	if (s->state != SESSION_CONNECTING)
+		return (0);	/* a toxic closed it already */
 	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err,
 	    &(socklen_t){ sizeof(err) }) == -1)
 		err = errno;
@@ -636,7 +653,7 @@ session_connected(struct session *s)
 		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
 		    strerror(err));
 		session_close(s, reason, SESSION_RST_CLIENT | SESSION_FAILED);
-		return;
+		return (-1);
 	}
 	s->state = SESSION_OPEN;
 	log_debug("proxy %s: connection %llu from %s: upstream %s connected",
@@ -647,6 +664,10 @@ session_connected(struct session *s)
 	dir_update_read(&s->down);
 	side_update(s, &s->client);
 	side_update(s, &s->upstream);
+	/* Clients often speak first: their request may be here already. */
+	if (s->up.reading)
+		return (dir_read(&s->up));
+	return (0);
 }
 
 /*
@@ -685,7 +706,7 @@ session_upstream_cb(evutil_socket_t fd, short what, void *arg)
 			session_close(s, "upstream connect timed out",
 			    SESSION_RST_CLIENT | SESSION_FAILED);
 		else
-			session_connected(s);
+			(void)session_connected(s);
 		return;
 	}
 	session_side_cb(s, &s->upstream, what);

@@ -92,6 +92,7 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 	t->seed = conf->seed;
 	t->last_reload = "none";
 	t->t_start = util_now_ns();
+
 	TAILQ_INIT(&t->proxies);
 
 	/* Injected delays must be exact: ask for the precise timer. */

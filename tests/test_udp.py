@@ -442,6 +442,26 @@ def test_tardyctl_create_udp():
 NAMES = ["n%d.test" % i for i in range(8)]
 
 
+def free_udp_tcp_port():
+    """A loopback port free for UDP and for TCP: dnsmasq binds both, and
+    after tests with thousands of connections many ports are still held by
+    TCP TIME_WAITs that a UDP probe alone would not see."""
+    for _ in range(100):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise AssertionError("no port free for both UDP and TCP")
+
+
 class Dnsmasq:
     """dnsmasq on a loopback port, answering from a hosts file only."""
 
@@ -460,10 +480,7 @@ class Dnsmasq:
         # something else takes it meanwhile, dnsmasq exits; try another.
         err = ""
         for attempt in range(3):
-            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-            probe.close()
+            self.port = free_udp_tcp_port()
             errpath = os.path.join(self.dir, "stderr")
             # No --server and --no-resolv: nothing is ever forwarded.
             with open(errpath, "wb") as errf:
