@@ -8,7 +8,6 @@ an alarm so a hang fails fast instead of stalling the suite.
 Everything here talks to real sockets on loopback only.
 """
 
-import errno
 import json
 import os
 import shutil
@@ -291,6 +290,93 @@ def skip(reason):
 
 class SkipTest(Exception):
     pass
+
+
+class Lab:
+    """tardyd with one proxy, "p", listening on listen in front of
+    upstream; toxics through the API. Extra config lines for the proxy
+    (e.g. "rcvbuf = 4096") go in proxy_conf, daemon arguments in args."""
+
+    def __init__(self, upstream, listen="127.0.0.1:0", proxy_conf="",
+                 args=()):
+        self.d = Tardyd("[proxy p]\nlisten = %s\nupstream = %s\n%s" %
+                        (listen, upstream, proxy_conf), args=args)
+        st, body = self.d.api("GET", "/proxies")
+        expect(st == 200, "GET /proxies: %s %r" % (st, body))
+        self.addr = self.d.proxy_addr("p")
+
+    def add(self, type_, stream="downstream", name=None, toxicity=None,
+            **attrs):
+        body = {"type": type_, "stream": stream, "attributes": attrs}
+        if name is not None:
+            body["name"] = name
+        if toxicity is not None:
+            body["toxicity"] = toxicity
+        st, t = self.d.api("POST", "/proxies/p/toxics", body)
+        expect(st == 200, "add %s: %s %r" % (type_, st, t))
+        return t["name"]
+
+    def update(self, name, **attrs):
+        st, t = self.d.api("POST", "/proxies/p/toxics/" + name,
+                           {"attributes": attrs})
+        expect(st == 200, "update %s: %s %r" % (name, st, t))
+        return t
+
+    def remove(self, name):
+        st, t = self.d.api("DELETE", "/proxies/p/toxics/" + name)
+        expect(st == 204, "remove %s: %s %r" % (name, st, t))
+
+    def connect(self, timeout=2.0):
+        return connect(self.addr, timeout)
+
+    def events(self):
+        """Every event so far, oldest first."""
+        out, since = [], 0
+        for _ in range(100):
+            st, body = self.d.api("GET", "/events?since=%d" % since)
+            expect(st == 200, "GET /events: %s %r" % (st, body))
+            evs = body["events"] if isinstance(body, dict) else body
+            if not evs:
+                break
+            out += evs
+            since = evs[-1]["id"]
+        return out
+
+    def decisions(self):
+        """{(connection, toxic): (acted?, roll)} from the event log."""
+        out = {}
+        for e in self.events():
+            if e["type"] in ("toxic_acted", "toxic_skipped"):
+                out[(e["connection"], e["toxic"])] = (
+                    e["type"] == "toxic_acted", e["roll"])
+        return out
+
+    def close(self, check=False):
+        """Stop tardyd; with check, it must have exited cleanly (status 0,
+        no sanitizer report)."""
+        rc = self.d.stop()
+        log = self.d.log()
+        self.d.close()
+        if check:
+            expect(rc == 0 and "Sanitizer" not in log and
+                   "runtime error" not in log,
+                   "tardyd exited with %s: %s" % (rc, log[-3000:]))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        self.close(check=exc_type is None)
+
+
+def rtt(s, payload=b"x", timeout=3.0):
+    """Seconds for payload to come back through an echo server."""
+    t0 = now()
+    s.sendall(payload)
+    got = recv_exactly(s, len(payload), timeout)
+    elapsed = now() - t0
+    expect(got == payload, "echo returned %r" % got[:40])
+    return elapsed
 
 
 def have_ipv6():

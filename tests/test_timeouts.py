@@ -20,58 +20,11 @@ import threading
 import time
 
 import tardytest
-from tardytest import (Server, Tardyd, expect, expect_between, have_ipv6,
+from tardytest import (Lab, Server, expect, expect_between, have_ipv6,
                        now, recv_exactly, skip)
 
 MARGIN = 0.060          # s: scheduling slack on top of an injected time
 FAST = 0.100            # s: a connect or echo with no fault is well under
-
-
-class Lab:
-    """tardyd with proxy "p" on listen in front of upstream."""
-
-    def __init__(self, upstream, listen="127.0.0.1:0", rcvbuf=None):
-        conf = "[proxy p]\nlisten = %s\nupstream = %s\n" % (listen, upstream)
-        if rcvbuf is not None:
-            conf += "rcvbuf = %d\n" % rcvbuf
-        self.d = Tardyd(conf)
-        st, body = self.d.api("GET", "/proxies")
-        if isinstance(body, dict) and "version" in body:
-            self.d.close()
-            skip("control API is still the /version-only placeholder")
-        expect(st == 200, "GET /proxies: %s %r" % (st, body))
-        self.addr = self.d.proxy_addr("p")
-
-    def add(self, type_, stream="downstream", **attrs):
-        st, t = self.d.api("POST", "/proxies/p/toxics",
-                           {"type": type_, "stream": stream,
-                            "attributes": attrs})
-        expect(st == 200, "add %s: %s %r" % (type_, st, t))
-        return t["name"]
-
-    def remove(self, name):
-        st, t = self.d.api("DELETE", "/proxies/p/toxics/" + name)
-        expect(st == 204, "remove %s: %s %r" % (name, st, t))
-
-    def connect(self, timeout=2.0):
-        return tardytest.connect(self.addr, timeout)
-
-    def close(self, check=False):
-        """Stop tardyd; with check, it must have exited cleanly (status 0,
-        no sanitizer report)."""
-        rc = self.d.stop()
-        log = self.d.log()
-        self.d.close()
-        if check:
-            expect(rc == 0 and "Sanitizer" not in log and
-                   "runtime error" not in log,
-                   "tardyd exited with %s: %s" % (rc, log[-3000:]))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        self.close(check=exc_type is None)
 
 
 class Upstream(Server):
@@ -368,7 +321,7 @@ def push_until_blocked(s, timeout, limit=16 * 1024 * 1024):
 def stall_upstream(fam):
     af, host, listen = family(fam)
     with Upstream(af, host) as srv, \
-            Lab(srv.spec, listen, rcvbuf=4096) as lab:
+            Lab(srv.spec, listen, proxy_conf="rcvbuf = 4096\n") as lab:
         name = lab.add("stall", stream="upstream")
         s, e, _ = attempt(lab.addr, 2.0, sndbuf=4096)
         expect(e is None, "connect: %r" % e)
