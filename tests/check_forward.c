@@ -45,40 +45,8 @@ start_proxy(const char *name, const char *listen,
 	    harness_printf(h, "%s=%s=%s", name, listen, upstream->text), NULL));
 }
 
-static struct harness_addr
-proxy_addr(struct harness_tardyd *t, const char *name)
-{
-	struct harness_addr a;
-	int err = harness_tardyd_proxy(t, name, &a);
 
-	ck_assert_msg(err == 0, "proxy \"%s\" in ready file: %s", name,
-	    harness_strerror(err));
-	return (a);
-}
 
-static int
-connect_ok(const struct harness_addr *a)
-{
-	int fd, err = harness_connect(a, HARNESS_IO_TIMEOUT_MS, &fd);
-
-	ck_assert_msg(err == 0, "connect %s: %s", a->text,
-	    harness_strerror(err));
-	return (fd);
-}
-
-static void
-echo_ok(int fd, const char *what, size_t len, uint64_t seed)
-{
-	unsigned char *buf = malloc(len);
-	int err;
-
-	ck_assert_ptr_nonnull(buf);
-	harness_pattern(buf, len, seed, 0);
-	err = harness_echo(fd, buf, len, HARNESS_IO_TIMEOUT_MS);
-	free(buf);
-	ck_assert_msg(err == 0, "%s: echo of %zu bytes: %s", what, len,
-	    harness_strerror(err));
-}
 
 static size_t
 first_difference(const unsigned char *a, const unsigned char *b, size_t len)
@@ -101,7 +69,7 @@ START_TEST(test_bulk_16mib_both_ways)
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
 	struct harness_tardyd *t = start_proxy("bulk", "127.0.0.1:0",
 	    &up->addr);
-	struct harness_addr a = proxy_addr(t, "bulk");
+	struct harness_addr a = harness_proxy_ok(t, "bulk");
 	unsigned char *out = malloc(BULK_LEN), *in = calloc(1, BULK_LEN);
 	size_t sent, got, diff, extra;
 	int fd, err;
@@ -109,7 +77,7 @@ START_TEST(test_bulk_16mib_both_ways)
 	ck_assert_ptr_nonnull(out);
 	ck_assert_ptr_nonnull(in);
 	harness_pattern(out, BULK_LEN, 16, 0);
-	fd = connect_ok(&a);
+	fd = harness_connect_ok(&a);
 	/* Sending and reading at once: 16 MiB is far more than all the
 	 * socket buffers on the way, so a proxy that does not pump both
 	 * directions independently stalls here. */
@@ -136,7 +104,7 @@ START_TEST(test_bulk_16mib_download)
 	    HARNESS_UPSTREAM_SOURCE, "127.0.0.1:0", NULL, BULK_LEN);
 	struct harness_tardyd *t = start_proxy("down", "127.0.0.1:0",
 	    &up->addr);
-	struct harness_addr a = proxy_addr(t, "down");
+	struct harness_addr a = harness_proxy_ok(t, "down");
 	unsigned char *want = malloc(BULK_LEN), *in = calloc(1, BULK_LEN);
 	size_t got, diff, extra;
 	int fd, err;
@@ -144,7 +112,7 @@ START_TEST(test_bulk_16mib_download)
 	ck_assert_ptr_nonnull(want);
 	ck_assert_ptr_nonnull(in);
 	harness_pattern(want, BULK_LEN, HARNESS_SOURCE_SEED, 0);
-	fd = connect_ok(&a);
+	fd = harness_connect_ok(&a);
 	err = harness_recv_all(fd, in, BULK_LEN, BULK_TIMEOUT_MS, &got);
 	ck_assert_msg(err == 0, "after %zu bytes: %s", got,
 	    harness_strerror(err));
@@ -166,7 +134,7 @@ START_TEST(test_bulk_16mib_upload)
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_SINK, "127.0.0.1:0", NULL, 0);
 	struct harness_tardyd *t = start_proxy("up", "127.0.0.1:0", &up->addr);
-	struct harness_addr a = proxy_addr(t, "up");
+	struct harness_addr a = harness_proxy_ok(t, "up");
 	unsigned char *out = malloc(BULK_LEN);
 	char reply[32], want[32];
 	size_t got;
@@ -174,7 +142,7 @@ START_TEST(test_bulk_16mib_upload)
 
 	ck_assert_ptr_nonnull(out);
 	harness_pattern(out, BULK_LEN, 17, 0);
-	fd = connect_ok(&a);
+	fd = harness_connect_ok(&a);
 	err = harness_send_all(fd, out, BULK_LEN, BULK_TIMEOUT_MS);
 	ck_assert_msg(err == 0, "send: %s", harness_strerror(err));
 	shutdown(fd, SHUT_WR);
@@ -209,7 +177,7 @@ START_TEST(test_200_concurrent_connections)
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
 	struct harness_tardyd *t = start_proxy("many", "127.0.0.1:0",
 	    &up->addr);
-	struct harness_addr a = proxy_addr(t, "many");
+	struct harness_addr a = harness_proxy_ok(t, "many");
 	static struct conc c[NCONC];
 	struct pollfd pfd[NCONC];
 	int64_t deadline;
@@ -223,7 +191,7 @@ START_TEST(test_200_concurrent_connections)
 		ck_assert(c[i].out != NULL && c[i].in != NULL);
 		harness_pattern(c[i].out, c[i].len, 1000 + (uint64_t)i, 0);
 		c[i].sent = c[i].got = 0;
-		c[i].fd = connect_ok(&a);
+		c[i].fd = harness_connect_ok(&a);
 	}
 	deadline = harness_now_ms() + 20000;
 	while (pending > 0) {
@@ -288,14 +256,14 @@ START_TEST(test_client_abort_is_harmless)
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
 	struct harness_tardyd *t = start_proxy("p", "127.0.0.1:0", &up->addr);
-	struct harness_addr a = proxy_addr(t, "p");
-	int keep = connect_ok(&a);
+	struct harness_addr a = harness_proxy_ok(t, "p");
+	int keep = harness_connect_ok(&a);
 
-	echo_ok(keep, "before", 1000, 1);
+	harness_echo_ok(keep, "before", 1000, 1);
 	for (int i = 0; i < 20; i++) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		unsigned char buf[65536];
-		int fd = connect_ok(&a);
+		int fd = harness_connect_ok(&a);
 
 		harness_pattern(buf, sizeof(buf), (uint64_t)i, 0);
 		/* Whatever part of it fits: the echo is never read. */
@@ -304,10 +272,10 @@ START_TEST(test_client_abort_is_harmless)
 		    sizeof(lg)), 0);
 		close(fd); /* RST */
 	}
-	echo_ok(keep, "after 20 aborted clients", 100000, 2);
+	harness_echo_ok(keep, "after 20 aborted clients", 100000, 2);
 	close(keep);
-	keep = connect_ok(&a);
-	echo_ok(keep, "new connection", 1000, 3);
+	keep = harness_connect_ok(&a);
+	harness_echo_ok(keep, "new connection", 1000, 3);
 	close(keep);
 	ck_assert_msg(harness_tardyd_alive(t), "tardyd died: %s",
 	    harness_status_str(h, harness_tardyd_status(t)));
@@ -324,14 +292,14 @@ START_TEST(test_half_close)
 	    HARNESS_UPSTREAM_ECHO_AT_EOF, "127.0.0.1:0", NULL, 0);
 	struct harness_tardyd *t = start_proxy("half", "127.0.0.1:0",
 	    &up->addr);
-	struct harness_addr a = proxy_addr(t, "half");
+	struct harness_addr a = harness_proxy_ok(t, "half");
 	unsigned char *out = malloc(HALF_LEN), *in = calloc(1, HALF_LEN);
 	size_t got, extra, diff;
 	int fd, err;
 
 	ck_assert(out != NULL && in != NULL);
 	harness_pattern(out, HALF_LEN, 5, 0);
-	fd = connect_ok(&a);
+	fd = harness_connect_ok(&a);
 	err = harness_send_all(fd, out, HALF_LEN, HARNESS_IO_TIMEOUT_MS);
 	ck_assert_msg(err == 0, "send: %s", harness_strerror(err));
 	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
@@ -393,11 +361,11 @@ START_TEST(test_upstream_down_resets_client)
 	    "--proxy", harness_printf(h, "dead=127.0.0.1:0=%s", dead->text),
 	    "--proxy", harness_printf(h, "live=127.0.0.1:0=%s",
 	    up->addr.text), NULL);
-	struct harness_addr da = proxy_addr(t, "dead");
-	struct harness_addr la = proxy_addr(t, "live");
-	int live = connect_ok(&la);
+	struct harness_addr da = harness_proxy_ok(t, "dead");
+	struct harness_addr la = harness_proxy_ok(t, "live");
+	int live = harness_connect_ok(&la);
 
-	echo_ok(live, "live proxy before", 1000, 1);
+	harness_echo_ok(live, "live proxy before", 1000, 1);
 	for (int i = 0; i < 3; i++) {
 		int64_t ms = expect_reset(&da, 3000,
 		    "connection to dead upstream");
@@ -406,10 +374,10 @@ START_TEST(test_upstream_down_resets_client)
 		    (long long)ms);
 	}
 	/* The daemon keeps serving: the open session and a new one. */
-	echo_ok(live, "live proxy, open connection", 1000, 2);
+	harness_echo_ok(live, "live proxy, open connection", 1000, 2);
 	close(live);
-	live = connect_ok(&la);
-	echo_ok(live, "live proxy, new connection", 1000, 3);
+	live = harness_connect_ok(&la);
+	harness_echo_ok(live, "live proxy, new connection", 1000, 3);
 	close(live);
 	ck_assert_msg(harness_tardyd_alive(t), "tardyd died: %s",
 	    harness_status_str(h, harness_tardyd_status(t)));
@@ -430,10 +398,10 @@ START_TEST(test_connect_timeout_per_proxy)
 	    "upstream = %s\n"
 	    "connect_timeout = 2000\n", bh->text, bh->text);
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr fa = proxy_addr(t, "fast");
-	struct harness_addr sa = proxy_addr(t, "slow");
+	struct harness_addr fa = harness_proxy_ok(t, "fast");
+	struct harness_addr sa = harness_proxy_ok(t, "slow");
 	int64_t t0, fast_ms, slow_ms;
-	int fast = connect_ok(&fa), slow = connect_ok(&sa), err;
+	int fast = harness_connect_ok(&fa), slow = harness_connect_ok(&sa), err;
 	char buf[16];
 	size_t got;
 
@@ -466,8 +434,8 @@ START_TEST(test_connect_timeout_default)
 	const struct harness_addr *bh = harness_blackhole(h);
 	struct harness_tardyd *t = harness_tardyd_start(h, "--proxy",
 	    harness_printf(h, "dflt=127.0.0.1:0=%s", bh->text), NULL);
-	struct harness_addr a = proxy_addr(t, "dflt");
-	int fd = connect_ok(&a), err;
+	struct harness_addr a = harness_proxy_ok(t, "dflt");
+	int fd = harness_connect_ok(&a), err;
 	int64_t t0 = harness_now_ms(), ms;
 	char buf[16];
 	size_t got;
@@ -498,12 +466,12 @@ START_TEST(test_ipv6_loopback)
 	up = harness_upstream_start(h, HARNESS_UPSTREAM_ECHO, "[::1]:0", NULL,
 	    0);
 	t = start_proxy("v6", "[::1]:0", &up->addr);
-	a = proxy_addr(t, "v6");
+	a = harness_proxy_ok(t, "v6");
 	ck_assert_int_eq(a.ss.ss_family, AF_INET6);
 	ck_assert_msg(strncmp(a.text, "[::1]:", 6) == 0 &&
 	    harness_addr_port(&a) > 0, "listen address %s", a.text);
-	fd = connect_ok(&a);
-	echo_ok(fd, "[::1] to [::1]", 200000, 6);
+	fd = harness_connect_ok(&a);
+	harness_echo_ok(fd, "[::1] to [::1]", 200000, 6);
 	close(fd);
 }
 END_TEST
@@ -515,13 +483,13 @@ START_TEST(test_unix_listen_tcp_upstream)
 	const char *path = harness_path(h, "listen.sock");
 	struct harness_tardyd *t = harness_tardyd_start(h, "--proxy",
 	    harness_printf(h, "ux=unix:%s=%s", path, up->addr.text), NULL);
-	struct harness_addr a = proxy_addr(t, "ux");
+	struct harness_addr a = harness_proxy_ok(t, "ux");
 	int fd;
 
 	ck_assert_int_eq(a.ss.ss_family, AF_UNIX);
 	ck_assert_str_eq(a.text, harness_printf(h, "unix:%s", path));
-	fd = connect_ok(&a);
-	echo_ok(fd, "unix to tcp", 200000, 7);
+	fd = harness_connect_ok(&a);
+	harness_echo_ok(fd, "unix to tcp", 200000, 7);
 	shutdown(fd, SHUT_WR);
 	ck_assert_int_eq(harness_wait_close(fd, HARNESS_IO_TIMEOUT_MS, NULL),
 	    0);
@@ -535,12 +503,12 @@ START_TEST(test_tcp_listen_unix_upstream)
 	    HARNESS_UPSTREAM_ECHO, harness_printf(h, "unix:%s",
 	    harness_path(h, "upstream.sock")), NULL, 0);
 	struct harness_tardyd *t = start_proxy("tu", "127.0.0.1:0", &up->addr);
-	struct harness_addr a = proxy_addr(t, "tu");
+	struct harness_addr a = harness_proxy_ok(t, "tu");
 	int fd;
 
 	ck_assert_int_eq(a.ss.ss_family, AF_INET);
-	fd = connect_ok(&a);
-	echo_ok(fd, "tcp to unix", 200000, 8);
+	fd = harness_connect_ok(&a);
+	harness_echo_ok(fd, "tcp to unix", 200000, 8);
 	shutdown(fd, SHUT_WR);
 	ck_assert_int_eq(harness_wait_close(fd, HARNESS_IO_TIMEOUT_MS, NULL),
 	    0);
@@ -558,11 +526,11 @@ START_TEST(test_stop_signal_exits_zero)
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
 	struct harness_tardyd *t = start_proxy("p", "127.0.0.1:0", &up->addr);
-	struct harness_addr a = proxy_addr(t, "p");
-	int fd = connect_ok(&a), status, err, lfd;
+	struct harness_addr a = harness_proxy_ok(t, "p");
+	int fd = harness_connect_ok(&a), status, err, lfd;
 	int64_t ms;
 
-	echo_ok(fd, "before the signal", 1000, 9);
+	harness_echo_ok(fd, "before the signal", 1000, 9);
 	err = harness_tardyd_stop(t, sig, 5000, &status, &ms);
 	ck_assert_msg(err == 0, "%s: tardyd still running after 5 s",
 	    strsignal(sig));

@@ -34,40 +34,8 @@ teardown(void)
 	h = NULL;
 }
 
-static struct harness_addr
-proxy_addr(struct harness_tardyd *t, const char *name)
-{
-	struct harness_addr a;
-	int err = harness_tardyd_proxy(t, name, &a);
 
-	ck_assert_msg(err == 0, "proxy \"%s\" in ready file: %s", name,
-	    harness_strerror(err));
-	return (a);
-}
 
-static int
-connect_ok(const struct harness_addr *a)
-{
-	int fd, err = harness_connect(a, HARNESS_IO_TIMEOUT_MS, &fd);
-
-	ck_assert_msg(err == 0, "connect %s: %s", a->text,
-	    harness_strerror(err));
-	return (fd);
-}
-
-static void
-echo_ok(int fd, const char *what, size_t len, uint64_t seed)
-{
-	unsigned char *buf = malloc(len);
-	int err;
-
-	ck_assert_ptr_nonnull(buf);
-	harness_pattern(buf, len, seed, 0);
-	err = harness_echo(fd, buf, len, HARNESS_IO_TIMEOUT_MS);
-	free(buf);
-	ck_assert_msg(err == 0, "%s: echo of %zu bytes: %s", what, len,
-	    harness_strerror(err));
-}
 
 static void
 expect_refused(const struct harness_addr *a, const char *what)
@@ -86,7 +54,7 @@ greeting(const struct harness_addr *a)
 {
 	char buf[64];
 	size_t got = 0, n;
-	int fd = connect_ok(a), err;
+	int fd = harness_connect_ok(a), err;
 
 	while ((err = harness_recv_some(fd, buf + got, sizeof(buf) - 1 - got,
 	    HARNESS_IO_TIMEOUT_MS, &n)) == 0 && got + n < sizeof(buf) - 1)
@@ -133,15 +101,15 @@ START_TEST(test_reload_adds_and_removes)
 	    proxy_section("gone", "127.0.0.1:0", up->addr.text));
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
 	const struct harness_ready *r = harness_tardyd_ready(t);
-	struct harness_addr keep_a = proxy_addr(t, "keep");
-	struct harness_addr gone_a = proxy_addr(t, "gone");
+	struct harness_addr keep_a = harness_proxy_ok(t, "keep");
+	struct harness_addr gone_a = harness_proxy_ok(t, "gone");
 	struct harness_addr a;
 	int fd, fd2;
 
 	ck_assert_int_eq(r->generation, 0);
 	ck_assert_str_eq(r->last_reload, "none");
-	fd = connect_ok(&keep_a);
-	echo_ok(fd, "before the reload", 4096, 1);
+	fd = harness_connect_ok(&keep_a);
+	harness_echo_ok(fd, "before the reload", 4096, 1);
 
 	harness_write_file(h, "tardy.conf", "%s%s", keep,
 	    proxy_section("fresh", "127.0.0.1:0", up->addr.text));
@@ -149,24 +117,24 @@ START_TEST(test_reload_adds_and_removes)
 
 	/* Unchanged: same port (even though it says port 0), and the
 	 * connection opened before the SIGHUP still carries bytes. */
-	a = proxy_addr(t, "keep");
+	a = harness_proxy_ok(t, "keep");
 	ck_assert_str_eq(a.text, keep_a.text);
-	echo_ok(fd, "connection opened before the reload", 65536, 2);
-	fd2 = connect_ok(&keep_a);
-	echo_ok(fd2, "new connection to the unchanged proxy", 4096, 3);
+	harness_echo_ok(fd, "connection opened before the reload", 65536, 2);
+	fd2 = harness_connect_ok(&keep_a);
+	harness_echo_ok(fd2, "new connection to the unchanged proxy", 4096, 3);
 	close(fd2);
 
 	/* Added. */
-	a = proxy_addr(t, "fresh");
-	fd2 = connect_ok(&a);
-	echo_ok(fd2, "added proxy", 4096, 4);
+	a = harness_proxy_ok(t, "fresh");
+	fd2 = harness_connect_ok(&a);
+	harness_echo_ok(fd2, "added proxy", 4096, 4);
 	close(fd2);
 
 	/* Removed: gone from the ready file, and its port refuses. */
 	ck_assert_int_eq(harness_tardyd_proxy(t, "gone", &a), ENOENT);
 	expect_refused(&gone_a, "removed proxy");
 
-	echo_ok(fd, "old connection at the end", 4096, 5);
+	harness_echo_ok(fd, "old connection at the end", 4096, 5);
 	close(fd);
 }
 END_TEST
@@ -179,10 +147,10 @@ START_TEST(test_reload_unchanged_keeps_port_and_connections)
 	    proxy_section("p", "127.0.0.1:0", up->addr.text));
 	const char *conf = harness_write_file(h, "tardy.conf", "%s", body);
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr a0 = proxy_addr(t, "p"), a;
-	int fd = connect_ok(&a0);
+	struct harness_addr a0 = harness_proxy_ok(t, "p"), a;
+	int fd = harness_connect_ok(&a0);
 
-	echo_ok(fd, "before", 1000, 1);
+	harness_echo_ok(fd, "before", 1000, 1);
 	for (long gen = 1; gen <= 3; gen++) {
 		/* Second round: same settings, different text and line
 		 * numbers; a comment is not a change. */
@@ -190,10 +158,10 @@ START_TEST(test_reload_unchanged_keeps_port_and_connections)
 			harness_write_file(h, "tardy.conf",
 			    "; touched, not changed\n\n%s", body);
 		reload_ok(t, gen);
-		a = proxy_addr(t, "p");
+		a = harness_proxy_ok(t, "p");
 		ck_assert_msg(strcmp(a.text, a0.text) == 0, "reload %ld moved "
 		    "the unchanged proxy from %s to %s", gen, a0.text, a.text);
-		echo_ok(fd, harness_printf(h, "open connection after reload "
+		harness_echo_ok(fd, harness_printf(h, "open connection after reload "
 		    "%ld", gen), 20000, (uint64_t)gen);
 	}
 	close(fd);
@@ -213,22 +181,22 @@ START_TEST(test_reload_changed_upstream_restarts)
 	const char *conf = harness_write_file(h, "tardy.conf", "%s%s",
 	    proxy_section("chg", "127.0.0.1:0", ua->addr.text), other);
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr chg = proxy_addr(t, "chg");
-	struct harness_addr oth = proxy_addr(t, "other");
-	int fd = connect_ok(&oth);
+	struct harness_addr chg = harness_proxy_ok(t, "chg");
+	struct harness_addr oth = harness_proxy_ok(t, "other");
+	int fd = harness_connect_ok(&oth);
 
-	echo_ok(fd, "other, before", 1000, 1);
+	harness_echo_ok(fd, "other, before", 1000, 1);
 	ck_assert_str_eq(greeting(&chg), "from-A\n");
 
 	harness_write_file(h, "tardy.conf", "%s%s",
 	    proxy_section("chg", "127.0.0.1:0", ub->addr.text), other);
 	reload_ok(t, 1);
-	chg = proxy_addr(t, "chg");
+	chg = harness_proxy_ok(t, "chg");
 	ck_assert_str_eq(greeting(&chg), "from-B\n");
 
 	/* A sibling's restart leaves the unchanged proxy alone. */
-	ck_assert_str_eq(proxy_addr(t, "other").text, oth.text);
-	echo_ok(fd, "other, after its sibling restarted", 1000, 2);
+	ck_assert_str_eq(harness_proxy_ok(t, "other").text, oth.text);
+	harness_echo_ok(fd, "other, after its sibling restarted", 1000, 2);
 	close(fd);
 }
 END_TEST
@@ -241,18 +209,18 @@ START_TEST(test_reload_changed_listen_moves)
 	const char *conf = harness_write_file(h, "tardy.conf", "%s",
 	    proxy_section("mv", "127.0.0.1:0", up->addr.text));
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr old = proxy_addr(t, "mv"), a;
-	int fd = connect_ok(&old);
+	struct harness_addr old = harness_proxy_ok(t, "mv"), a;
+	int fd = harness_connect_ok(&old);
 
-	echo_ok(fd, "before the move", 1000, 1);
+	harness_echo_ok(fd, "before the move", 1000, 1);
 	close(fd);
 	harness_write_file(h, "tardy.conf", "%s", proxy_section("mv",
 	    harness_printf(h, "unix:%s", sock), up->addr.text));
 	reload_ok(t, 1);
-	a = proxy_addr(t, "mv");
+	a = harness_proxy_ok(t, "mv");
 	ck_assert_str_eq(a.text, harness_printf(h, "unix:%s", sock));
-	fd = connect_ok(&a);
-	echo_ok(fd, "at the new address", 1000, 2);
+	fd = harness_connect_ok(&a);
+	harness_echo_ok(fd, "at the new address", 1000, 2);
 	close(fd);
 	expect_refused(&old, "old listen address of a moved proxy");
 }
@@ -267,21 +235,21 @@ START_TEST(test_reload_keeps_command_line_proxies)
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf,
 	    "--proxy", harness_printf(h, "cli=127.0.0.1:0=%s", up->addr.text),
 	    NULL);
-	struct harness_addr cli = proxy_addr(t, "cli"), a;
-	struct harness_addr file1 = proxy_addr(t, "file1");
-	int fd = connect_ok(&cli);
+	struct harness_addr cli = harness_proxy_ok(t, "cli"), a;
+	struct harness_addr file1 = harness_proxy_ok(t, "file1");
+	int fd = harness_connect_ok(&cli);
 
-	echo_ok(fd, "command-line proxy before", 1000, 1);
+	harness_echo_ok(fd, "command-line proxy before", 1000, 1);
 	harness_write_file(h, "tardy.conf", "%s",
 	    proxy_section("file2", "127.0.0.1:0", up->addr.text));
 	reload_ok(t, 1);
-	a = proxy_addr(t, "cli");
+	a = harness_proxy_ok(t, "cli");
 	ck_assert_str_eq(a.text, cli.text);
-	echo_ok(fd, "command-line proxy's connection after reload", 1000, 2);
-	a = proxy_addr(t, "file2");
+	harness_echo_ok(fd, "command-line proxy's connection after reload", 1000, 2);
+	a = harness_proxy_ok(t, "file2");
 	close(fd);
-	fd = connect_ok(&a);
-	echo_ok(fd, "file2", 1000, 3);
+	fd = harness_connect_ok(&a);
+	harness_echo_ok(fd, "file2", 1000, 3);
 	close(fd);
 	expect_refused(&file1, "file1, removed from the file");
 }
@@ -313,12 +281,12 @@ START_TEST(test_reload_broken_config_keeps_old)
 	const char *good = proxy_section("p", "127.0.0.1:0", up->addr.text);
 	const char *conf = harness_write_file(h, "tardy.conf", "%s", good);
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr pa = proxy_addr(t, "p"), a;
+	struct harness_addr pa = harness_proxy_ok(t, "p"), a;
 	const struct harness_ready *r;
 	const char *line;
-	int fd = connect_ok(&pa), fd2, err;
+	int fd = harness_connect_ok(&pa), fd2, err;
 
-	echo_ok(fd, "before", 1000, 1);
+	harness_echo_ok(fd, "before", 1000, 1);
 	/* Line 4 is wrong; the new proxy on line 6 must not appear. */
 	harness_write_file(h, "tardy.conf",
 	    "[proxy p]\n"
@@ -343,24 +311,24 @@ START_TEST(test_reload_broken_config_keeps_old)
 	    harness_tail(harness_tardyd_stderr(t), 1500));
 
 	/* The old configuration still runs, untouched. */
-	a = proxy_addr(t, "p");
+	a = harness_proxy_ok(t, "p");
 	ck_assert_str_eq(a.text, pa.text);
 	ck_assert_int_eq(harness_tardyd_proxy(t, "q", &a), ENOENT);
-	echo_ok(fd, "open connection after the failed reload", 1000, 2);
-	fd2 = connect_ok(&pa);
-	echo_ok(fd2, "new connection after the failed reload", 1000, 3);
+	harness_echo_ok(fd, "open connection after the failed reload", 1000, 2);
+	fd2 = harness_connect_ok(&pa);
+	harness_echo_ok(fd2, "new connection after the failed reload", 1000, 3);
 	close(fd2);
 
 	/* And a good file after a bad one applies normally. */
 	harness_write_file(h, "tardy.conf", "%s%s", good,
 	    proxy_section("q", "127.0.0.1:0", up->addr.text));
 	reload_ok(t, 2);
-	ck_assert_str_eq(proxy_addr(t, "p").text, pa.text);
-	a = proxy_addr(t, "q");
-	fd2 = connect_ok(&a);
-	echo_ok(fd2, "q after the fixed reload", 1000, 4);
+	ck_assert_str_eq(harness_proxy_ok(t, "p").text, pa.text);
+	a = harness_proxy_ok(t, "q");
+	fd2 = harness_connect_ok(&a);
+	harness_echo_ok(fd2, "q after the fixed reload", 1000, 4);
 	close(fd2);
-	echo_ok(fd, "first connection at the end", 1000, 5);
+	harness_echo_ok(fd, "first connection at the end", 1000, 5);
 	close(fd);
 }
 END_TEST

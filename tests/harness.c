@@ -1628,3 +1628,42 @@ harness_wait_close(int fd, int timeout_ms, size_t *extra)
 		*extra = total;
 	return (err == HARNESS_EOF ? 0 : err);
 }
+
+/*
+ * Assertion wrappers shared by the test programs: each fails the test
+ * with the reason instead of returning an error.
+ */
+struct harness_addr
+harness_proxy_ok(struct harness_tardyd *t, const char *name)
+{
+	struct harness_addr a;
+	int err = harness_tardyd_proxy(t, name, &a);
+
+	ck_assert_msg(err == 0, "proxy \"%s\" in ready file: %s", name,
+	    harness_strerror(err));
+	return (a);
+}
+
+int
+harness_connect_ok(const struct harness_addr *a)
+{
+	int fd, err = harness_connect(a, HARNESS_IO_TIMEOUT_MS, &fd);
+
+	ck_assert_msg(err == 0, "connect %s: %s", a->text,
+	    harness_strerror(err));
+	return (fd);
+}
+
+void
+harness_echo_ok(int fd, const char *what, size_t len, uint64_t seed)
+{
+	unsigned char *buf = malloc(len);
+	int err;
+
+	ck_assert_ptr_nonnull(buf);
+	harness_pattern(buf, len, seed, 0);
+	err = harness_echo(fd, buf, len, HARNESS_IO_TIMEOUT_MS);
+	free(buf);
+	ck_assert_msg(err == 0, "%s: echo of %zu bytes: %s", what, len,
+	    harness_strerror(err));
+}

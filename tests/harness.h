@@ -232,4 +232,9 @@ int harness_wait_close(int fd, int timeout_ms, size_t *extra);
  * of (seed, offset + i) only, so any slice can be regenerated. */
 void harness_pattern(void *buf, size_t len, uint64_t seed, uint64_t offset);
 
+/* Assertion wrappers: fail the test with the reason. */
+struct harness_addr harness_proxy_ok(struct harness_tardyd *, const char *);
+int	harness_connect_ok(const struct harness_addr *);
+void	harness_echo_ok(int, const char *, size_t, uint64_t);
+
 #endif /* TARDY_TESTS_HARNESS_H */
