@@ -611,10 +611,8 @@ dir_read(struct dir *d)
 		dir_update_read(d);
 		return (0);
 	}
-	if (dir_out(d) == -1)
-		return (0);
 	dir_count(d, (size_t)n);
-	if (evbuffer_get_length(d->out) == 0) {
+	if (d->out == NULL || evbuffer_get_length(d->out) == 0) {
 		w = send(d->dst->fd, buf, (size_t)n, MSG_NOSIGNAL);
 		if (w == -1) {
 			if (errno != EAGAIN && errno != EINTR) {
@@ -624,7 +622,10 @@ dir_read(struct dir *d)
 			w = 0;
 		}
 	}
+	/* The queue is only made for what the destination could not take. */
 	if (w < n) {
+		if (dir_out(d) == -1)
+			return (0);
 		evbuffer_add(d->out, buf + w, (size_t)(n - w));
 		side_update(s, d->dst);
 		dir_update_read(d);
