@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "proxy.h"
+#include "ptimer.h"
 #include "tardy.h"
 
 struct api_metrics_family {
@@ -91,8 +92,15 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	}, applied = {
 		"tardy_toxics_applied_total", "counter",
 		"Times a toxic started acting, on a connection or a listener."
+	}, late = {
+		"tardy_timer_late_seconds", "histogram",
+		"How long after their time the toxics' timers fired (a latency "
+		"toxic's release, a bandwidth slice...); never before it."
 	};
+	const struct ptimer_stats *ts = ptimers_stats(t->timers);
 	struct proxy	*p;
+	uint64_t	 cum = 0;
+	size_t		 i;
 
 	api_metrics_header(out, &build);
 	evbuffer_add_printf(out, "tardy_build_info{version=\"%s\"} 1\n",
@@ -125,4 +133,19 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_sample(out, applied.name, p, NULL,
 		    p->stats.toxics_applied);
+
+	api_metrics_header(out, &late);
+	for (i = 0; i < PTIMER_NBUCKETS; i++) {
+		cum += ts->bucket[i];
+		if (ptimer_bucket_ns[i] == UINT64_MAX)
+			evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n",
+			    late.name, (unsigned long long)cum);
+		else
+			evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n",
+			    late.name, (double)ptimer_bucket_ns[i] / 1e9,
+			    (unsigned long long)cum);
+	}
+	evbuffer_add_printf(out, "%s_sum %.9f\n%s_count %llu\n", late.name,
+	    (double)ts->late_ns / 1e9, late.name,
+	    (unsigned long long)ts->fired);
 }

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "notify.h"
 #include "proxy.h"
+#include "ptimer.h"
 #include "tardy.h"
 #include "toxic.h"
 #include "util.h"
@@ -95,10 +96,14 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 
 	TAILQ_INIT(&t->proxies);
 
-	/* Injected delays must be exact: ask for the precise timer. */
+	/*
+	 * No EVENT_BASE_FLAG_PRECISE_TIMER: it costs a timerfd_settime() on
+	 * every turn of the loop. libevent's timers are the daemon's own
+	 * timeouts, where its 4 ms clock is plenty; the toxics' timers,
+	 * which must be exact, are ptimers.
+	 */
 	if ((cfg = event_config_new()) == NULL)
 		fatalx("event_config_new");
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
 	if (event_config_set_max_dispatch_interval(cfg, &(const struct timeval){
 	    0, TARDY_DATA_SLICE_US }, -1, TARDY_PRI_DATA) == -1)
 		fatalx("event_config_set_max_dispatch_interval");
@@ -109,6 +114,7 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 		fatalx("cannot create the event loop");
 
 	t->events = events_new(t);
+	t->timers = ptimers_new(t->base, TARDY_PRI_DATA);
 	TAILQ_INIT(&t->reap);
 	if ((t->reap_ev = event_new(t->base, -1, 0, tardy_reap_cb, t)) == NULL)
 		fatalx("event_new");
@@ -584,6 +590,7 @@ tardy_free(struct tardy *t)
 	api_free(t->api);
 	events_free(t->events);
 	event_free(t->reap_ev);
+	ptimers_free(t->timers);
 	event_free(t->sig_term);
 	event_free(t->sig_int);
 	event_free(t->sig_hup);

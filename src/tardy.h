@@ -16,6 +16,7 @@ struct config;
 struct event;
 struct event_base;
 struct events;
+struct ptimers;
 
 /*
  * Event priorities. Sessions' sockets and toxics' timers run below
@@ -56,8 +57,7 @@ struct tardy {
 	struct event		*status_ev;	/* systemd STATUS= updates */
 	struct session_list	 reap;		/* sessions to close */
 	struct event		*reap_ev;
-	uint64_t		 spin_window;	/* see link_timer_reach() */
-	uint64_t		 spin_used;
+	struct ptimers		*timers;	/* the toxics' (ptimer.h) */
 	unsigned int		 generation;	/* reloads handled */
 	const char		*last_reload;
 	uint64_t		 t_start;

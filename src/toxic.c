@@ -59,8 +59,8 @@ static const struct toxic_attr sched_attrs[] = {
 	{ NULL,			0, 0,		0, 0 },
 };
 
-static void	link_sched_cb(evutil_socket_t, short, void *);
-static void	toxic_listener_cb(evutil_socket_t, short, void *);
+static void	link_sched_cb(void *);
+static void	toxic_listener_cb(void *);
 
 const struct toxic_type *
 toxic_type_find(const char *name)
@@ -266,8 +266,8 @@ toxic_equal(const struct toxic *a, const struct toxic *b)
 void
 toxic_free(struct toxic *t)
 {
-	if (t->listener_ev != NULL)
-		event_free(t->listener_ev);
+	if (t->proxy != NULL)
+		ptimer_cancel(t->proxy->tardy->timers, &t->listener_timer);
 	free(t->name);
 	free(t);
 }
@@ -417,23 +417,6 @@ toxic_json(const struct toxic *t)
 
 /* --- links ----------------------------------------------------------- */
 
-struct event_base *
-link_base(struct link *l)
-{
-	return (session_base(l->dir->session));
-}
-
-struct event *
-link_timer_new(struct link *l, void (*cb)(evutil_socket_t, short, void *))
-{
-	struct event	*ev;
-
-	if ((ev = evtimer_new(link_base(l), cb, l)) == NULL)
-		fatalx("evtimer_new");
-	event_priority_set(ev, TARDY_PRI_DATA);
-	return (ev);
-}
-
 uint64_t
 link_random(struct link *l)
 {
@@ -462,72 +445,35 @@ link_dgram(const struct link *l)
 	return (l->dir->dgram);
 }
 
-void
-link_timer_in_ms(struct event *ev, uint64_t ms)
+static struct ptimers *
+link_timers(struct link *l)
 {
-	struct timeval	tv;
-
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-	evtimer_add(ev, &tv);
+	return (l->dir->session->proxy->tardy->timers);
 }
 
-/*
- * Timers wake up late: by 50 µs of timer slack on an idle Linux box, by
- * 100 to 200 µs under virtualisation. Delays must be exact and never
- * early, so a timer is armed LINK_TIMER_EARLY_NS before its time and its
- * callback waits out the rest on the clock with link_timer_reach(). That
- * wait is a busy one, so it has a budget: at most LINK_SPIN_BUDGET_NS of
- * each second; past it, timers fire late rather than eat the CPU the
- * other connections need.
- */
-#define LINK_TIMER_EARLY_NS	250000
-#define LINK_SPIN_BUDGET_NS	100000000	/* 10% of a core */
-
+/* A type's timers (ptimer.h): exact, never early. cb gets the link. */
 void
-link_timer_at(struct link *l, struct event *ev, uint64_t when_ns)
+link_timer_set(struct link *l, struct ptimer *t, void (*cb)(void *))
 {
-	struct tardy	*t = l->dir->session->proxy->tardy;
-	struct timeval	 tv;
-	uint64_t	 now, us;
-
-	event_base_update_cache_time(link_base(l));
-	now = util_now_ns();
-	if (t->spin_used < LINK_SPIN_BUDGET_NS || now - t->spin_window >=
-	    1000000000)
-		when_ns = when_ns > LINK_TIMER_EARLY_NS ?
-		    when_ns - LINK_TIMER_EARLY_NS : 0;
-	us = when_ns > now ? (when_ns - now + 999) / 1000 : 0;
-	tv.tv_sec = (time_t)(us / 1000000);
-	tv.tv_usec = (suseconds_t)(us % 1000000);
-	evtimer_add(ev, &tv);
+	ptimer_set(t, cb, l);
 }
 
-/*
- * In a timer callback: whether when_ns has come. If it is at most
- * LINK_TIMER_EARLY_NS away and the spin budget allows, wait for it on the
- * clock and return 1; otherwise return 0 and the caller re-arms.
- */
-int
-link_timer_reach(struct link *l, uint64_t when_ns)
+void
+link_timer_at(struct link *l, struct ptimer *t, uint64_t when_ns)
 {
-	struct tardy	*t = l->dir->session->proxy->tardy;
-	uint64_t	 now = util_now_ns();
+	ptimer_at(link_timers(l), t, when_ns);
+}
 
-	if (now >= when_ns)
-		return (1);
-	if (when_ns - now > LINK_TIMER_EARLY_NS + 50000)
-		return (0);
-	if (now - t->spin_window >= 1000000000) {
-		t->spin_window = now;
-		t->spin_used = 0;
-	}
-	if (t->spin_used >= LINK_SPIN_BUDGET_NS)
-		return (0);
-	t->spin_used += when_ns - now;
-	while (util_now_ns() < when_ns)
-		;
-	return (1);
+void
+link_timer_in_ms(struct link *l, struct ptimer *t, uint64_t ms)
+{
+	ptimer_in_ms(link_timers(l), t, ms);
+}
+
+void
+link_timer_cancel(struct link *l, struct ptimer *t)
+{
+	ptimer_cancel(link_timers(l), t);
 }
 
 static void
@@ -539,7 +485,7 @@ link_activate(struct link *l)
 	t->applied++;
 	t->proxy->stats.toxics_applied++;
 	if (t->duration_ms > 0)
-		link_timer_in_ms(l->sched_ev, t->duration_ms);
+		link_timer_in_ms(l, &l->sched, t->duration_ms);
 	if (t->type->start != NULL)
 		t->type->start(l);
 }
@@ -555,11 +501,11 @@ link_try_activate(struct link *l)
 		return;
 	age_ms = (util_now_ns() - l->dir->session->t_accept) / 1000000;
 	if (age_ms < t->after_ms) {
-		if (!evtimer_pending(l->sched_ev, NULL))
-			link_timer_in_ms(l->sched_ev, t->after_ms - age_ms);
+		if (!ptimer_pending(&l->sched))
+			link_timer_in_ms(l, &l->sched, t->after_ms - age_ms);
 		return;
 	}
-	evtimer_del(l->sched_ev);
+	link_timer_cancel(l, &l->sched);
 	link_activate(l);
 }
 
@@ -576,7 +522,7 @@ link_deactivate(struct link *l)
 }
 
 static void
-link_sched_cb(evutil_socket_t fd, short what, void *arg)
+link_sched_cb(void *arg)
 {
 	struct link	*l = arg;
 
@@ -611,7 +557,7 @@ toxic_attach(struct toxic *t, struct dir *d, uint64_t conn, int isnew)
 	l->toxic = t;
 	if (t->type->state_size > 0)
 		l->state_data = xcalloc(1, t->type->state_size);
-	l->sched_ev = link_timer_new(l, link_sched_cb);
+	link_timer_set(l, &l->sched, link_sched_cb);
 	prng_init(&l->rng, s->proxy->tardy->seed, s->proxy->name, conn,
 	    (int)t->stream, t->name);
 
@@ -649,7 +595,7 @@ link_free(struct link *l)
 		d->stalls--;
 	d->held -= l->held;
 	TAILQ_REMOVE(&d->links, l, entry);
-	event_free(l->sched_ev);
+	link_timer_cancel(l, &l->sched);
 	free(l->state_data);
 	free(l);
 }
@@ -796,14 +742,15 @@ toxic_listener_set(struct toxic *t, int on)
 }
 
 static void
-toxic_listener_cb(evutil_socket_t fd, short what, void *arg)
+toxic_listener_cb(void *arg)
 {
 	struct toxic	*t = arg;
 
 	if (!t->listener_active) {
 		toxic_listener_set(t, 1);
 		if (t->duration_ms > 0)
-			link_timer_in_ms(t->listener_ev, t->duration_ms);
+			ptimer_in_ms(t->proxy->tardy->timers,
+			    &t->listener_timer, t->duration_ms);
 	} else
 		toxic_listener_set(t, 0);
 }
@@ -811,16 +758,14 @@ toxic_listener_cb(evutil_socket_t fd, short what, void *arg)
 static void
 toxic_listener_schedule(struct toxic *t)
 {
-	struct event_base	*base = t->proxy->tardy->base;
+	struct ptimers	*timers = t->proxy->tardy->timers;
 
-	if (t->listener_ev == NULL &&
-	    (t->listener_ev = evtimer_new(base, toxic_listener_cb, t)) == NULL)
-		fatalx("evtimer_new");
-	evtimer_del(t->listener_ev);
+	ptimer_set(&t->listener_timer, toxic_listener_cb, t);
+	ptimer_cancel(timers, &t->listener_timer);
 	if (t->after_ms > 0)
-		link_timer_in_ms(t->listener_ev, t->after_ms);
+		ptimer_in_ms(timers, &t->listener_timer, t->after_ms);
 	else
-		toxic_listener_cb(-1, 0, t);
+		toxic_listener_cb(t);
 }
 
 void

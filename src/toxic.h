@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "prng.h"
+#include "ptimer.h"
 
 struct config;
 struct toxic_conf;
@@ -104,7 +105,7 @@ struct toxic {
 	uint64_t		 applied;	/* links that went active */
 	uint64_t		 t_added;	/* ns */
 	void			*listener_state;
-	struct event		*listener_ev;
+	struct ptimer		 listener_timer;
 	int			 listener_active;
 };
 TAILQ_HEAD(toxic_list, toxic);
@@ -116,7 +117,7 @@ struct link {
 	enum link_state		 state;
 	struct prng		 rng;
 	uint64_t		 bytes;		/* seen by this link */
-	struct event		*sched_ev;
+	struct ptimer		 sched;
 	size_t			 held;		/* bytes this link holds */
 	int			 stalling;
 	int			 removing;	/* stop() because removed */
@@ -158,11 +159,11 @@ void		 link_held(struct link *, ssize_t);
 void		 link_stall(struct link *, int);
 void		 link_close(struct link *, const char *);
 void		 link_reset(struct link *, const char *);
-struct event	*link_timer_new(struct link *, void (*)(int, short, void *));
-void		 link_timer_at(struct link *, struct event *, uint64_t);
-int		 link_timer_reach(struct link *, uint64_t);
-void		 link_timer_in_ms(struct event *, uint64_t);
-struct event_base *link_base(struct link *);
+void		 link_timer_set(struct link *, struct ptimer *,
+		    void (*)(void *));
+void		 link_timer_at(struct link *, struct ptimer *, uint64_t);
+void		 link_timer_in_ms(struct link *, struct ptimer *, uint64_t);
+void		 link_timer_cancel(struct link *, struct ptimer *);
 uint64_t	 link_random(struct link *);
 double		 link_random_unit(struct link *);
 uint64_t	 link_random_range(struct link *, uint64_t);

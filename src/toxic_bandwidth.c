@@ -11,7 +11,6 @@
 #include "autoconf.h"
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "log.h"
 #include "toxic_types.h"
@@ -27,7 +26,7 @@ static const struct toxic_attr bandwidth_attrs[] = {
 struct bandwidth {
 	struct evbuffer	*queue;
 	struct chunkq	 q;		/* datagram mode */
-	struct event	*timer;
+	struct ptimer	 timer;
 	uint64_t	 next_ns;	/* when the next slice may go */
 	int		 eof;
 };
@@ -35,7 +34,7 @@ struct bandwidth {
 static void	bandwidth_pump(struct link *);
 
 static void
-bandwidth_timer_cb(evutil_socket_t fd, short what, void *arg)
+bandwidth_timer_cb(void *arg)
 {
 	bandwidth_pump(arg);
 }
@@ -51,7 +50,7 @@ bandwidth_pump_dgram(struct link *l)
 	while ((c = TAILQ_FIRST(&st->q)) != NULL && rate > 0) {
 		now = util_now_ns();
 		if (st->next_ns > now) {
-			link_timer_at(l, st->timer, st->next_ns);
+			link_timer_at(l, &st->timer, st->next_ns);
 			return;
 		}
 		if (st->next_ns + 10000000 < now)
@@ -81,7 +80,7 @@ bandwidth_pump(struct link *l)
 			return;
 		now = util_now_ns();
 		if (st->next_ns > now) {
-			link_timer_at(l, st->timer, st->next_ns);
+			link_timer_at(l, &st->timer, st->next_ns);
 			return;
 		}
 		if (st->next_ns + 10000000 < now)
@@ -109,7 +108,7 @@ bandwidth_start(struct link *l)
 
 	if ((st->queue = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
-	st->timer = link_timer_new(l, bandwidth_timer_cb);
+	link_timer_set(l, &st->timer, bandwidth_timer_cb);
 }
 
 static void
@@ -124,7 +123,7 @@ bandwidth_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 		if (util_evbuffer_append(st->queue, buf) == -1)
 			fatalx("evbuffer_add");
 	}
-	if (!evtimer_pending(st->timer, NULL))
+	if (!ptimer_pending(&st->timer))
 		bandwidth_pump(l);
 }
 
@@ -134,7 +133,7 @@ bandwidth_eof(struct link *l)
 	struct bandwidth	*st = link_state(l);
 
 	st->eof = 1;
-	if (!evtimer_pending(st->timer, NULL))
+	if (!ptimer_pending(&st->timer))
 		bandwidth_pump(l);
 }
 
@@ -143,7 +142,7 @@ bandwidth_update(struct link *l)
 {
 	struct bandwidth	*st = link_state(l);
 
-	evtimer_del(st->timer);
+	link_timer_cancel(l, &st->timer);
 	st->next_ns = 0;
 	bandwidth_pump(l);
 }
@@ -154,7 +153,7 @@ bandwidth_stop(struct link *l)
 	struct bandwidth	*st = link_state(l);
 	size_t			 n = evbuffer_get_length(st->queue);
 
-	evtimer_del(st->timer);
+	link_timer_cancel(l, &st->timer);
 	chunkq_flush(l, &st->q);
 	link_held(l, -(ssize_t)n);
 	link_forward(l, st->queue, util_now_ns());
@@ -169,8 +168,7 @@ bandwidth_free(struct link *l)
 {
 	struct bandwidth	*st = link_state(l);
 
-	if (st->timer != NULL)
-		event_free(st->timer);
+	link_timer_cancel(l, &st->timer);
 	if (st->queue != NULL)
 		evbuffer_free(st->queue);
 	chunkq_free(&st->q);

@@ -5,8 +5,6 @@
  */
 #include "autoconf.h"
 
-#include <event2/event.h>
-
 #include "toxic_types.h"
 #include "util.h"
 
@@ -20,22 +18,22 @@ static const struct toxic_attr latency_attrs[] = {
 
 struct latency {
 	struct chunkq	 q;
-	struct event	*timer;
+	struct ptimer	 timer;
 	uint64_t	 last_ns;	/* release time of the last chunk */
 };
 
 static void
-latency_release_cb(evutil_socket_t fd, short what, void *arg)
+latency_release_cb(void *arg)
 {
 	struct link	*l = arg;
 	struct latency	*st = link_state(l);
 	struct chunk	*c;
+	uint64_t	 now = util_now_ns();
 
-	while ((c = TAILQ_FIRST(&st->q)) != NULL &&
-	    link_timer_reach(l, c->t_ns))
+	while ((c = TAILQ_FIRST(&st->q)) != NULL && c->t_ns <= now)
 		chunkq_forward_head(l, &st->q);
 	if (c != NULL)
-		link_timer_at(l, st->timer, c->t_ns);
+		link_timer_at(l, &st->timer, c->t_ns);
 }
 
 static void
@@ -51,10 +49,10 @@ latency_hold(struct link *l, struct evbuffer *buf, uint64_t due)
 		chunkq_push(l, &st->q, buf, due);
 	else
 		chunkq_push_eof(&st->q, due);
-	if (st->timer == NULL)
-		st->timer = link_timer_new(l, latency_release_cb);
-	if (was_empty)
-		link_timer_at(l, st->timer, due);
+	if (was_empty) {
+		link_timer_set(l, &st->timer, latency_release_cb);
+		link_timer_at(l, &st->timer, due);
+	}
 }
 
 static void
@@ -83,8 +81,7 @@ latency_stop(struct link *l)
 {
 	struct latency	*st = link_state(l);
 
-	if (st->timer != NULL)
-		evtimer_del(st->timer);
+	link_timer_cancel(l, &st->timer);
 	chunkq_flush(l, &st->q);
 }
 
@@ -93,8 +90,7 @@ latency_free(struct link *l)
 {
 	struct latency	*st = link_state(l);
 
-	if (st->timer != NULL)
-		event_free(st->timer);
+	link_timer_cancel(l, &st->timer);
 	chunkq_free(&st->q);
 }
 

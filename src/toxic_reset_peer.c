@@ -5,7 +5,6 @@
  */
 #include "autoconf.h"
 
-#include <event2/event.h>
 
 #include "toxic_types.h"
 
@@ -17,11 +16,11 @@ static const struct toxic_attr reset_peer_attrs[] = {
 };
 
 struct reset_peer {
-	struct event	*timer;
+	struct ptimer	 timer;
 };
 
 static void
-reset_peer_timer_cb(evutil_socket_t fd, short what, void *arg)
+reset_peer_timer_cb(void *arg)
 {
 	link_reset(arg, "reset_peer toxic");
 }
@@ -31,8 +30,8 @@ reset_peer_start(struct link *l)
 {
 	struct reset_peer	*st = link_state(l);
 
-	st->timer = link_timer_new(l, reset_peer_timer_cb);
-	link_timer_in_ms(st->timer, (uint64_t)link_attr(l, A_TIMEOUT));
+	link_timer_set(l, &st->timer, reset_peer_timer_cb);
+	link_timer_in_ms(l, &st->timer, (uint64_t)link_attr(l, A_TIMEOUT));
 }
 
 static void
@@ -40,7 +39,7 @@ reset_peer_stop(struct link *l)
 {
 	struct reset_peer	*st = link_state(l);
 
-	evtimer_del(st->timer);
+	link_timer_cancel(l, &st->timer);
 }
 
 static void
@@ -48,8 +47,7 @@ reset_peer_free(struct link *l)
 {
 	struct reset_peer	*st = link_state(l);
 
-	if (st->timer != NULL)
-		event_free(st->timer);
+	link_timer_cancel(l, &st->timer);
 }
 
 const struct toxic_type toxic_reset_peer = {

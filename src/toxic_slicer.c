@@ -8,7 +8,6 @@
 #include <stdio.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "log.h"
 #include "session.h"
@@ -28,7 +27,7 @@ static const struct toxic_attr slicer_attrs[] = {
 
 struct slicer {
 	struct evbuffer	*queue;
-	struct event	*timer;
+	struct ptimer	 timer;
 	int		 eof;
 };
 
@@ -46,7 +45,7 @@ slicer_validate(const int64_t *attr, char *err, size_t errlen)
 }
 
 static void
-slicer_timer_cb(evutil_socket_t fd, short what, void *arg)
+slicer_timer_cb(void *arg)
 {
 	slicer_pump(arg);
 }
@@ -78,7 +77,7 @@ slicer_pump(struct link *l)
 		 * past this link, or one read would become thousands.
 		 */
 		if (dir_queued(l->dir) - l->held >= DIR_HIGH_WATER) {
-			link_timer_in_ms(st->timer, SLICER_RETRY_MS);
+			link_timer_in_ms(l, &st->timer, SLICER_RETRY_MS);
 			return;
 		}
 		if ((n = slicer_piece(l)) > len)
@@ -90,10 +89,8 @@ slicer_pump(struct link *l)
 		link_forward(l, out, util_now_ns());
 		evbuffer_free(out);
 		if (delay > 0 && evbuffer_get_length(st->queue) > 0) {
-			struct timeval tv = { (time_t)(delay / 1000000),
-			    (suseconds_t)(delay % 1000000) };
-
-			evtimer_add(st->timer, &tv);
+			link_timer_at(l, &st->timer,
+			    util_now_ns() + (uint64_t)delay * 1000);
 			return;
 		}
 	}
@@ -110,7 +107,7 @@ slicer_start(struct link *l)
 
 	if ((st->queue = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
-	st->timer = link_timer_new(l, slicer_timer_cb);
+	link_timer_set(l, &st->timer, slicer_timer_cb);
 }
 
 static void
@@ -121,7 +118,7 @@ slicer_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 	link_held(l, (ssize_t)evbuffer_get_length(buf));
 	if (util_evbuffer_append(st->queue, buf) == -1)
 		fatalx("evbuffer_add");
-	if (!evtimer_pending(st->timer, NULL))
+	if (!ptimer_pending(&st->timer))
 		slicer_pump(l);
 }
 
@@ -131,7 +128,7 @@ slicer_eof(struct link *l)
 	struct slicer	*st = link_state(l);
 
 	st->eof = 1;
-	if (!evtimer_pending(st->timer, NULL))
+	if (!ptimer_pending(&st->timer))
 		slicer_pump(l);
 }
 
@@ -140,7 +137,7 @@ slicer_stop(struct link *l)
 {
 	struct slicer	*st = link_state(l);
 
-	evtimer_del(st->timer);
+	link_timer_cancel(l, &st->timer);
 	link_held(l, -(ssize_t)evbuffer_get_length(st->queue));
 	link_forward(l, st->queue, util_now_ns());
 	if (st->eof) {
@@ -154,8 +151,7 @@ slicer_free(struct link *l)
 {
 	struct slicer	*st = link_state(l);
 
-	if (st->timer != NULL)
-		event_free(st->timer);
+	link_timer_cancel(l, &st->timer);
 	if (st->queue != NULL)
 		evbuffer_free(st->queue);
 }

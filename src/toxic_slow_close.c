@@ -3,7 +3,6 @@
  */
 #include "autoconf.h"
 
-#include <event2/event.h>
 
 #include "toxic_types.h"
 
@@ -15,11 +14,11 @@ static const struct toxic_attr slow_close_attrs[] = {
 };
 
 struct slow_close {
-	struct event	*timer;
+	struct ptimer	 timer;
 };
 
 static void
-slow_close_timer_cb(evutil_socket_t fd, short what, void *arg)
+slow_close_timer_cb(void *arg)
 {
 	link_forward_eof(arg);
 }
@@ -29,8 +28,8 @@ slow_close_eof(struct link *l)
 {
 	struct slow_close	*st = link_state(l);
 
-	st->timer = link_timer_new(l, slow_close_timer_cb);
-	link_timer_in_ms(st->timer, (uint64_t)link_attr(l, A_DELAY));
+	link_timer_set(l, &st->timer, slow_close_timer_cb);
+	link_timer_in_ms(l, &st->timer, (uint64_t)link_attr(l, A_DELAY));
 }
 
 static void
@@ -38,8 +37,8 @@ slow_close_stop(struct link *l)
 {
 	struct slow_close	*st = link_state(l);
 
-	if (st->timer != NULL && evtimer_pending(st->timer, NULL)) {
-		evtimer_del(st->timer);
+	if (ptimer_pending(&st->timer)) {
+		link_timer_cancel(l, &st->timer);
 		link_forward_eof(l);
 	}
 }
@@ -49,8 +48,7 @@ slow_close_free(struct link *l)
 {
 	struct slow_close	*st = link_state(l);
 
-	if (st->timer != NULL)
-		event_free(st->timer);
+	link_timer_cancel(l, &st->timer);
 }
 
 const struct toxic_type toxic_slow_close = {

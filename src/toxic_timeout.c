@@ -7,7 +7,6 @@
 #include "autoconf.h"
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "toxic_types.h"
 
@@ -19,11 +18,11 @@ static const struct toxic_attr timeout_attrs[] = {
 };
 
 struct timeout {
-	struct event	*timer;
+	struct ptimer	 timer;
 };
 
 static void
-timeout_timer_cb(evutil_socket_t fd, short what, void *arg)
+timeout_timer_cb(void *arg)
 {
 	link_close(arg, "timeout toxic");
 }
@@ -34,9 +33,9 @@ timeout_arm(struct link *l)
 	struct timeout	*st = link_state(l);
 
 	if (link_attr(l, A_TIMEOUT) > 0)
-		link_timer_in_ms(st->timer, (uint64_t)link_attr(l, A_TIMEOUT));
+		link_timer_in_ms(l, &st->timer, (uint64_t)link_attr(l, A_TIMEOUT));
 	else
-		evtimer_del(st->timer);
+		link_timer_cancel(l, &st->timer);
 }
 
 static void
@@ -44,7 +43,7 @@ timeout_start(struct link *l)
 {
 	struct timeout	*st = link_state(l);
 
-	st->timer = link_timer_new(l, timeout_timer_cb);
+	link_timer_set(l, &st->timer, timeout_timer_cb);
 	timeout_arm(l);
 }
 
@@ -66,7 +65,7 @@ timeout_stop(struct link *l)
 {
 	struct timeout	*st = link_state(l);
 
-	evtimer_del(st->timer);
+	link_timer_cancel(l, &st->timer);
 	if (l->removing)
 		link_close(l, "timeout toxic removed");
 }
@@ -76,8 +75,7 @@ timeout_free(struct link *l)
 {
 	struct timeout	*st = link_state(l);
 
-	if (st->timer != NULL)
-		event_free(st->timer);
+	link_timer_cancel(l, &st->timer);
 }
 
 const struct toxic_type toxic_timeout = {

@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "ptimer.h"
 #include "session.h"
 #include "tardy.h"
 #include "toxic.h"
@@ -46,7 +47,7 @@
 struct udp_flow {
 	struct udp_flow	*hnext;		/* hash chain */
 	struct session	*s;
-	struct event	*idle_ev;
+	struct ptimer	 idle;
 	uint64_t	 t_last;	/* ns, last datagram either way */
 };
 
@@ -59,7 +60,7 @@ struct udp {
 
 static void	udp_read_cb(evutil_socket_t, short, void *);
 static void	udp_flow_read_cb(evutil_socket_t, short, void *);
-static void	udp_idle_cb(evutil_socket_t, short, void *);
+static void	udp_idle_cb(void *);
 
 /* FNV-1a over the address and port: what addr_equal() compares. */
 static size_t
@@ -172,15 +173,14 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 	s->flow = f;
 	f->t_last = s->t_accept;
 	if ((s->upstream.ev = event_new(p->tardy->base, fd,
-	    EV_READ | EV_PERSIST, udp_flow_read_cb, s)) == NULL ||
-	    (f->idle_ev = evtimer_new(p->tardy->base, udp_idle_cb,
-	    s)) == NULL)
+	    EV_READ | EV_PERSIST, udp_flow_read_cb, s)) == NULL)
 		fatal("event_new");
+	ptimer_set(&f->idle, udp_idle_cb, s);
 	h = udp_hash(u, peer);
 	f->hnext = u->buckets[h];
 	u->buckets[h] = f;
 	event_add(s->upstream.ev, NULL);
-	link_timer_in_ms(f->idle_ev, p->flow_timeout);
+	ptimer_in_ms(p->tardy->timers, &f->idle, p->flow_timeout);
 	log_debug("proxy %s: flow %llu from %s", p->name,
 	    (unsigned long long)s->id, addr_fmt(peer, buf, sizeof(buf)));
 	return (s);
@@ -203,14 +203,13 @@ udp_flow_free(struct session *s)
 		}
 		u->full_logged = 0;
 	}
-	if (f->idle_ev != NULL)
-		event_free(f->idle_ev);
+	ptimer_cancel(s->proxy->tardy->timers, &f->idle);
 	free(f);
 	s->flow = NULL;
 }
 
 static void
-udp_idle_cb(evutil_socket_t fd, short what, void *arg)
+udp_idle_cb(void *arg)
 {
 	struct session	*s = arg;
 	uint64_t	 timeout = (uint64_t)s->proxy->flow_timeout * 1000000;
@@ -220,7 +219,8 @@ udp_idle_cb(evutil_socket_t fd, short what, void *arg)
 		session_close(s, "flow idle", 0);
 		return;
 	}
-	link_timer_in_ms(s->flow->idle_ev, (timeout - idle + 999999) / 1000000);
+	ptimer_at(s->proxy->tardy->timers, &s->flow->idle,
+	    s->flow->t_last + timeout);
 }
 
 /* Send one datagram to a direction's destination. */

@@ -580,6 +580,33 @@ def test_metrics_live():
                  "still active")
 
 
+def test_metrics_timer_lateness():
+    """The histogram of how late toxic timers fired counts each latency
+    release; the client never sees one early."""
+    name = "tardy_timer_late_seconds"
+    with Tardyd() as d, T.echo_server() as echo:
+        p = create(d, "m", echo.spec)
+        text, v = metrics(d)
+        T.expect("# TYPE %s histogram\n" % name in text, "no histogram")
+        before = v[name + "_count"]
+        d.api("POST", "/proxies/m/toxics",
+              {"type": "latency", "stream": "downstream",
+               "attributes": {"latency": 30}})
+        with T.connect(T.parse_addr(p["listen"])) as s:
+            rtts = [roundtrip(s) for _ in range(20)]
+        T.expect(min(rtts) >= 0.030, "early: %r" % min(rtts))
+        text, v = metrics(d)
+        count = v[name + "_count"] - before
+        T.expect(count >= 20, "%d releases counted" % count)
+        les = [k for k in v if k.startswith(name + "_bucket")]
+        cum = [v[k] for k in les]
+        T.expect(cum == sorted(cum) and les[-1].endswith('le="+Inf"}') and
+                 cum[-1] == v[name + "_count"], "buckets %r" % les)
+        within_ms = v[name + '_bucket{le="0.001"}']
+        T.expect(within_ms >= v[name + "_count"] / 2,
+                 "fewer than half within 1 ms: %r" % v)
+
+
 def test_events():
     with Tardyd() as d, T.echo_server() as echo:
         p = create(d, "e", echo.spec)
