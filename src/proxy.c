@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,6 +93,10 @@ proxy_socket(const struct addr *a, int type)
 		goto fail;
 	if (addr_family(a) == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	/* Accepted sockets inherit it: one call per listener, not each. */
+	if (addr_family(a) != AF_UNIX && type == SOCK_STREAM &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		goto fail;
 	if (bind(fd, addr_sa(a), a->len) == -1)
 		goto fail;
@@ -339,13 +344,16 @@ static void
 proxy_listener_apply(struct proxy *p)
 {
 	struct event_base	*base = p->tardy->base;
-	int			 refuse, backlog, rc, one = 1, zero = 0;
+	int			 refuse, backlog, one = 1, zero = 0;
 	int			 tcp = addr_family(&p->bound) != AF_UNIX;
 
 	refuse = !p->enabled || p->refusing > 0;
 	proxy_listener_detach(p);
 	if (refuse) {
 		proxy_fillers_close(p);
+		if (tcp)
+			(void)setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR,
+			    &zero, sizeof(zero));
 		if (proxy_listener_suspend(p) == -1 && errno != EINVAL)
 			log_warn("proxy %s: cannot stop listening", p->name);
 		return;
@@ -355,18 +363,15 @@ proxy_listener_apply(struct proxy *p)
 	/*
 	 * Listening again after refusing checks the port against every
 	 * socket on it: connections still open and their TIME_WAITs would
-	 * make it fail (EADDRINUSE) unless both sides have SO_REUSEADDR
-	 * (accepted sockets get it in proxy_accept_cb). The listener has it
-	 * only for this call, so that while refusing nobody can bind the port.
+	 * make it fail (EADDRINUSE) unless both sides have SO_REUSEADDR. So
+	 * the listener has it while listening, and the sockets it accepts
+	 * inherit it; nobody can bind a listening port either way. While
+	 * refusing it has not, so that nobody can bind the port then.
 	 */
 	if (tcp)
 		(void)setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &one,
 		    sizeof(one));
-	rc = listen(p->fd, backlog);
-	if (tcp)
-		(void)setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &zero,
-		    sizeof(zero));
-	if (rc == -1) {
+	if (listen(p->fd, backlog) == -1) {
 		log_warn("proxy %s: listen", p->name);
 		return;
 	}
@@ -537,7 +542,7 @@ proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct proxy	*p = arg;
 	struct addr	 peer;
 	socklen_t	 len;
-	int		 fd, filler, i, one = 1;
+	int		 fd, filler, i;
 
 	for (i = 0; i < PROXY_ACCEPT_BATCH; i++) {
 		len = sizeof(peer.ss);
@@ -563,10 +568,6 @@ proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			}
 		}
 		peer.len = len;
-		/* So that neither it nor its TIME_WAIT blocks a re-listen. */
-		if (addr_family(&peer) != AF_UNIX)
-			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-			    sizeof(one));
 		if (p->nfillers > 0 &&
 		    (filler = proxy_find_filler(p, fd, &peer)) != -1) {
 			proxy_filler_done(p, filler, fd);

@@ -48,6 +48,7 @@ struct ptimers {
 	size_t		  cap;
 	int		  fd;
 	struct event	 *ev;
+	uint64_t	  slice_ns;	/* at most this long firing in a row */
 	uint64_t	  armed_ns;	/* the timerfd's time; 0: disarmed */
 	int		  running;	/* in ptimers_cb(): arm once, after */
 	int		  polling;
@@ -182,13 +183,16 @@ ptimers_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ptimers	*pt = arg;
 	struct ptimer	*t;
-	uint64_t	 now;
+	uint64_t	 now, start;
 
 	/* Setting the timerfd again, or disarming it, clears it. */
 	pt->armed_ns = PTIMER_EXPIRED;
 	pt->running = 1;
-	now = util_now_ns();
+	now = start = util_now_ns();
 	while (pt->n > 0 && (t = pt->heap[0])->due_ns <= now) {
+		/* The rest on the next turn, after the sockets and the API. */
+		if (now - start >= pt->slice_ns)
+			break;
 		heap_remove(pt, t);
 		ptimers_count(pt, now - t->due_ns);
 		t->cb(t->arg);
@@ -198,12 +202,17 @@ ptimers_cb(evutil_socket_t fd, short what, void *arg)
 	ptimers_arm(pt, now);
 }
 
+/*
+ * Timers on base, whose event has that priority; firing them yields to a
+ * new poll after slice_ns, like the loop's other callbacks.
+ */
 struct ptimers *
-ptimers_new(struct event_base *base, int priority)
+ptimers_new(struct event_base *base, int priority, uint64_t slice_ns)
 {
 	struct ptimers	*pt;
 
 	pt = xcalloc(1, sizeof(*pt));
+	pt->slice_ns = slice_ns;
 	pt->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (pt->fd == -1)
 		fatal("timerfd_create");

@@ -29,7 +29,7 @@ struct ptimer_stats {
 	uint64_t	bucket[PTIMER_NBUCKETS];	/* not cumulative */
 };
 
-struct ptimers	*ptimers_new(struct event_base *, int);
+struct ptimers	*ptimers_new(struct event_base *, int, uint64_t);
 void		 ptimers_free(struct ptimers *);
 const struct ptimer_stats *ptimers_stats(const struct ptimers *);
 

@@ -52,7 +52,7 @@ static void	session_upstream_cb(evutil_socket_t, short, void *);
 static void	session_drain_cb(evutil_socket_t, short, void *);
 static int	dir_flush(struct dir *, int);
 static int	dir_read(struct dir *);
-static int	session_connected(struct session *);
+static int	session_connected(struct session *, int);
 
 const char *
 session_state_name(enum session_state state)
@@ -159,8 +159,9 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 {
 	struct event_base	*base = p->tardy->base;
 	struct session		*s;
+	struct pollfd		 pfd = { .events = POLLOUT };
 	char			 reason[128];
-	int			 ufd = -1, one = 1;
+	int			 ufd = -1;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto fail;
@@ -170,15 +171,12 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 		goto fail;
 	if ((ufd = session_socket_upstream(p)) == -1)
 		goto fail;
-	if (addr_family(peer) != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
 	s->proxy = p;
 	s->peer = *peer;
 	s->t_accept = util_now_ns();
 	s->state = SESSION_CONNECTING;
 	s->client.fd = fd;
-	s->upstream.fd = ufd;
+	s->upstream.fd = pfd.fd = ufd;
 	dir_init(s, &s->up, TOXIC_UPSTREAM, &s->client, &s->upstream);
 	dir_init(s, &s->down, TOXIC_DOWNSTREAM, &s->upstream, &s->client);
 
@@ -201,9 +199,9 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	 * On loopback the handshake is usually over already: asking poll()
 	 * spares a trip through the event loop for every connection.
 	 */
-	if (s->state == SESSION_CONNECTING &&
-	    poll(&(struct pollfd){ .fd = ufd, .events = POLLOUT }, 1, 0) == 1)
-		return (session_connected(s) == -1 ? NULL : s);
+	if (s->state == SESSION_CONNECTING && poll(&pfd, 1, 0) == 1)
+		return (session_connected(s, pfd.revents == POLLOUT) == -1 ?
+		    NULL : s);
 	side_update(s, &s->upstream);
 	return (s);
 
@@ -634,18 +632,19 @@ dir_read(struct dir *d)
 }
 
 /*
- * The upstream connect finished, one way or the other. Returns -1 if the
- * session was closed.
+ * The upstream connect finished, one way or the other: SO_ERROR says
+ * which, unless the caller knows it succeeded (ok: poll() saw the socket
+ * writable without an error). Returns -1 if the session was closed.
  */
 static int
-session_connected(struct session *s)
+session_connected(struct session *s, int ok)
 {
 	char	buf[ADDR_STRLEN];
 	int	err = 0;
 
 	if (s->state != SESSION_CONNECTING)
 		return (0);	/* a toxic closed it already */
-	if (getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err,
+	if (!ok && getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err,
 	    &(socklen_t){ sizeof(err) }) == -1)
 		err = errno;
 	if (err != 0) {
@@ -707,7 +706,7 @@ session_upstream_cb(evutil_socket_t fd, short what, void *arg)
 			session_close(s, "upstream connect timed out",
 			    SESSION_RST_CLIENT | SESSION_FAILED);
 		else
-			(void)session_connected(s);
+			(void)session_connected(s, 0);
 		return;
 	}
 	session_side_cb(s, &s->upstream, what);

@@ -114,7 +114,8 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 		fatalx("cannot create the event loop");
 
 	t->events = events_new(t);
-	t->timers = ptimers_new(t->base, TARDY_PRI_DATA);
+	t->timers = ptimers_new(t->base, TARDY_PRI_DATA,
+	    TARDY_DATA_SLICE_US * 1000);
 	TAILQ_INIT(&t->reap);
 	if ((t->reap_ev = event_new(t->base, -1, 0, tardy_reap_cb, t)) == NULL)
 		fatalx("event_new");

@@ -78,7 +78,7 @@ run_until(struct event_base *base, struct probe *probes, size_t n,
 START_TEST(test_order_never_early)
 {
 	struct event_base	*base = event_base_new();
-	struct ptimers		*pt = ptimers_new(base, 0);
+	struct ptimers		*pt = ptimers_new(base, 0, 2000000);
 	struct probe		*p = calloc(NTIMERS, sizeof(*p));
 	uint64_t		 now = util_now_ns(), last_due = 0;
 	unsigned int		 seed = 7;
@@ -123,7 +123,7 @@ END_TEST
 START_TEST(test_callback_rearms)
 {
 	struct event_base	*base = event_base_new();
-	struct ptimers		*pt = ptimers_new(base, 0);
+	struct ptimers		*pt = ptimers_new(base, 0, 2000000);
 	struct probe		 p = { .pt = pt, .rearm = 4 };
 	uint64_t		 t0 = util_now_ns();
 
@@ -147,7 +147,7 @@ END_TEST
 START_TEST(test_idle_loop_sleeps)
 {
 	struct event_base	*base = event_base_new();
-	struct ptimers		*pt = ptimers_new(base, 0);
+	struct ptimers		*pt = ptimers_new(base, 0, 2000000);
 	struct probe		 p = { .pt = pt };
 	struct timeval		 tv = { 0, 50000 };
 	struct event		*stop = evtimer_new(base, stop_cb, base);
@@ -176,6 +176,44 @@ START_TEST(test_idle_loop_sleeps)
 }
 END_TEST
 
+static void
+slow_cb(void *arg)
+{
+	uint64_t	until = util_now_ns() + 20000;
+
+	(*(int *)arg)++;
+	while (util_now_ns() < until)
+		;
+}
+
+/*
+ * 500 timers due at once, 20 µs of work each: the first turn of the loop
+ * fires only a 2 ms slice of them, so the sockets and the API are not
+ * kept waiting for 10 ms; the rest follow on the next turns.
+ */
+START_TEST(test_slice_yields)
+{
+	struct event_base	*base = event_base_new();
+	struct ptimers		*pt = ptimers_new(base, 0, 2000000);
+	struct ptimer		*t = calloc(500, sizeof(*t));
+	uint64_t		 now = util_now_ns();
+	int			 i, fired = 0, turns = 0;
+
+	for (i = 0; i < 500; i++) {
+		ptimer_set(&t[i], slow_cb, &fired);
+		ptimer_at(pt, &t[i], now);
+	}
+	ck_assert_int_ne(event_base_loop(base, EVLOOP_ONCE), -1);
+	ck_assert_msg(fired > 0 && fired < 500, "first turn fired %d", fired);
+	while (fired < 500 && turns++ < 1000)
+		ck_assert_int_ne(event_base_loop(base, EVLOOP_ONCE), -1);
+	ck_assert_int_eq(fired, 500);
+	ptimers_free(pt);
+	event_base_free(base);
+	free(t);
+}
+END_TEST
+
 static Suite *
 ptimer_suite(void)
 {
@@ -185,6 +223,7 @@ ptimer_suite(void)
 	tcase_add_test(tc, test_order_never_early);
 	tcase_add_test(tc, test_callback_rearms);
 	tcase_add_test(tc, test_idle_loop_sleeps);
+	tcase_add_test(tc, test_slice_yields);
 	suite_add_tcase(s, tc);
 	return (s);
 }
