@@ -13,6 +13,12 @@
  *   source  writes without end until the client goes (throughput, server
  *           to client).
  *
+ * With -d MS the echo waits MS milliseconds before writing back, timed as
+ * exactly as a dedicated process can: it sleeps until 1.5 ms before the
+ * earliest answer is due, then polls without sleeping until it is. That
+ * is the reference for tardyd's latency toxic: the error a perfect delay
+ * still shows on this machine, from the client's own wake-up.
+ *
  * One thread, level-triggered epoll, non-blocking sockets. An echo
  * connection whose peer stops reading is no longer read, so what echod
  * holds per connection stays bounded. When descriptors run out, accepting
@@ -35,6 +41,7 @@
 #define ECHOD_BUFSIZE	(256 * 1024)
 #define ECHOD_ACCEPTS	64		/* per wakeup, to stay fair */
 #define ECHOD_PAUSE_NS	(100 * BENCH_NS_PER_MS)
+#define ECHOD_EARLY_NS	(1500 * BENCH_NS_PER_US)
 
 enum role { ROLE_ECHO, ROLE_SINK, ROLE_SOURCE, ROLE_COUNT };
 
@@ -50,8 +57,20 @@ struct conn {
 	size_t		 pend_len;
 };
 
+/* -d: an answer waiting for its time; one queue, in order of time. */
+struct delayed {
+	struct delayed	*next;
+	struct conn	*c;
+	uint64_t	 due;
+	size_t		 len;
+	char		 data[];
+};
+
 struct server {
 	int		 ep;
+	uint64_t	 delay;		/* -d, ns */
+	struct delayed	*dq_head;
+	struct delayed	**dq_tail;
 	struct conn	 listeners[ROLE_COUNT];
 	uint64_t	 paused_until;	/* accepting paused on EMFILE */
 	size_t		 nconns;
@@ -71,10 +90,11 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: echod [-e addr] [-s addr] [-S addr] [-r ready-file] "
-	    "[-T seconds]\n"
+	    "usage: echod [-e addr] [-s addr] [-S addr] [-d ms] "
+	    "[-r ready-file] [-T seconds]\n"
 	    "  -e, -s, -S  echo, sink and source listeners "
 	    "(default 127.0.0.1:0 each)\n"
+	    "  -d MS       echo: answer MS milliseconds after reading\n"
 	    "  -r FILE     once listening, write the addresses to FILE as "
 	    "JSON\n"
 	    "  -T SECS     exit after SECS seconds (default 3600)\n");
@@ -84,26 +104,31 @@ usage(void)
 static void
 conn_close(struct server *sv, struct conn *c)
 {
+	struct delayed	**dp, *d;
+
+	for (dp = &sv->dq_head; (d = *dp) != NULL; ) {
+		if (d->c == c) {
+			*dp = d->next;
+			free(d);
+		} else
+			dp = &d->next;
+	}
+	sv->dq_tail = &sv->dq_head;
+	for (d = sv->dq_head; d != NULL; d = d->next)
+		sv->dq_tail = &d->next;
 	close(c->fd);
 	free(c->pend);
 	free(c);
 	sv->nconns--;
 }
 
-/* Write back what was read; keep what the peer cannot take yet. */
+/* Write back; keep what the peer cannot take yet. */
 static void
-echo_readable(struct server *sv, struct conn *c)
+echo_send(struct server *sv, struct conn *c, const char *data, ssize_t n)
 {
-	ssize_t	n, w;
+	ssize_t	w;
 
-	n = recv(c->fd, sv->buf, ECHOD_BUFSIZE, 0);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		conn_close(sv, c);
-		return;
-	}
-	w = send(c->fd, sv->buf, (size_t)n, MSG_NOSIGNAL);
+	w = send(c->fd, data, (size_t)n, MSG_NOSIGNAL);
 	if (w == -1 && errno != EAGAIN) {
 		conn_close(sv, c);
 		return;
@@ -118,10 +143,56 @@ echo_readable(struct server *sv, struct conn *c)
 		conn_close(sv, c);
 		return;
 	}
-	memcpy(c->pend, sv->buf + w, c->pend_len);
+	memcpy(c->pend, data + w, c->pend_len);
 	/* Stop reading until the peer takes what it sent. */
 	if (bench_epoll_mod(sv->ep, c->fd, EPOLLOUT, c) == -1)
 		bench_fatal("epoll_ctl");
+}
+
+static void
+echo_readable(struct server *sv, struct conn *c)
+{
+	struct delayed	*d;
+	ssize_t		 n;
+
+	n = recv(c->fd, sv->buf, ECHOD_BUFSIZE, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(sv, c);
+		return;
+	}
+	if (sv->delay == 0) {
+		echo_send(sv, c, sv->buf, n);
+		return;
+	}
+	if ((d = malloc(sizeof(*d) + (size_t)n)) == NULL)
+		bench_fatal("malloc");
+	d->next = NULL;
+	d->c = c;
+	d->due = bench_now_ns() + sv->delay;
+	d->len = (size_t)n;
+	memcpy(d->data, sv->buf, (size_t)n);
+	*sv->dq_tail = d;
+	sv->dq_tail = &d->next;
+}
+
+/* -d: send the answers whose time has come. */
+static void
+echo_send_due(struct server *sv)
+{
+	struct delayed	*d;
+
+	while ((d = sv->dq_head) != NULL && bench_now_ns() >= d->due) {
+		if ((sv->dq_head = d->next) == NULL)
+			sv->dq_tail = &sv->dq_head;
+		/* A previous answer still pending: this one waits behind. */
+		if (d->c->pend == NULL)
+			echo_send(sv, d->c, d->data, (ssize_t)d->len);
+		else
+			bench_warnx("echo: answer dropped behind a pending one");
+		free(d);
+	}
 }
 
 static void
@@ -306,8 +377,14 @@ main(int argc, char **argv)
 	uint64_t		 now, deadline, lifetime = 3600 * BENCH_NS_PER_S;
 	int			 ch, i, n, timeout;
 
-	while ((ch = getopt(argc, argv, "e:s:S:r:T:")) != -1) {
+	memset(&sv, 0, sizeof(sv));
+	sv.dq_tail = &sv.dq_head;
+	while ((ch = getopt(argc, argv, "e:s:S:d:r:T:")) != -1) {
 		switch (ch) {
+		case 'd':
+			sv.delay = (uint64_t)bench_parse_num(optarg, 0, 3600000,
+			    "-d") * BENCH_NS_PER_MS;
+			break;
 		case 'e':
 			listen_at[ROLE_ECHO] = optarg;
 			break;
@@ -337,7 +414,6 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	bench_nofile_max();
 
-	memset(&sv, 0, sizeof(sv));
 	if ((sv.buf = malloc(ECHOD_BUFSIZE)) == NULL)
 		bench_fatal("malloc");
 	memset(sv.buf, 'x', ECHOD_BUFSIZE);
@@ -364,6 +440,14 @@ main(int argc, char **argv)
 		}
 		timeout = bench_epoll_timeout(now, sv.paused_until != 0 ?
 		    sv.paused_until : deadline);
+		if (sv.dq_head != NULL) {
+			if (sv.dq_head->due <= now + ECHOD_EARLY_NS)
+				timeout = 0;
+			else if (bench_epoll_timeout(now, sv.dq_head->due -
+			    ECHOD_EARLY_NS) < timeout)
+				timeout = bench_epoll_timeout(now,
+				    sv.dq_head->due - ECHOD_EARLY_NS);
+		}
 		n = epoll_wait(sv.ep, events, 256, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
@@ -372,6 +456,7 @@ main(int argc, char **argv)
 		}
 		for (i = 0; i < n; i++)
 			conn_event(&sv, events[i].data.ptr, events[i].events);
+		echo_send_due(&sv);
 	}
 	if (!stopping)
 		bench_warnx("lifetime over with %zu connections open",

@@ -16,6 +16,11 @@
  * again, so every round trip starts from an idle machine, as it does
  * behind a delay: that separates wake-up latency from the delay's error.
  *
+ * With -S, the connections send their first message spread evenly over
+ * that many seconds instead of all at once: behind a delay of that length
+ * they then stay out of step, like independent clients, instead of
+ * arriving as one burst every round.
+ *
  * Prints one line: conns, rtts, secs, rate (round trips/s) and min, p50,
  * p99, p99.9 and max in microseconds (nearest rank). With -o FILE it also
  * writes every round trip counted, in nanoseconds, one a line, in the
@@ -55,6 +60,7 @@ struct run {
 	char			*buf;
 	uint64_t		 count;		/* 0: time mode */
 	uint64_t		 gap;		/* -i, or 0 */
+	uint64_t		 stagger;	/* -S, or 0 */
 	uint64_t		 issued;
 	uint64_t		 completed;
 	uint64_t		 t_warm;	/* time mode: window */
@@ -70,7 +76,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: pingpong -c addr [-n conns] [-s bytes] "
 	    "[-t seconds] [-w seconds] [-N count] [-T seconds] [-i seconds]\n"
-	    "                [-o file]\n"
+	    "                [-S seconds] [-o file]\n"
 	    "  -c ADDR   echo server, or a proxy to it\n"
 	    "  -n N      concurrent connections, one message each "
 	    "(default 1)\n"
@@ -80,6 +86,7 @@ usage(void)
 	    "  -N COUNT  instead: exactly COUNT round trips\n"
 	    "  -T SECS   count mode: give up after SECS (default 300)\n"
 	    "  -i SECS   wait SECS after each answer before sending again\n"
+	    "  -S SECS   start the connections spread over SECS\n"
 	    "  -o FILE   write every round trip (ns) to FILE\n");
 	exit(2);
 }
@@ -187,11 +194,16 @@ run_loop(struct run *r, uint64_t give_up)
 	int			 i, n;
 
 	now = bench_now_ns();
-	for (i = 0; i < r->nconns && run_wants_more(r, now); i++)
-		pconn_send(r, &r->conns[i], now);
+	for (i = 0; i < r->nconns; i++) {
+		if (r->stagger > 0)
+			r->conns[i].t_next = now + r->stagger *
+			    (uint64_t)i / (uint64_t)r->nconns;
+		else if (run_wants_more(r, now))
+			pconn_send(r, &r->conns[i], now);
+	}
 	for (;;) {
 		now = bench_now_ns();
-		if (r->gap > 0)
+		if (r->gap > 0 || r->stagger > 0)
 			due = run_send_due(r, now);
 		if (!run_wants_more(r, now) && r->completed == r->issued)
 			break;
@@ -241,7 +253,7 @@ main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.nconns = 1;
 	r.size = 64;
-	while ((ch = getopt(argc, argv, "c:n:s:t:w:N:T:i:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:n:s:t:w:N:T:i:S:o:")) != -1) {
 		switch (ch) {
 		case 'c':
 			target = optarg;
@@ -269,6 +281,9 @@ main(int argc, char **argv)
 			break;
 		case 'i':
 			r.gap = bench_parse_secs(optarg, "-i");
+			break;
+		case 'S':
+			r.stagger = bench_parse_secs(optarg, "-S");
 			break;
 		case 'o':
 			raw = optarg;

@@ -506,7 +506,7 @@ proxy_filler_done(struct proxy *p, int idx, int fd)
  * fills from the bottom and errs towards accepting when it has holes;
  * the EMFILE backoff stays the last resort.
  */
-static int
+int
 proxy_fds_low(int fd, int times)
 {
 	struct rlimit	rl;

@@ -71,6 +71,7 @@ struct proxy	*proxy_new(struct tardy *, const struct proxy_conf *, int,
 void		 proxy_free(struct proxy *);
 int		 proxy_take_listener(struct proxy *, struct addr *);
 void		 proxy_close_sessions(struct proxy *, const char *);
+int		 proxy_fds_low(int, int);
 void		 proxy_set_enabled(struct proxy *, int);
 void		 proxy_refuse(struct proxy *, int);
 void		 proxy_drop_syn(struct proxy *, int);

@@ -30,6 +30,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +83,20 @@ session_dir(struct session *s, enum toxic_stream stream)
 	return (stream == TOXIC_UPSTREAM ? &s->up : &s->down);
 }
 
+/* Whether bytes wait to be written to the destination. */
+static int
+dir_pending(const struct dir *d)
+{
+	return (d->piped > 0 ||
+	    (d->out != NULL && evbuffer_get_length(d->out) > 0));
+}
+
 /* Bytes waiting for the destination, including what toxics hold. */
 size_t
 dir_queued(const struct dir *d)
 {
-	return ((d->out != NULL ? evbuffer_get_length(d->out) : 0) + d->held);
+	return ((d->out != NULL ? evbuffer_get_length(d->out) : 0) +
+	    d->piped + d->held);
 }
 
 static void
@@ -97,6 +107,7 @@ dir_init(struct session *s, struct dir *d, enum toxic_stream stream,
 	d->stream = stream;
 	d->src = src;
 	d->dst = dst;
+	d->pipe[0] = d->pipe[1] = -1;
 	TAILQ_INIT(&d->links);
 }
 
@@ -118,7 +129,7 @@ side_update(struct session *s, struct side *sd)
 	} else {
 		if (as_src->reading)
 			mask |= EV_READ;
-		if (as_dst->out != NULL && evbuffer_get_length(as_dst->out) > 0)
+		if (dir_pending(as_dst))
 			mask |= EV_WRITE;
 	}
 	if (mask == sd->mask)
@@ -273,6 +284,10 @@ dir_free(struct dir *d)
 		link_free(l);
 	if (d->out != NULL)
 		evbuffer_free(d->out);
+	if (d->pipe[0] != -1) {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
 }
 
 /*
@@ -344,8 +359,7 @@ session_reap(struct tardy *t)
 static int
 session_drained(const struct session *s)
 {
-	return ((s->up.out == NULL || evbuffer_get_length(s->up.out) == 0) &&
-	    (s->down.out == NULL || evbuffer_get_length(s->down.out) == 0));
+	return (!dir_pending(&s->up) && !dir_pending(&s->down));
 }
 
 /*
@@ -399,8 +413,8 @@ dir_update_read(struct dir *d)
 
 	if (s->state != SESSION_OPEN || d->dgram)
 		return;		/* UDP reads are the proxy's (udp.c) */
-	if (d->src_eof || d->stalls > 0)
-		want = 0;
+	if (d->src_eof || d->stalls > 0 || d->piped > 0)
+		want = 0;	/* a pipe is only filled when empty */
 	else if (d->reading)
 		want = queued < DIR_HIGH_WATER;
 	else
@@ -469,8 +483,7 @@ dir_try_shutdown(struct dir *d)
 {
 	struct session	*s = d->session;
 
-	if (!d->eof_out || d->shut ||
-	    (d->out != NULL && evbuffer_get_length(d->out) != 0))
+	if (!d->eof_out || d->shut || dir_pending(d))
 		return;
 	d->shut = 1;
 	/*
@@ -523,21 +536,28 @@ dir_flush(struct dir *d, int direct)
 
 	if (s->state == SESSION_CONNECTING || s->state == SESSION_CLOSING)
 		return (0);
-	if (d->out != NULL && evbuffer_get_length(d->out) > 0) {
+	/* What is in the pipe came first. */
+	if (d->piped > 0) {
+		n = (int)splice(d->pipe[0], NULL, d->dst->fd, NULL, d->piped,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0)
+			d->piped -= (size_t)n;
+	} else if (d->out != NULL && evbuffer_get_length(d->out) > 0)
 		n = evbuffer_write_atmost(d->out, d->dst->fd, DIR_HIGH_WATER);
-		if (n == -1 && errno != EAGAIN && errno != EINTR) {
-			err = errno;
-			if (direct) {
-				session_error(s, d->dst, err);
-				return (-1);
-			}
-			s->close_reason = d->dst == &s->client ?
-			    "client write failed" : "upstream write failed";
-			s->close_flags = d->dst == &s->client ?
-			    SESSION_RST_UPSTREAM : SESSION_RST_CLIENT;
-			session_reap_later(s);
-			return (0);
+	else
+		n = 0;
+	if (n == -1 && errno != EAGAIN && errno != EINTR) {
+		err = errno;
+		if (direct) {
+			session_error(s, d->dst, err);
+			return (-1);
 		}
+		s->close_reason = d->dst == &s->client ?
+		    "client write failed" : "upstream write failed";
+		s->close_flags = d->dst == &s->client ?
+		    SESSION_RST_UPSTREAM : SESSION_RST_CLIENT;
+		session_reap_later(s);
+		return (0);
 	}
 	if (s->state == SESSION_DRAINING) {
 		if (session_drained(s)) {
@@ -571,6 +591,68 @@ dir_eof(struct dir *d)
 }
 
 /*
+ * Bulk transfers between TCP sockets skip user space: once a direction
+ * without toxics reads a full buffer, it gets a pipe, and from then on
+ * splice(2) moves the source's bytes into it and on to the destination
+ * without copying them. The pipe holds DIR_HIGH_WATER and is only filled
+ * while empty (a full pipe and an empty socket look alike to splice), so
+ * what it holds counts as queued like the copying path's queue, bounded
+ * the same. A toxic added later acts on the reads after what the pipe
+ * holds, which is written first.
+ */
+static int
+dir_splice_ok(const struct dir *d)
+{
+	return (TAILQ_EMPTY(&d->links) && !d->dgram &&
+	    (d->out == NULL || evbuffer_get_length(d->out) == 0) &&
+	    addr_family(&d->session->peer) != AF_UNIX &&
+	    addr_family(&d->session->proxy->upstream) != AF_UNIX);
+}
+
+static void
+dir_pipe_open(struct dir *d)
+{
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		d->pipe[0] = d->pipe[1] = -1;
+		return;		/* copying works too */
+	}
+	/*
+	 * The descriptors are the connections' before they are speed's, and
+	 * a pipe smaller than the queue it stands for would be slower than
+	 * copying: past the user's pipe-user-pages-soft, pipes stay small.
+	 */
+	if (proxy_fds_low(d->pipe[1], 1) ||
+	    fcntl(d->pipe[1], F_SETPIPE_SZ, DIR_HIGH_WATER) < DIR_HIGH_WATER) {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+		d->pipe[0] = d->pipe[1] = -1;
+	}
+}
+
+static int
+dir_splice(struct dir *d)
+{
+	struct session	*s = d->session;
+	ssize_t		 n;
+
+	n = splice(d->src->fd, NULL, d->pipe[1], NULL, DIR_HIGH_WATER,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return (0);
+		session_error(s, d->src, errno);
+		return (-1);
+	}
+	if (n == 0) {
+		dir_eof(d);
+		return (0);
+	}
+	dir_count(d, (size_t)n);
+	d->piped = (size_t)n;
+	return (dir_flush(d, 1));
+}
+
+/*
  * One read from the source. Without toxics, the bytes go straight to the
  * destination; only what it cannot take now is queued. Returns -1 if the
  * session was closed.
@@ -584,6 +666,8 @@ dir_read(struct dir *d)
 	char		 buf[DIR_READ_MAX];
 	ssize_t		 n, w = 0;
 
+	if (d->pipe[0] != -1 && dir_splice_ok(d))
+		return (dir_splice(d));
 	n = read(d->src->fd, buf, sizeof(buf));
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
@@ -627,7 +711,9 @@ dir_read(struct dir *d)
 		evbuffer_add(d->out, buf + w, (size_t)(n - w));
 		side_update(s, d->dst);
 		dir_update_read(d);
-	}
+	} else if (n == (ssize_t)sizeof(buf) && d->pipe[0] == -1 &&
+	    dir_splice_ok(d))
+		dir_pipe_open(d);
 	return (0);
 }
 

@@ -47,6 +47,8 @@ struct dir {
 	struct side		*src;
 	struct side		*dst;
 	struct evbuffer		*out;		/* queued for dst, lazily */
+	int			 pipe[2];	/* splice(2) src -> dst, lazily */
+	size_t			 piped;		/* bytes in the pipe */
 	struct link_list	 links;
 	size_t			 held;		/* bytes inside links */
 	uint64_t		 bytes;		/* bytes handed to dst */

@@ -459,5 +459,72 @@ def test_toxics_act_on_existing_connections():
         s2.close()
 
 
+def stream_through(lab, data, at=None):
+    """Send data through an echo with a writer thread, read it all back,
+    then half-close: (echoed bytes, how it ended). at: {offset: fn},
+    each fn called once that much has been echoed."""
+    s = lab.connect(timeout=10)
+    at = dict(at or {})
+
+    def writer():
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    got = bytearray()
+    s.settimeout(10)
+    how = "timeout"
+    while True:
+        for off in sorted(at):
+            if len(got) >= off:
+                at.pop(off)()
+        try:
+            d = s.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not d:
+            how = "eof"
+            break
+        got += d
+    t.join(5)
+    s.close()
+    return bytes(got), how
+
+
+def test_bulk_transfer_intact_with_half_close():
+    """16 MiB each way through an echo, the upload ended by shutdown():
+    every byte back in order, then EOF (the no-toxic bulk path)."""
+    data = pattern(16 << 20)
+    with echo_server() as srv, Lab(srv.spec) as lab:
+        got, how = stream_through(lab, data)
+        expect(how == "eof" and len(got) == len(data),
+               "%s after %d of %d bytes" % (how, len(got), len(data)))
+        expect(got == data, "bytes changed on the way")
+
+
+def test_toxics_added_mid_bulk_transfer():
+    """Toxics added and removed while 16 MiB stream both ways act on the
+    rest of the stream, and no byte is lost, duplicated or reordered."""
+    data = pattern(16 << 20)
+    with echo_server() as srv, Lab(srv.spec) as lab:
+        names = []
+
+        def add():
+            names.append(lab.add("slicer", stream="upstream",
+                                 average_size=3000, size_variation=1000))
+            names.append(lab.add("latency", latency=5))
+
+        def remove():
+            for n in names:
+                lab.remove(n)
+        got, how = stream_through(lab, data, {4 << 20: add,
+                                              10 << 20: remove})
+        expect(how == "eof" and len(got) == len(data),
+               "%s after %d of %d bytes" % (how, len(got), len(data)))
+        expect(got == data, "bytes changed on the way")
+        acted = [e for e in lab.events() if e["type"] == "toxic_acted"]
+        expect(len(acted) == 2, "toxics acted %d times" % len(acted))
+
+
 if __name__ == "__main__":
     tardytest.main(globals())
