@@ -629,24 +629,35 @@ dir_pipe_open(struct dir *d)
 	}
 }
 
+/*
+ * What a read or splice from the source returned: 1 if it brought bytes,
+ * 0 if none (EAGAIN, or EOF, handled here), -1 if the session was closed.
+ */
 static int
-dir_splice(struct dir *d)
+dir_got(struct dir *d, ssize_t n)
 {
-	struct session	*s = d->session;
-	ssize_t		 n;
-
-	n = splice(d->src->fd, NULL, d->pipe[1], NULL, DIR_HIGH_WATER,
-	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return (0);
-		session_error(s, d->src, errno);
-		return (-1);
-	}
+	if (n > 0)
+		return (1);
 	if (n == 0) {
 		dir_eof(d);
 		return (0);
 	}
+	if (errno == EAGAIN || errno == EINTR)
+		return (0);
+	session_error(d->session, d->src, errno);
+	return (-1);
+}
+
+static int
+dir_splice(struct dir *d)
+{
+	ssize_t	n;
+	int	rc;
+
+	n = splice(d->src->fd, NULL, d->pipe[1], NULL, DIR_HIGH_WATER,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if ((rc = dir_got(d, n)) != 1)
+		return (rc);
 	dir_count(d, (size_t)n);
 	d->piped = (size_t)n;
 	return (dir_flush(d, 1));
@@ -665,20 +676,13 @@ dir_read(struct dir *d)
 	struct evbuffer	*chunk;
 	char		 buf[DIR_READ_MAX];
 	ssize_t		 n, w = 0;
+	int		 rc;
 
 	if (d->pipe[0] != -1 && dir_splice_ok(d))
 		return (dir_splice(d));
 	n = read(d->src->fd, buf, sizeof(buf));
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return (0);
-		session_error(s, d->src, errno);
-		return (-1);
-	}
-	if (n == 0) {
-		dir_eof(d);
-		return (0);
-	}
+	if ((rc = dir_got(d, n)) != 1)
+		return (rc);
 	if ((first = TAILQ_FIRST(&d->links)) != NULL) {
 		if ((chunk = evbuffer_new()) == NULL ||
 		    evbuffer_add(chunk, buf, (size_t)n) == -1) {
