@@ -266,7 +266,7 @@ toxic_equal(const struct toxic *a, const struct toxic *b)
 void
 toxic_free(struct toxic *t)
 {
-	if (t->proxy != NULL)
+	if (ptimer_pending(&t->listener_timer))
 		ptimer_cancel(t->proxy->tardy->timers, &t->listener_timer);
 	free(t->name);
 	free(t);
