@@ -124,9 +124,10 @@ heap_remove(struct ptimers *pt, struct ptimer *t)
 	t->slot = 0;
 	if (--pt->n == i)
 		return;
+	/* The last one takes its place, then moves up or down from there. */
 	heap_place(pt, i, pt->heap[pt->n]);
 	heap_up(pt, i);
-	heap_down(pt, pt->heap[i]->slot - 1);
+	heap_down(pt, i);
 }
 
 /* Whether polling may go on, charging it the time since the last turn. */

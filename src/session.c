@@ -612,20 +612,21 @@ dir_splice_ok(const struct dir *d)
 static void
 dir_pipe_open(struct dir *d)
 {
-	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
-		d->pipe[0] = d->pipe[1] = -1;
-		return;		/* copying works too */
-	}
 	/*
 	 * The descriptors are the connections' before they are speed's, and
 	 * a pipe smaller than the queue it stands for would be slower than
 	 * copying: past the user's pipe-user-pages-soft, pipes stay small.
+	 * One attempt per direction; copying works too.
 	 */
-	if (proxy_fds_low(d->pipe[1], 1) ||
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		d->pipe[0] = d->pipe[1] = -1;
+		d->no_pipe = 1;
+	} else if (proxy_fds_low(d->pipe[1], 1) ||
 	    fcntl(d->pipe[1], F_SETPIPE_SZ, DIR_HIGH_WATER) < DIR_HIGH_WATER) {
 		close(d->pipe[0]);
 		close(d->pipe[1]);
 		d->pipe[0] = d->pipe[1] = -1;
+		d->no_pipe = 1;
 	}
 }
 
@@ -716,7 +717,7 @@ dir_read(struct dir *d)
 		side_update(s, d->dst);
 		dir_update_read(d);
 	} else if (n == (ssize_t)sizeof(buf) && d->pipe[0] == -1 &&
-	    dir_splice_ok(d))
+	    !d->no_pipe && dir_splice_ok(d))
 		dir_pipe_open(d);
 	return (0);
 }

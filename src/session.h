@@ -59,6 +59,7 @@ struct dir {
 	unsigned int		 eof_out:1;	/* EOF left the chain */
 	unsigned int		 shut:1;	/* dst shut down for writing */
 	unsigned int		 dgram:1;	/* UDP: each buffer one datagram */
+	unsigned int		 no_pipe:1;	/* could not make one: copy */
 };
 
 enum session_state {

@@ -339,6 +339,69 @@ def test_fd_exhaustion_backoff_and_recovery():
 
 
 
+def tardyd_pipes(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(
+                "pipe:")
+        except OSError:
+            pass
+    return n
+
+
+def echo_bulk(addr, data):
+    """Send data through an echo and read it all back; the connection is
+    returned open (a spliced direction keeps its pipe until the close)."""
+    s = socket.create_connection(addr, timeout=10 * SLOW)
+    t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+    t.start()
+    got = bytearray()
+    while len(got) < len(data):
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        got += d
+    t.join(10 * SLOW)
+    expect(bytes(got) == data, "%d of %d bytes came back, or changed" %
+           (len(got), len(data)))
+    return s
+
+
+@cleanup
+def test_bulk_copies_when_no_descriptors_for_a_pipe():
+    """A bulk transfer splices through a pipe; under a descriptor limit
+    with room for the connection but not for a pipe above the reserve,
+    tardyd copies instead, every byte intact."""
+    data = bytes(random.Random(SEED).getrandbits(8) for _ in range(1 << 16))
+    data *= 64      # 4 MiB
+    with echo_server() as up:
+        d = tardyd(conf(("p", up.spec)))
+        pid = d.proc.pid
+        addr = d.proxy_addr("p")[1]
+        pipes0 = tardyd_pipes(pid)
+        s = echo_bulk(addr, data)
+        expect(tardyd_pipes(pid) == pipes0 + 4,
+               "spliced without a pipe each way? %d pipe ends, %d before"
+               % (tardyd_pipes(pid), pipes0))
+        s.close()
+        wait_fds(pid, fd_count(pid) - 6)
+
+        # The next connection takes the two lowest free descriptors and a
+        # pipe would take the next two, leaving none of the reserve (16,
+        # at most a quarter of the limit) free.
+        base = fd_count(pid)
+        limit = base + 4
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+        s = echo_bulk(addr, data)
+        expect(tardyd_pipes(pid) == pipes0,
+               "made a pipe under a limit of %d: %d pipe ends, %d before"
+               % (limit, tardyd_pipes(pid), pipes0))
+        s.close()
+        wait_fds(pid, base)
+        check_exit(d)
+
+
 @cleanup
 def test_fd_exhaustion_api_clients():
     """The API's own clients can still exhaust what is left: then the API
