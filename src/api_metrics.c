@@ -94,8 +94,9 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 		"Times a toxic started acting, on a connection or a listener."
 	}, late = {
 		"tardy_timer_late_seconds", "histogram",
-		"How long after their time the toxics' timers fired (a latency "
-		"toxic's release, a bandwidth slice...); never before it."
+		"How long after their time the exact timers fired (a latency "
+		"release, a bandwidth slice, a toxic's timeout, a UDP flow's "
+		"expiry); never before it."
 	};
 	const struct ptimer_stats *ts = ptimers_stats(t->timers);
 	struct proxy	*p;
