@@ -102,6 +102,7 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	struct proxy	*p;
 	uint64_t	 cum = 0;
 	size_t		 i;
+	char		 le[32];
 
 	api_metrics_header(out, &build);
 	evbuffer_add_printf(out, "tardy_build_info{version=\"%s\"} 1\n",
@@ -139,12 +140,12 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	for (i = 0; i < PTIMER_NBUCKETS; i++) {
 		cum += ts->bucket[i];
 		if (ptimer_bucket_ns[i] == UINT64_MAX)
-			evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n",
-			    late.name, (unsigned long long)cum);
+			snprintf(le, sizeof(le), "+Inf");
 		else
-			evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n",
-			    late.name, (double)ptimer_bucket_ns[i] / 1e9,
-			    (unsigned long long)cum);
+			snprintf(le, sizeof(le), "%g",
+			    (double)ptimer_bucket_ns[i] / 1e9);
+		evbuffer_add_printf(out, "%s_bucket{le=\"%s\"} %llu\n",
+		    late.name, le, (unsigned long long)cum);
 	}
 	evbuffer_add_printf(out, "%s_sum %.9f\n%s_count %llu\n", late.name,
 	    (double)ts->late_ns / 1e9, late.name,

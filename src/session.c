@@ -439,7 +439,8 @@ dir_out(struct dir *d)
 	return (0);
 }
 
-static void
+/* Bytes a direction handed to its destination, for it and the proxy. */
+void
 dir_count(struct dir *d, size_t n)
 {
 	struct proxy	*p = d->session->proxy;

@@ -47,7 +47,7 @@ struct dir {
 	struct side		*src;
 	struct side		*dst;
 	struct evbuffer		*out;		/* queued for dst, lazily */
-	int			 pipe[2];	/* splice(2) src -> dst, lazily */
+	int			 pipe[2];	/* splice(2) src to dst, lazily */
 	size_t			 piped;		/* bytes in the pipe */
 	struct link_list	 links;
 	size_t			 held;		/* bytes inside links */
@@ -101,6 +101,7 @@ void		 session_reap(struct tardy *);
 const char	*session_state_name(enum session_state);
 struct dir	*session_dir(struct session *, enum toxic_stream);
 size_t		 dir_queued(const struct dir *);
+void		 dir_count(struct dir *, size_t);
 
 /* For the toxic engine. */
 void		 dir_deliver(struct dir *, struct evbuffer *);

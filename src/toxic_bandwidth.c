@@ -31,7 +31,28 @@ struct bandwidth {
 	int		 eof;
 };
 
+#define BANDWIDTH_IDLE_NS	10000000	/* idle past this: no credit */
+
 static void	bandwidth_pump(struct link *);
+
+/*
+ * Whether the next slice may go now (*now set); if not, the timer is set
+ * for when it may. A link idle for a while gets no burst credit.
+ */
+static int
+bandwidth_ready(struct link *l, uint64_t *now)
+{
+	struct bandwidth	*st = link_state(l);
+
+	*now = util_now_ns();
+	if (st->next_ns > *now) {
+		link_timer_at(l, &st->timer, st->next_ns);
+		return (0);
+	}
+	if (st->next_ns + BANDWIDTH_IDLE_NS < *now)
+		st->next_ns = *now;
+	return (1);
+}
 
 static void
 bandwidth_timer_cb(void *arg)
@@ -48,13 +69,8 @@ bandwidth_pump_dgram(struct link *l)
 	struct chunk		*c;
 
 	while ((c = TAILQ_FIRST(&st->q)) != NULL && rate > 0) {
-		now = util_now_ns();
-		if (st->next_ns > now) {
-			link_timer_at(l, &st->timer, st->next_ns);
+		if (!bandwidth_ready(l, &now))
 			return;
-		}
-		if (st->next_ns + 10000000 < now)
-			st->next_ns = now;	/* idle: no burst credit */
 		if (c->buf != NULL)
 			st->next_ns += (uint64_t)evbuffer_get_length(c->buf) *
 			    1000000000 / rate;
@@ -76,15 +92,8 @@ bandwidth_pump(struct link *l)
 		return;
 	}
 	while ((len = evbuffer_get_length(st->queue)) > 0) {
-		if (rate == 0)
+		if (rate == 0 || !bandwidth_ready(l, &now))
 			return;
-		now = util_now_ns();
-		if (st->next_ns > now) {
-			link_timer_at(l, &st->timer, st->next_ns);
-			return;
-		}
-		if (st->next_ns + 10000000 < now)
-			st->next_ns = now;	/* idle: no burst credit */
 		slice = rate / 100;
 		n = len < slice ? len : (slice > 0 ? slice : 1);
 		if ((out = evbuffer_new()) == NULL)

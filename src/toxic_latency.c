@@ -49,10 +49,16 @@ latency_hold(struct link *l, struct evbuffer *buf, uint64_t due)
 		chunkq_push(l, &st->q, buf, due);
 	else
 		chunkq_push_eof(&st->q, due);
-	if (was_empty) {
-		link_timer_set(l, &st->timer, latency_release_cb);
+	if (was_empty)
 		link_timer_at(l, &st->timer, due);
-	}
+}
+
+static void
+latency_start(struct link *l)
+{
+	struct latency	*st = link_state(l);
+
+	link_timer_set(l, &st->timer, latency_release_cb);
 }
 
 static void
@@ -99,6 +105,7 @@ const struct toxic_type toxic_latency = {
 	.doc = "delays data by latency ms, plus or minus jitter ms",
 	.attrs = latency_attrs,
 	.state_size = sizeof(struct latency),
+	.start = latency_start,
 	.stop = latency_stop,
 	.data = latency_data,
 	.eof = latency_eof,

@@ -5,7 +5,6 @@
  */
 #include "autoconf.h"
 
-
 #include "toxic_types.h"
 
 enum { A_TIMEOUT };

@@ -3,7 +3,6 @@
  */
 #include "autoconf.h"
 
-
 #include "toxic_types.h"
 
 enum { A_DELAY };

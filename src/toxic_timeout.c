@@ -33,7 +33,8 @@ timeout_arm(struct link *l)
 	struct timeout	*st = link_state(l);
 
 	if (link_attr(l, A_TIMEOUT) > 0)
-		link_timer_in_ms(l, &st->timer, (uint64_t)link_attr(l, A_TIMEOUT));
+		link_timer_in_ms(l, &st->timer,
+		    (uint64_t)link_attr(l, A_TIMEOUT));
 	else
 		link_timer_cancel(l, &st->timer);
 }

@@ -245,12 +245,8 @@ udp_send(struct dir *d, const void *data, size_t n)
 		    toxic_stream_name(d->stream), n, strerror(errno));
 		return;
 	}
-	d->bytes += n;
+	dir_count(d, n);
 	d->dgrams++;
-	if (d->stream == TOXIC_UPSTREAM)
-		p->stats.bytes_up += n;
-	else
-		p->stats.bytes_down += n;
 }
 
 /* The end of a datagram direction's chain: each buffer is one datagram. */
