@@ -12,7 +12,7 @@ throughout, and nothing of a refused request is left behind.
 import re
 
 import tardytest
-from tardytest import Tardyd, echo_server, expect, now, recv_exactly, skip
+from tardytest import echo_server, expect, now, recv_exactly
 
 TYPES = {
     "latency": ["latency", "jitter"],
@@ -57,16 +57,8 @@ def huge_values(attr):
     return []
 
 
-class Lab:
-    def __init__(self, upstream):
-        self.d = Tardyd("[proxy p]\nlisten = 127.0.0.1:0\nupstream = %s\n" %
-                        upstream)
-        st, body = self.d.api("GET", "/proxies")
-        if isinstance(body, dict) and "version" in body:
-            self.d.close()
-            skip("control API is still the /version-only placeholder")
-        expect(st == 200, "GET /proxies: %s %r" % (st, body))
-        self.addr = self.d.proxy_addr("p")
+class Lab(tardytest.Lab):
+    """tardytest's Lab, and what a refused request must leave intact."""
 
     def post(self, body, path="/proxies/p/toxics"):
         return self.d.api("POST", path, body)
@@ -86,23 +78,6 @@ class Lab:
         s.sendall(b"still here")
         expect(recv_exactly(s, 10, 2) == b"still here", "forwarding broke")
         s.close()
-
-    def close(self, check=False):
-        """Stop tardyd; with check, it must have exited cleanly (status 0,
-        no sanitizer report)."""
-        rc = self.d.stop()
-        log = self.d.log()
-        self.d.close()
-        if check:
-            expect(rc == 0 and "Sanitizer" not in log and
-                   "runtime error" not in log,
-                   "tardyd exited with %s: %s" % (rc, log[-3000:]))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        self.close(check=exc_type is None)
 
 
 def names(error, attr):

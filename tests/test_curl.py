@@ -15,7 +15,7 @@ import tempfile
 import threading
 
 import tardytest
-from tardytest import Tardyd, expect, now, skip
+from tardytest import expect, now, skip
 
 CURL = shutil.which("curl")
 BODY = b"tardy says hello\n" * 100
@@ -57,31 +57,16 @@ class HttpUpstream:
         self.close()
 
 
-class Lab:
+class Lab(tardytest.Lab):
+    """tardytest's Lab, and curl run against its proxy."""
+
     def __init__(self, upstream):
         if CURL is None:
             skip("curl is not installed")
-        self.d = Tardyd("[proxy web]\nlisten = 127.0.0.1:0\nupstream = %s\n"
-                        % upstream)
-        st, body = self.d.api("GET", "/proxies")
-        if isinstance(body, dict) and "version" in body:
-            self.d.close()
-            skip("control API is still the /version-only placeholder")
-        expect(st == 200, "GET /proxies: %s %r" % (st, body))
-        host, port = self.d.proxy_addr("web")[1]
+        super().__init__(upstream)
+        host, port = self.addr[1]
         self.url = "http://%s:%d/" % (host, port)
         self.tmp = tempfile.mkdtemp(prefix="tardy-curl.")
-
-    def add(self, type_, stream="downstream", **attrs):
-        st, t = self.d.api("POST", "/proxies/web/toxics",
-                           {"type": type_, "stream": stream,
-                            "attributes": attrs})
-        expect(st == 200, "add %s: %s %r" % (type_, st, t))
-        return t["name"]
-
-    def remove(self, name):
-        st, _ = self.d.api("DELETE", "/proxies/web/toxics/" + name)
-        expect(st == 204, "remove %s: %s" % (name, st))
 
     def curl(self, *args):
         """Run curl on the proxy: (exit code, body, headers, seconds)."""
@@ -103,22 +88,8 @@ class Lab:
         return r.returncode, r.stdout, headers, elapsed
 
     def close(self, check=False):
-        """Stop tardyd; with check, it must have exited cleanly (status 0,
-        no sanitizer report)."""
         shutil.rmtree(self.tmp, ignore_errors=True)
-        rc = self.d.stop()
-        log = self.d.log()
-        self.d.close()
-        if check:
-            expect(rc == 0 and "Sanitizer" not in log and
-                   "runtime error" not in log,
-                   "tardyd exited with %s: %s" % (rc, log[-3000:]))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        self.close(check=exc_type is None)
+        super().close(check)
 
 
 def report(what, rc, elapsed):

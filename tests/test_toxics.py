@@ -47,6 +47,17 @@ def sender(data, linger=3.0):
     return handler
 
 
+def collector(got):
+    """A server handler that appends what it reads to got, until EOF."""
+    def handler(c):
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            got.append(d)
+    return handler
+
+
 def pattern(n):
     return bytes((i * 7 + i // 251) & 0xff for i in range(n))
 
@@ -191,15 +202,7 @@ def test_timeout_closes_idle_connection():
 
 def test_timeout_swallows_data_and_restarts_on_it():
     got = []
-
-    def sink(c):
-        while True:
-            d = c.recv(65536)
-            if not d:
-                return
-            got.append(d)
-
-    with Server(sink) as srv, Lab(srv.spec) as lab:
+    with Server(collector(got)) as srv, Lab(srv.spec) as lab:
         lab.add("timeout", stream="upstream", timeout=400)
         s = lab.connect()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -315,15 +318,7 @@ def test_limit_data_downstream():
 
 def test_limit_data_upstream():
     got = []
-
-    def sink(c):
-        while True:
-            d = c.recv(65536)
-            if not d:
-                return
-            got.append(d)
-
-    with Server(sink) as srv, Lab(srv.spec) as lab:
+    with Server(collector(got)) as srv, Lab(srv.spec) as lab:
         lab.add("limit_data", stream="upstream", bytes=3000)
         s = lab.connect()
         for i in range(10):
