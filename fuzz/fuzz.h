@@ -25,6 +25,16 @@ void	fuzz_fail(const char *, int, const char *, ...)
 		    " " __VA_ARGS__);					\
 } while (0)
 
+/*
+ * For the targets that drive a real daemon: its context, built with no
+ * configuration and its signals left to libFuzzer; and a listening unix
+ * socket, FUZZ_DIR/NAME.PID, to stand for an upstream (its path is put
+ * in path, of pathlen bytes; exits on failure).
+ */
+struct tardy;
+struct tardy	*fuzz_tardy(void);
+int		 fuzz_unix_listener(const char *, char *, size_t);
+
 /* A NUL-terminated copy of the input (free() it). */
 char	*fuzz_strndup(const uint8_t *, size_t);
 

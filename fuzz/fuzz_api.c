@@ -84,32 +84,12 @@ make_api(const char *token, struct addr *bound)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct tardy_options	 opts;
-	struct sockaddr_un	 sun;
-
 	fuzz_init();
-	memset(&opts, 0, sizeof(opts));
-	opts.log_level = -1;
-	T = tardy_new(&opts, config_new());
-	evsignal_del(T->sig_term);
-	evsignal_del(T->sig_int);
-	evsignal_del(T->sig_hup);
+	T = fuzz_tardy();
 	api_open = make_api(NULL, &addr_open);
 	api_token = make_api("fuzz-token", &addr_token);
 	T->api = api_open;
-
-	snprintf(up_path, sizeof(up_path), "%s/api-up.%d", FUZZ_DIR,
-	    (int)getpid());
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, up_path, strlen(up_path) + 1);
-	(void)unlink(up_path);
-	up_lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (up_lfd == -1 || bind(up_lfd, (struct sockaddr *)&sun,
-	    sizeof(sun)) == -1 || listen(up_lfd, 64) == -1) {
-		perror(up_path);
-		exit(1);
-	}
+	up_lfd = fuzz_unix_listener("api-up", up_path, sizeof(up_path));
 	return (0);
 }
 

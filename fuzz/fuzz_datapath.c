@@ -136,32 +136,11 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct tardy_options	 opts;
-	struct sockaddr_un	 sun;
-
 	fuzz_init();
-	memset(&opts, 0, sizeof(opts));
-	opts.log_level = -1;
-	T = tardy_new(&opts, config_new());
-	/* Leave SIGINT and SIGTERM to libFuzzer. */
-	evsignal_del(T->sig_term);
-	evsignal_del(T->sig_int);
-	evsignal_del(T->sig_hup);
+	T = fuzz_tardy();
 	if ((wake_ev = evtimer_new(T->base, wake_cb, NULL)) == NULL)
 		abort();
-
-	snprintf(up_path, sizeof(up_path), "%s/datapath.%d", FUZZ_DIR,
-	    (int)getpid());
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, up_path, strlen(up_path) + 1);
-	(void)unlink(up_path);
-	up_lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (up_lfd == -1 || bind(up_lfd, (struct sockaddr *)&sun,
-	    sizeof(sun)) == -1 || listen(up_lfd, 64) == -1) {
-		perror(up_path);
-		exit(1);
-	}
+	up_lfd = fuzz_unix_listener("datapath", up_path, sizeof(up_path));
 	base_events = event_base_get_num_events(T->base,
 	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
 	return (0);

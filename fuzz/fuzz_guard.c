@@ -38,9 +38,12 @@
 #include <unistd.h>
 
 #include <event2/dns.h>
+#include <event2/event.h>
 
 #include "addr.h"
+#include "config.h"
 #include "log.h"
+#include "tardy.h"
 #include "fuzz.h"
 
 void
@@ -54,6 +57,44 @@ fuzz_fail(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	__builtin_trap();
+}
+
+struct tardy *
+fuzz_tardy(void)
+{
+	struct tardy_options	 opts;
+	struct tardy		*t;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.log_level = -1;
+	t = tardy_new(&opts, config_new());
+	/* Leave SIGINT and SIGTERM to libFuzzer. */
+	evsignal_del(t->sig_term);
+	evsignal_del(t->sig_int);
+	evsignal_del(t->sig_hup);
+	return (t);
+}
+
+int
+fuzz_unix_listener(const char *name, char *path, size_t pathlen)
+{
+	struct sockaddr_un	sun;
+	int			fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if ((size_t)snprintf(path, pathlen, "%s/%s.%d", FUZZ_DIR, name,
+	    (int)getpid()) >= pathlen || pathlen > sizeof(sun.sun_path))
+		fuzz_fail(__FILE__, __LINE__, "unix path too long");
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	(void)unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    listen(fd, 64) == -1) {
+		perror(path);
+		exit(1);
+	}
+	return (fd);
 }
 
 char *
