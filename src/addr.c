@@ -68,23 +68,18 @@ addr_parse_unix(const char *path, struct addr *a, char *err, size_t errlen)
 }
 
 /*
- * Parse and resolve s into a. On failure, err holds a message that quotes
- * the offending part.
+ * Split "host:port" or "[v6addr]:port" into host and port; *bracketed
+ * says which form it was. On failure, err quotes the offending part.
  */
-int
-addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
+static int
+addr_split(const char *s, char *host, size_t hostlen, int *port,
+    int *bracketed, char *err, size_t errlen)
 {
-	char			 host[NI_MAXHOST];
-	const char		*colon, *ps;
-	struct addrinfo		 hints, *res;
-	size_t			 hlen;
-	int			 port, rc;
+	const char	*colon, *ps;
+	size_t		 hlen;
 
-	memset(a, 0, sizeof(*a));
-	if (strncmp(s, "unix:", 5) == 0)
-		return (addr_parse_unix(s + 5, a, err, errlen));
-
-	if (*s == '[') {
+	*bracketed = *s == '[';
+	if (*bracketed) {
 		const char *rb = strchr(s, ']');
 
 		if (rb == NULL || rb[1] != ':') {
@@ -93,7 +88,7 @@ addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 			return (-1);
 		}
 		hlen = (size_t)(rb - s - 1);
-		if (hlen == 0 || hlen >= sizeof(host)) {
+		if (hlen == 0 || hlen >= hostlen) {
 			snprintf(err, errlen, "invalid address \"%s\"", s);
 			return (-1);
 		}
@@ -113,7 +108,7 @@ addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 			    "write IPv6 addresses as [v6addr]:port", s);
 			return (-1);
 		}
-		if (hlen == 0 || hlen >= sizeof(host)) {
+		if (hlen == 0 || hlen >= hostlen) {
 			snprintf(err, errlen, "invalid address \"%s\": "
 			    "missing host", s);
 			return (-1);
@@ -122,31 +117,150 @@ addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 		host[hlen] = '\0';
 		ps = colon + 1;
 	}
-	if (addr_parse_port(ps, &port) == -1) {
+	if (addr_parse_port(ps, port) == -1) {
 		snprintf(err, errlen, "invalid port \"%s\" in \"%s\" "
 		    "(0 to 65535)", ps, s);
 		return (-1);
 	}
+	return (0);
+}
+
+/* A numeric host, as getaddrinfo(AI_NUMERICHOST) reads it, into a. */
+static int
+addr_numeric(const char *host, int v6, int port, struct addr *a)
+{
+	struct addrinfo	 hints, *res;
 
 	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = *s == '[' ? AF_INET6 : AF_UNSPEC;
+	hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	/* Numeric hosts first: they must never hit the resolver. */
 	hints.ai_flags = AI_NUMERICHOST;
-	rc = getaddrinfo(host, NULL, &hints, &res);
-	if (rc != 0 && *s != '[' && addr_names) {
-		hints.ai_flags = 0;
-		rc = getaddrinfo(host, NULL, &hints, &res);
-	}
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
-		    gai_strerror(rc));
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
 		return (-1);
-	}
 	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
 	a->len = res->ai_addrlen;
 	freeaddrinfo(res);
 	addr_set_port(a, port);
+	return (0);
+}
+
+/*
+ * Whether host is a well-formed DNS name (RFC 1123 labels, underscores
+ * allowed as container and compose service names have them): labels of
+ * 1 to 63 letters, digits, '-' and '_', not starting or ending with
+ * '-', at most 253 bytes, one trailing dot allowed, and a last label
+ * that is not all digits (that would be a malformed IPv4 address).
+ */
+int
+addr_name_valid(const char *host)
+{
+	size_t		 len = strlen(host), label = 0, i;
+	int		 digits = 1;
+	unsigned char	 c, prev = '.';
+
+	if (len > 0 && host[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return (0);
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)host[i];
+		if (c == '.') {
+			if (label == 0 || prev == '-')
+				return (0);
+			label = 0;
+			digits = 1;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_' || (c == '-' &&
+		    label > 0)) {
+			if (++label > 63)
+				return (0);
+			if (c < '0' || c > '9')
+				digits = 0;
+		} else
+			return (0);
+		prev = c;
+	}
+	return (prev != '-' && !digits);
+}
+
+/*
+ * Whether s is "name:port" with a host that is a name, not a numeric
+ * address: then the name and port are returned, for a resolver to look
+ * up. Anything else (numeric, [v6addr], unix:, malformed) returns 0.
+ */
+int
+addr_name(const char *s, char *host, size_t hostlen, int *port)
+{
+	struct addr	a;
+	char		err[8];
+	int		v6;
+
+	if (strncmp(s, "unix:", 5) == 0 ||
+	    addr_split(s, host, hostlen, port, &v6, err, sizeof(err)) == -1 ||
+	    v6 || addr_numeric(host, 0, *port, &a) == 0)
+		return (0);
+	return (addr_name_valid(host));
+}
+
+/*
+ * Parse and resolve s into a. On failure, err holds a message that quotes
+ * the offending part.
+ */
+int
+addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
+{
+	char			 host[NI_MAXHOST];
+	struct addrinfo		 hints, *res;
+	int			 port, v6, rc;
+
+	memset(a, 0, sizeof(*a));
+	if (strncmp(s, "unix:", 5) == 0)
+		return (addr_parse_unix(s + 5, a, err, errlen));
+	if (addr_split(s, host, sizeof(host), &port, &v6, err, errlen) == -1)
+		return (-1);
+	/* Numeric hosts first: they must never hit the resolver. */
+	if (addr_numeric(host, v6, port, a) == 0)
+		return (0);
+	rc = EAI_NONAME;
+	if (!v6 && addr_names) {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		if ((rc = getaddrinfo(host, NULL, &hints, &res)) == 0) {
+			memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+			a->len = res->ai_addrlen;
+			freeaddrinfo(res);
+			addr_set_port(a, port);
+			return (0);
+		}
+	}
+	snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
+	    gai_strerror(rc));
+	return (-1);
+}
+
+/*
+ * Parse s like addr_parse(), but leave a host name to be looked up when
+ * it is needed: a is then AF_UNSPEC, and the name is only checked for
+ * form (addr_name() gives it back).
+ */
+int
+addr_parse_lazy(const char *s, struct addr *a, char *err, size_t errlen)
+{
+	char	host[NI_MAXHOST];
+	int	port, v6;
+
+	memset(a, 0, sizeof(*a));
+	if (strncmp(s, "unix:", 5) == 0)
+		return (addr_parse_unix(s + 5, a, err, errlen));
+	if (addr_split(s, host, sizeof(host), &port, &v6, err, errlen) == -1)
+		return (-1);
+	if (addr_numeric(host, v6, port, a) == 0)
+		return (0);
+	if (v6 || !addr_name_valid(host)) {
+		snprintf(err, errlen, "invalid address \"%s\": \"%s\" is "
+		    "neither a numeric address nor a host name", s, host);
+		return (-1);
+	}
 	return (0);
 }
 
@@ -260,6 +374,8 @@ addr_equal(const struct addr *a, const struct addr *b)
 	}
 	case AF_UNIX:
 		return (strcmp(addr_unix_path(a), addr_unix_path(b)) == 0);
+	case AF_UNSPEC:		/* a name, not looked up yet */
+		return (1);
 	}
 	return (0);
 }

@@ -1,7 +1,8 @@
 /*
  * Socket addresses as users write them: "host:port", "[v6addr]:port" and
- * "unix:/path". Host names are resolved once, at parse time, so nothing on
- * the event loop ever waits for DNS.
+ * "unix:/path". addr_parse() resolves a host name with getaddrinfo();
+ * addr_parse_lazy() leaves it to be looked up on the event loop when it
+ * is needed (resolver.c).
  */
 #ifndef TARDY_ADDR_H
 #define TARDY_ADDR_H
@@ -21,6 +22,9 @@ struct addr {
 };
 
 int		 addr_parse(const char *, struct addr *, char *, size_t);
+int		 addr_parse_lazy(const char *, struct addr *, char *, size_t);
+int		 addr_name(const char *, char *, size_t, int *);
+int		 addr_name_valid(const char *);
 void		 addr_numeric_only(int);
 int		 addr_from_sockaddr(struct addr *, const struct sockaddr *,
 		     socklen_t);

@@ -48,6 +48,7 @@
 #include "events.h"
 #include "log.h"
 #include "proxy.h"
+#include "resolver.h"
 #include "session.h"
 #include "tardy.h"
 #include "toxic.h"
@@ -60,8 +61,6 @@
 #define API_BACKOFF_MS		100	/* out of descriptors */
 #define API_MAX_SEGMENTS	4
 #define API_MAX_ARGS		2
-#define API_DNS_TIMEOUT		"2"	/* seconds per attempt */
-#define API_DNS_ATTEMPTS	"2"
 #define API_ERR_LEN		512
 
 /* Every method evhttp knows, so the wrong ones get a JSON 405 from us. */
@@ -82,17 +81,12 @@ struct api_route {
 
 /* A host name one request needs, looked up before it is handled. */
 struct api_name {
-	char		*spec;		/* "host:port", as sent */
-	struct addr	 addr;
-	char		*err;		/* why it did not resolve */
-};
-
-/* One evdns lookup; outlives its request if the API goes away first. */
-struct api_lookup {
-	struct api_req				*ctx;
-	size_t					 idx;
-	int					 port;
-	struct evdns_getaddrinfo_request	*handle;
+	struct api_req		*ctx;
+	char			*spec;		/* "host:port", as sent */
+	int			 port;
+	struct addr		 addr;
+	char			*err;		/* why it did not resolve */
+	struct resolver_wait	 wait;
 };
 
 struct api_req {
@@ -107,9 +101,7 @@ struct api_req {
 	int			 replied;
 	struct api_name		*names;
 	size_t			 nnames;
-	struct api_lookup	**lookups;
 	size_t			 nlookups;	/* still running */
-	int			 launching;
 };
 TAILQ_HEAD(api_req_list, api_req);
 
@@ -118,7 +110,6 @@ struct api {
 	struct evhttp		*http;
 	struct addr		 bound;
 	char			*token;
-	struct evdns_base	*dns;		/* made on first use */
 	struct api_req_list	 waiting;	/* for host name lookups */
 };
 
@@ -426,48 +417,21 @@ api_field_number(struct api_req *ctx, json_t *obj, const char *key,
 /* --- host names ------------------------------------------------------ */
 
 /*
- * Whether addr_parse() would ask the resolver for spec, i.e. spec is
- * host:port with a host that is not a numeric address (as getaddrinfo's
- * AI_NUMERICHOST reads them: inet_aton's forms). Anything malformed is
- * left to addr_parse(), which fails without a lookup.
+ * Parse an address the client sent, with the names looked up for it. An
+ * upstream's name is left for when a connection needs it (lazy), unless
+ * the proxy is a UDP one, whose flows start from a datagram.
  */
 static int
-api_name_needed(const char *spec, char *host, size_t hostlen, int *port)
-{
-	const char	*colon, *p;
-	struct in_addr	 in;
-	size_t		 n;
-	long		 v;
-
-	if (strncmp(spec, "unix:", 5) == 0 || *spec == '[')
-		return (0);
-	if ((colon = strrchr(spec, ':')) == NULL)
-		return (0);
-	n = (size_t)(colon - spec);
-	if (n == 0 || n >= hostlen || memchr(spec, ':', n) != NULL)
-		return (0);
-	for (p = colon + 1, v = 0; *p >= '0' && *p <= '9' && v <= 65535; p++)
-		v = v * 10 + (*p - '0');
-	if (p == colon + 1 || *p != '\0' || v > 65535)
-		return (0);
-	memcpy(host, spec, n);
-	host[n] = '\0';
-	if (strspn(host, "0123456789.") == n && inet_aton(host, &in) == 1)
-		return (0);
-	*port = (int)v;
-	return (1);
-}
-
-/* Parse an address the client sent, with the names looked up for it. */
-static int
-api_addr(struct api_req *ctx, const char *spec, struct addr *a, char *err,
-    size_t errlen)
+api_addr(struct api_req *ctx, const char *spec, int lazy, struct addr *a,
+    char *err, size_t errlen)
 {
 	char	host[NI_MAXHOST];
 	size_t	i;
 	int	port;
 
-	if (!api_name_needed(spec, host, sizeof(host), &port))
+	if (lazy)
+		return (addr_parse_lazy(spec, a, err, errlen));
+	if (!addr_name(spec, host, sizeof(host), &port))
 		return (addr_parse(spec, a, err, errlen));
 	for (i = 0; i < ctx->nnames; i++) {
 		if (strcmp(ctx->names[i].spec, spec) != 0)
@@ -496,7 +460,7 @@ api_name_add(struct api_req *ctx, json_t *obj, const char *key)
 	if (!json_is_string(j))
 		return;
 	spec = json_string_value(j);
-	if (!api_name_needed(spec, host, sizeof(host), &port))
+	if (!addr_name(spec, host, sizeof(host), &port))
 		return;
 	for (i = 0; i < ctx->nnames; i++) {
 		if (strcmp(ctx->names[i].spec, spec) == 0)
@@ -507,10 +471,27 @@ api_name_add(struct api_req *ctx, json_t *obj, const char *key)
 		fatal("reallocarray");
 	ctx->names = names;
 	memset(&names[ctx->nnames], 0, sizeof(*names));
+	names[ctx->nnames].ctx = ctx;
+	names[ctx->nnames].port = port;
 	names[ctx->nnames++].spec = xstrdup(spec);
 }
 
-/* The host names in a body: listen and upstream, of one proxy or many. */
+/* Whether a proxy in a body is a UDP one (its own field, or as it is). */
+static int
+api_body_udp(struct api_req *ctx, json_t *obj)
+{
+	json_t		*j = json_object_get(obj, "protocol");
+	struct proxy	*p;
+
+	if (json_is_string(j))
+		return (strcmp(json_string_value(j), "udp") == 0);
+	if (ctx->arg[0] != NULL &&
+	    (p = tardy_find_proxy(ctx->api->tardy, ctx->arg[0])) != NULL)
+		return (p->protocol == PROTO_UDP);
+	return (0);
+}
+
+/* The host names in a body: listen addresses, UDP upstreams. */
 static void
 api_names_collect(struct api_req *ctx)
 {
@@ -525,118 +506,72 @@ api_names_collect(struct api_req *ctx)
 		list = json_object_get(body, "proxies");
 	if (json_is_object(list)) {
 		api_name_add(ctx, list, "listen");
-		api_name_add(ctx, list, "upstream");
+		if (api_body_udp(ctx, list))
+			api_name_add(ctx, list, "upstream");
 		return;
 	}
 	json_array_foreach(list, i, item) {
 		if (!json_is_object(item))
 			continue;
 		api_name_add(ctx, item, "listen");
-		api_name_add(ctx, item, "upstream");
+		if (api_body_udp(ctx, item))
+			api_name_add(ctx, item, "upstream");
 	}
 }
 
 static void
-api_lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
+api_name_cb(struct resolver_wait *w, const struct addr *a, const char *err)
 {
-	struct api_lookup	*l = arg;
-	struct api_req		*ctx = l->ctx;
-	struct api_name		*n;
-	char			 host[NI_MAXHOST];
+	struct api_name	*n = (struct api_name *)((char *)w -
+			    offsetof(struct api_name, wait));
+	struct api_req	*ctx = n->ctx;
 
-	if (ctx == NULL) {	/* the API was freed under us */
-		if (res != NULL)
-			evutil_freeaddrinfo(res);
-		free(l);
-		return;
-	}
-	n = &ctx->names[l->idx];
-	if (result == 0 && res != NULL &&
-	    addr_from_sockaddr(&n->addr, res->ai_addr,
-	    (socklen_t)res->ai_addrlen) == 0)
-		addr_set_port(&n->addr, l->port);
-	else {
-		(void)api_name_needed(n->spec, host, sizeof(host), &l->port);
-		if (asprintf(&n->err, "cannot resolve \"%s\": %s", host,
-		    result == 0 ? "no address" :
-		    evutil_gai_strerror(result)) == -1)
-			fatal("asprintf");
-	}
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
-	ctx->lookups[l->idx] = NULL;
-	free(l);
-	if (--ctx->nlookups == 0 && !ctx->launching) {
+	if (a != NULL) {
+		n->addr = *a;
+		addr_set_port(&n->addr, n->port);
+	} else
+		n->err = xstrdup(err);
+	if (--ctx->nlookups == 0) {
 		TAILQ_REMOVE(&ctx->api->waiting, ctx, entry);
 		api_dispatch(ctx);
 	}
 }
 
-static struct evdns_base *
-api_dns(struct api *api)
-{
-	if (api->dns != NULL)
-		return (api->dns);
-	api->dns = evdns_base_new(api->tardy->base,
-	    EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (api->dns == NULL) {
-		log_warnx("api: cannot set up the resolver");
-		return (NULL);
-	}
-	(void)evdns_base_set_option(api->dns, "timeout:", API_DNS_TIMEOUT);
-	(void)evdns_base_set_option(api->dns, "attempts:", API_DNS_ATTEMPTS);
-	return (api->dns);
-}
-
 /*
  * Start looking up the host names the request needs. Returns 1 if it
  * must wait for them (api_dispatch runs when the last one is in), 0 if
- * it can be handled now. Names in /etc/hosts are answered at once.
+ * it can be handled now.
  */
 static int
 api_resolve_start(struct api_req *ctx)
 {
-	struct evutil_addrinfo			 hints;
-	struct evdns_base			*dns;
-	struct evdns_getaddrinfo_request	*handle;
-	struct api_lookup			*l;
-	char					 host[NI_MAXHOST];
-	size_t					 i;
+	struct api_name	*n;
+	char		 host[NI_MAXHOST], err[300];
+	size_t		 i;
+	int		 port;
 
 	api_names_collect(ctx);
-	if (ctx->nnames == 0)
-		return (0);
-	if ((dns = api_dns(ctx->api)) == NULL) {
-		for (i = 0; i < ctx->nnames; i++)
-			ctx->names[i].err = xstrdup("no resolver available");
-		return (0);
-	}
-	ctx->lookups = xcalloc(ctx->nnames, sizeof(*ctx->lookups));
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	ctx->launching = 1;
-	TAILQ_INSERT_TAIL(&ctx->api->waiting, ctx, entry);
 	for (i = 0; i < ctx->nnames; i++) {
-		l = xcalloc(1, sizeof(*l));
-		l->ctx = ctx;
-		l->idx = i;
-		(void)api_name_needed(ctx->names[i].spec, host, sizeof(host),
-		    &l->port);
-		ctx->lookups[i] = l;
-		ctx->nlookups++;
-		/* May answer (and free l) before it returns. */
-		handle = evdns_getaddrinfo(dns, host, NULL, &hints,
-		    api_lookup_cb, l);
-		if (ctx->lookups[i] != NULL)
-			ctx->lookups[i]->handle = handle;
+		n = &ctx->names[i];
+		(void)addr_name(n->spec, host, sizeof(host), &port);
+		n->wait.cb = api_name_cb;
+		switch (resolver_get(ctx->api->tardy->resolver, host, &n->wait,
+		    &n->addr, err, sizeof(err))) {
+		case 0:
+			addr_set_port(&n->addr, n->port);
+			break;
+		case -1:
+			n->err = xstrdup(err);
+			break;
+		default:
+			ctx->nlookups++;
+			break;
+		}
 	}
-	ctx->launching = 0;
-	if (ctx->nlookups > 0)
-		return (1);
-	TAILQ_REMOVE(&ctx->api->waiting, ctx, entry);
-	return (0);
+	if (ctx->nlookups == 0)
+		return (0);
+	TAILQ_INSERT_TAIL(&ctx->api->waiting, ctx, entry);
+	return (1);
 }
 
 /* --- objects --------------------------------------------------------- */
@@ -666,12 +601,15 @@ api_proxy_json(struct proxy *p)
 {
 	char	buf[ADDR_STRLEN];
 
-	return (json_pack("{s:s, s:s, s:s, s:b, s:s, s:o}",
+	/* Never enabled, it shows the address it was given, as Toxiproxy. */
+	return (json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:o}",
 	    "name", p->name,
-	    "listen", addr_fmt(&p->bound, buf, sizeof(buf)),
+	    "listen", p->started ? addr_fmt(&p->bound, buf, sizeof(buf)) :
+	    p->listen_str,
 	    "upstream", p->upstream_str,
 	    "enabled", p->enabled,
 	    "protocol", p->protocol == PROTO_UDP ? "udp" : "tcp",
+	    "upstream_failure", p->upstream_reset ? "reset" : "close",
 	    "toxics", api_toxics_json(p)));
 }
 
@@ -728,6 +666,7 @@ struct api_proxy_in {
 	const char	*listen;
 	const char	*upstream;
 	const char	*protocol;
+	const char	*upstream_failure;
 	int		 enabled;
 	int		 has_listen;
 	int		 has_upstream;
@@ -755,8 +694,29 @@ api_proxy_fields(struct api_req *ctx, json_t *obj, const char *where,
 	    &in->enabled)) < 0)
 		return (-1);
 	in->has_enabled = rc;
-	if (api_field_string(ctx, obj, "protocol", where, &in->protocol) < 0)
+	if (api_field_string(ctx, obj, "protocol", where, &in->protocol) < 0 ||
+	    api_field_string(ctx, obj, "upstream_failure", where,
+	    &in->upstream_failure) < 0)
 		return (-1);
+	return (0);
+}
+
+/* upstream_failure: "close" (EOF, as Toxiproxy) or "reset" (RST). */
+static int
+api_upstream_failure(struct api_req *ctx, const struct api_proxy_in *in,
+    const char *where, int *reset)
+{
+	if (in->upstream_failure == NULL)
+		return (0);
+	if (strcmp(in->upstream_failure, "close") == 0)
+		*reset = 0;
+	else if (strcmp(in->upstream_failure, "reset") == 0)
+		*reset = 1;
+	else {
+		api_error(ctx, 400, "bad request body: upstream_failure%s: "
+		    "must be close or reset", where);
+		return (-1);
+	}
 	return (0);
 }
 
@@ -803,14 +763,16 @@ api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
 		    "tcp or udp", where);
 		return (-1);
 	}
-	if (api_addr(ctx, pc->listen_str, &pc->listen, err,
+	if (api_upstream_failure(ctx, in, where, &pc->upstream_reset) == -1)
+		return (-1);
+	if (api_addr(ctx, pc->listen_str, 0, &pc->listen, err,
 	    sizeof(err)) == -1) {
 		api_error(ctx, 400, "bad request body: listen%s: %s", where,
 		    err);
 		return (-1);
 	}
-	if (api_addr(ctx, pc->upstream_str, &pc->upstream, err,
-	    sizeof(err)) == -1) {
+	if (api_addr(ctx, pc->upstream_str, pc->protocol == PROTO_TCP,
+	    &pc->upstream, err, sizeof(err)) == -1) {
 		api_error(ctx, 400, "bad request body: upstream%s: %s", where,
 		    err);
 		return (-1);
@@ -895,6 +857,7 @@ api_proxy_restart(struct tardy *t, struct proxy *p,
 		fd = proxy_take_listener(p, &bound);
 	np = api_proxy_insert(t, pc, fd, &bound, p);
 	np->from_config = p->from_config;
+	np->started |= p->started;
 	np->stats = p->stats;
 	np->next_id = p->next_id;
 	TAILQ_FOREACH(tx, &p->toxics, entry) {
@@ -942,6 +905,9 @@ api_proxy_update(struct api_req *ctx)
 	pc.upstream = p->upstream;
 	pc.upstream_str = p->upstream_str;
 	pc.enabled = in.has_enabled ? in.enabled : p->enabled;
+	pc.upstream_reset = p->upstream_reset;
+	if (api_upstream_failure(ctx, &in, "", &pc.upstream_reset) == -1)
+		return;
 	pc.connect_timeout = p->connect_timeout;
 	pc.rcvbuf = p->rcvbuf;
 	pc.protocol = p->protocol;
@@ -950,7 +916,7 @@ api_proxy_update(struct api_req *ctx)
 	pc.line = p->from_config ? 0 : -1;
 	relisten = reconnect = 0;
 	if (in.has_listen) {
-		if (api_addr(ctx, in.listen, &pc.listen, err,
+		if (api_addr(ctx, in.listen, 0, &pc.listen, err,
 		    sizeof(err)) == -1) {
 			api_error(ctx, 400, "bad request body: listen: %s",
 			    err);
@@ -964,7 +930,8 @@ api_proxy_update(struct api_req *ctx)
 			pc.listen = p->listen;
 	}
 	if (in.has_upstream) {
-		if (api_addr(ctx, in.upstream, &pc.upstream, err,
+		if (api_addr(ctx, in.upstream, p->protocol == PROTO_TCP,
+		    &pc.upstream, err,
 		    sizeof(err)) == -1) {
 			api_error(ctx, 400, "bad request body: upstream: %s",
 			    err);
@@ -984,8 +951,10 @@ api_proxy_update(struct api_req *ctx)
 			return;
 		}
 		(void)tardy_write_ready(t);
-	} else
+	} else {
+		p->upstream_reset = pc.upstream_reset;
 		proxy_set_enabled(p, pc.enabled);
+	}
 	api_reply(ctx, 200, api_proxy_json(p));
 }
 
@@ -1536,7 +1505,6 @@ api_req_free(struct api_req *ctx)
 		free(ctx->names[i].err);
 	}
 	free(ctx->names);
-	free(ctx->lookups);
 	json_decref(ctx->body);
 	free(ctx->body_err);
 	free(ctx);
@@ -1616,6 +1584,17 @@ api_new(struct tardy *t, const struct addr *where, const char *token,
 		proxy_unbind(fd, &bound);
 		return (NULL);
 	}
+	/*
+	 * Accepted sockets inherit SO_REUSEADDR, and their TIME_WAITs with
+	 * it do not keep the next tardyd (a restart) off the port; nobody
+	 * can bind a port that is listening, so nothing is shared.
+	 */
+	if (addr_family(&bound) != AF_UNIX && setsockopt(fd, SOL_SOCKET,
+	    SO_REUSEADDR, &(int){ 1 }, sizeof(int)) == -1) {
+		snprintf(err, errlen, "SO_REUSEADDR: %s", strerror(errno));
+		proxy_unbind(fd, &bound);
+		return (NULL);
+	}
 	if (listen(fd, API_BACKLOG) == -1) {
 		snprintf(err, errlen, "listen: %s", strerror(errno));
 		proxy_unbind(fd, &bound);
@@ -1642,6 +1621,10 @@ api_new(struct tardy *t, const struct addr *where, const char *token,
 	evhttp_set_gencb(api->http, api_request_cb, api);
 	log_info("api: listening on %s%s", api_address(api, buf, sizeof(buf)),
 	    api->token != NULL ? " (token required)" : "");
+	if (api->token == NULL && !addr_is_loopback(&bound))
+		log_warnx("api: %s is not a loopback address and no token is "
+		    "required (api_open): anyone who can reach it can drive "
+		    "tardyd", buf);
 	return (api);
 }
 
@@ -1654,24 +1637,12 @@ api_free(struct api *api)
 	if (api == NULL)
 		return;
 	evhttp_free(api->http);	/* and the requests waiting for names */
-	/*
-	 * Cancelled lookups call back from the loop, which has stopped:
-	 * leave them a request-less api_lookup to free if it ever runs.
-	 */
 	while ((ctx = TAILQ_FIRST(&api->waiting)) != NULL) {
 		TAILQ_REMOVE(&api->waiting, ctx, entry);
-		for (i = 0; i < ctx->nnames; i++) {
-			if (ctx->lookups[i] == NULL)
-				continue;
-			ctx->lookups[i]->ctx = NULL;
-			if (ctx->lookups[i]->handle != NULL)
-				evdns_getaddrinfo_cancel(
-				    ctx->lookups[i]->handle);
-		}
+		for (i = 0; i < ctx->nnames; i++)
+			resolver_cancel(&ctx->names[i].wait);
 		api_req_free(ctx);
 	}
-	if (api->dns != NULL)
-		evdns_base_free(api->dns, 0);
 	if (addr_family(&api->bound) == AF_UNIX)
 		(void)unlink(addr_unix_path(&api->bound));
 	free(api->token);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 #include <jansson.h>
@@ -45,11 +46,12 @@ struct parse_ctx {
 
 /* Keys of [tardy] and [proxy NAME], with a bit each for duplicates. */
 static const char *const tardy_keys[] = {
-	"api", "api_token", "seed", "log_level", NULL
+	"api", "api_token", "api_open", "seed", "log_level", "resolv_conf",
+	NULL
 };
 static const char *const proxy_keys[] = {
 	"listen", "upstream", "enabled", "connect_timeout", "rcvbuf",
-	"protocol", "flow_timeout", "max_flows", NULL
+	"protocol", "flow_timeout", "max_flows", "upstream_failure", NULL
 };
 
 struct config *
@@ -113,6 +115,7 @@ config_free(struct config *conf)
 	free(conf->path);
 	free(conf->api_str);
 	free(conf->api_token);
+	free(conf->resolv_conf);
 	free(conf);
 }
 
@@ -196,7 +199,9 @@ config_proxy_equal(const struct proxy_conf *a, const struct proxy_conf *b)
 	return (strcmp(a->name, b->name) == 0 &&
 	    strcmp(a->listen_str, b->listen_str) == 0 &&
 	    addr_equal(&a->listen, &b->listen) &&
+	    strcmp(a->upstream_str, b->upstream_str) == 0 &&
 	    addr_equal(&a->upstream, &b->upstream) &&
+	    a->upstream_reset == b->upstream_reset &&
 	    a->enabled == b->enabled &&
 	    a->connect_timeout == b->connect_timeout &&
 	    a->rcvbuf == b->rcvbuf && a->protocol == b->protocol &&
@@ -286,6 +291,18 @@ handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
 		}
 		free(conf->api_token);
 		conf->api_token = xstrdup(value);
+	} else if (strcmp(key, "api_open") == 0) {
+		if (util_parse_bool(value, &conf->api_open) == -1)
+			config_error(conf, ctx->lineno, "api_open: invalid "
+			    "value \"%s\" (yes or no)", value);
+	} else if (strcmp(key, "resolv_conf") == 0) {
+		if (access(value, R_OK) == -1) {
+			config_error(conf, ctx->lineno, "resolv_conf: %s: %s",
+			    value, strerror(errno));
+			return;
+		}
+		free(conf->resolv_conf);
+		conf->resolv_conf = xstrdup(value);
 	} else if (strcmp(key, "seed") == 0) {
 		if (util_parse_u64(value, UINT64_MAX, &conf->seed) == -1)
 			config_error(conf, ctx->lineno, "seed: invalid value "
@@ -304,6 +321,7 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 {
 	struct proxy_conf	*pc = ctx->proxy;
 	uint64_t		 v;
+	char			 err[256];
 	int			 idx;
 
 	if ((idx = key_index(proxy_keys, key)) == -1) {
@@ -317,8 +335,20 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 		if (parse_addr_value(ctx, key, value, &pc->listen) == 0)
 			pc->listen_str = xstrdup(value);
 	} else if (strcmp(key, "upstream") == 0) {
-		if (parse_addr_value(ctx, key, value, &pc->upstream) == 0)
+		/* A name is looked up when needed: see config_check_proxy(). */
+		if (addr_parse_lazy(value, &pc->upstream, err,
+		    sizeof(err)) == -1)
+			config_error(ctx->conf, ctx->lineno, "%s: %s", key, err);
+		else
 			pc->upstream_str = xstrdup(value);
+	} else if (strcmp(key, "upstream_failure") == 0) {
+		if (strcmp(value, "close") == 0)
+			pc->upstream_reset = 0;
+		else if (strcmp(value, "reset") == 0)
+			pc->upstream_reset = 1;
+		else
+			config_error(ctx->conf, ctx->lineno, "upstream_failure: "
+			    "invalid value \"%s\" (close or reset)", value);
 	} else if (strcmp(key, "enabled") == 0) {
 		if (util_parse_bool(value, &pc->enabled) == -1)
 			config_error(ctx->conf, ctx->lineno, "enabled: invalid "
@@ -584,6 +614,207 @@ blank:
 	return (buf);
 }
 
+/*
+ * Whether a file is Toxiproxy's JSON config, an array of proxies: "["
+ * then "{" or "]". A tardy.conf starts with "[section]" or a comment.
+ */
+static int
+config_is_json(FILE *fp)
+{
+	int	c, brackets = 0;
+
+	while ((c = getc(fp)) != EOF) {
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			continue;
+		if (c == '[' && brackets++ == 0)
+			continue;
+		break;
+	}
+	rewind(fp);
+	return (brackets == 1 && (c == '{' || c == ']'));
+}
+
+/* A string field of a JSON entry; 0 if absent or null, -1 if not a string. */
+static int
+config_json_string(struct config *conf, json_t *obj, const char *key,
+    const char *where, const char **out)
+{
+	json_t	*j = json_object_get(obj, key);
+
+	if (j == NULL || json_is_null(j))
+		return (0);
+	if (!json_is_string(j)) {
+		config_error(conf, 0, "%s: %s must be a string", where, key);
+		return (-1);
+	}
+	*out = json_string_value(j);
+	return (1);
+}
+
+/* The toxics of a JSON entry (tardy's extension), as [toxic] sections. */
+static void
+config_json_toxics(struct config *conf, json_t *list, const char *proxy,
+    const char *where)
+{
+	struct toxic_conf	*tc;
+	json_t			*item, *j;
+	const char		*name, *type, *stream;
+	char			 w[340], defname[NAME_MAX_LEN + 32];
+	size_t			 i;
+
+	if (list == NULL || json_is_null(list))
+		return;
+	if (!json_is_array(list)) {
+		config_error(conf, 0, "%s: toxics must be an array", where);
+		return;
+	}
+	json_array_foreach(list, i, item) {
+		snprintf(w, sizeof(w), "%s: toxic %zu", where, i + 1);
+		name = type = NULL;
+		stream = "downstream";
+		if (!json_is_object(item)) {
+			config_error(conf, 0, "%s: expected an object", w);
+			continue;
+		}
+		if (config_json_string(conf, item, "name", w, &name) == -1 ||
+		    config_json_string(conf, item, "type", w, &type) == -1 ||
+		    config_json_string(conf, item, "stream", w, &stream) == -1)
+			continue;
+		if (type == NULL) {
+			config_error(conf, 0, "%s: missing required field: type",
+			    w);
+			continue;
+		}
+		if (name == NULL || *name == '\0') {
+			snprintf(defname, sizeof(defname), "%s_%s", type, stream);
+			name = defname;
+		}
+		tc = xcalloc(1, sizeof(*tc));
+		tc->proxy = xstrdup(proxy);
+		tc->name = xstrdup(name);
+		tc->type = xstrdup(type);
+		tc->stream = xstrdup(stream);
+		tc->lines = json_object();
+		tc->line = 0;
+		if ((j = json_object_get(item, "toxicity")) != NULL &&
+		    !json_is_null(j)) {
+			tc->toxicity = json_number_value(j);
+			tc->has_toxicity = 1;
+			if (!json_is_number(j) || !(tc->toxicity >= 0.0 &&
+			    tc->toxicity <= 1.0))
+				config_error(conf, 0, "%s: toxicity must be a "
+				    "number from 0 to 1", w);
+		}
+		j = json_object_get(item, "attributes");
+		if (j != NULL && !json_is_null(j) && !json_is_object(j))
+			config_error(conf, 0, "%s: attributes must be an "
+			    "object", w);
+		tc->attributes = json_is_object(j) ? json_deep_copy(j) :
+		    json_object();
+		TAILQ_INSERT_TAIL(&conf->toxics, tc, entry);
+	}
+}
+
+/*
+ * Toxiproxy's config file (its -config, the /populate body): an array of
+ * {"name", "listen", "upstream", "enabled"}, plus tardy's proxy keys and
+ * "toxics". Fields Toxiproxy does not know of are ignored, as it does.
+ * Errors name the file, the entry and the field.
+ */
+static void
+config_load_json(struct config *conf, FILE *fp)
+{
+	struct proxy_conf	*pc;
+	json_error_t		 jerr;
+	json_t			*root, *item, *j;
+	const char		*name, *listen, *upstream, *s;
+	char			 where[300], err[256];
+	size_t			 i;
+
+	if ((root = json_loadf(fp, 0, &jerr)) == NULL) {
+		config_error(conf, jerr.line, "%s", jerr.text);
+		return;
+	}
+	if (!json_is_array(root)) {
+		config_error(conf, 0, "expected a JSON array of proxies");
+		json_decref(root);
+		return;
+	}
+	json_array_foreach(root, i, item) {
+		snprintf(where, sizeof(where), "proxy %zu", i + 1);
+		name = listen = upstream = NULL;
+		if (!json_is_object(item)) {
+			config_error(conf, 0, "%s: expected an object", where);
+			continue;
+		}
+		if (config_json_string(conf, item, "name", where, &name) == -1)
+			continue;
+		if (name == NULL || *name == '\0') {
+			config_error(conf, 0, "%s: missing required field: name",
+			    where);
+			continue;
+		}
+		snprintf(where, sizeof(where), "proxy %zu (\"%.128s\")", i + 1,
+		    name);
+		if (!util_name_valid(name)) {
+			config_error(conf, 0, "%s: name: invalid proxy name",
+			    where);
+			continue;
+		}
+		if (config_find_proxy(conf, name) != NULL) {
+			config_error(conf, 0, "%s: duplicate proxy name", where);
+			continue;
+		}
+		if (config_json_string(conf, item, "listen", where,
+		    &listen) == -1 ||
+		    config_json_string(conf, item, "upstream", where,
+		    &upstream) == -1)
+			continue;
+		if (upstream == NULL || *upstream == '\0') {
+			config_error(conf, 0, "%s: missing required field: "
+			    "upstream", where);
+			continue;
+		}
+		if (listen == NULL || *listen == '\0')
+			listen = "127.0.0.1:0";
+		pc = config_new_proxy(conf, name, 0);
+		pc->listen_str = xstrdup(listen);
+		pc->upstream_str = xstrdup(upstream);
+		if (addr_parse(listen, &pc->listen, err, sizeof(err)) == -1)
+			config_error(conf, 0, "%s: listen: %s", where, err);
+		if (addr_parse_lazy(upstream, &pc->upstream, err,
+		    sizeof(err)) == -1)
+			config_error(conf, 0, "%s: upstream: %s", where, err);
+		if ((j = json_object_get(item, "enabled")) != NULL &&
+		    !json_is_null(j)) {
+			if (!json_is_boolean(j))
+				config_error(conf, 0, "%s: enabled must be true "
+				    "or false", where);
+			pc->enabled = json_is_true(j);
+		}
+		s = NULL;
+		if (config_json_string(conf, item, "protocol", where, &s) == 1) {
+			if (strcmp(s, "udp") == 0)
+				pc->protocol = PROTO_UDP;
+			else if (strcmp(s, "tcp") != 0)
+				config_error(conf, 0, "%s: protocol: must be tcp "
+				    "or udp", where);
+		}
+		s = NULL;
+		if (config_json_string(conf, item, "upstream_failure", where,
+		    &s) == 1) {
+			if (strcmp(s, "reset") == 0)
+				pc->upstream_reset = 1;
+			else if (strcmp(s, "close") != 0)
+				config_error(conf, 0, "%s: upstream_failure: must "
+				    "be close or reset", where);
+		}
+		config_json_toxics(conf, json_object_get(item, "toxics"), name,
+		    where);
+	}
+	json_decref(root);
+}
+
 int
 config_load(struct config *conf, const char *path)
 {
@@ -596,6 +827,11 @@ config_load(struct config *conf, const char *path)
 	if ((ctx.fp = fopen(path, "r")) == NULL) {
 		config_error(conf, 0, "%s", strerror(errno));
 		return (-1);
+	}
+	if (config_is_json(ctx.fp)) {
+		config_load_json(conf, ctx.fp);
+		fclose(ctx.fp);
+		return (conf->nerrors == 0 ? 0 : -1);
 	}
 	ini_parse_stream(config_reader, &ctx, config_handler, &ctx);
 	if (ferror(ctx.fp))
@@ -635,7 +871,7 @@ config_add_proxy_arg(struct config *conf, const char *arg)
 		goto out;
 	}
 	if (addr_parse(ls, &listen, err, sizeof(err)) == -1 ||
-	    addr_parse(us, &upstream, err, sizeof(err)) == -1) {
+	    addr_parse_lazy(us, &upstream, err, sizeof(err)) == -1) {
 		config_error(conf, -1, "--proxy %s: %s", arg, err);
 		goto out;
 	}
@@ -743,7 +979,7 @@ static void
 config_check_proxy(struct config *conf, struct proxy_conf *pc)
 {
 	struct proxy_conf	*other;
-	char			 buf[ADDR_STRLEN];
+	char			 buf[ADDR_STRLEN], err[256];
 	size_t			 from;
 
 	if (pc->line < 0)
@@ -754,6 +990,13 @@ config_check_proxy(struct config *conf, struct proxy_conf *pc)
 	if (pc->upstream_str == NULL && !(pc->seen & 2))
 		config_error(conf, pc->line, "proxy \"%s\": missing key "
 		    "\"upstream\"", pc->name);
+	/* UDP flows start with a datagram: their upstream is looked up now. */
+	if (pc->protocol == PROTO_UDP && pc->upstream_str != NULL &&
+	    addr_family(&pc->upstream) == AF_UNSPEC &&
+	    addr_parse(pc->upstream_str, &pc->upstream, err,
+	    sizeof(err)) == -1)
+		config_error(conf, pc->line, "proxy \"%s\": upstream: %s",
+		    pc->name, err);
 	if (pc->protocol == PROTO_UDP &&
 	    ((pc->listen_str != NULL && addr_family(&pc->listen) == AF_UNIX) ||
 	    (pc->upstream_str != NULL &&
@@ -818,11 +1061,13 @@ config_finish(struct config *conf)
 			config_errors_origin(conf, from, "--toxic %s:%s",
 			    tc->proxy, tc->type);
 	}
-	if (conf->api_token == NULL && !addr_is_loopback(&conf->api)) {
+	if (conf->api_token == NULL && !conf->api_open &&
+	    !addr_is_loopback(&conf->api)) {
 		/* Not the default, not from a file: from --api. */
 		config_error(conf, conf->path != NULL ? 0 : -1, "api %s is not "
 		    "a loopback address: set api_token (or TARDY_API_TOKEN) so "
-		    "the API is not open to the network", conf->api_str);
+		    "the API is not open to the network, or api_open (--api-open) "
+		    "to serve it without a token", conf->api_str);
 		if (conf->path == NULL)
 			config_errors_origin(conf, conf->nerrors - 1, "--api %s",
 			    conf->api_str);

@@ -32,7 +32,8 @@ struct proxy_conf {
 	char			*listen_str;	/* as written */
 	char			*upstream_str;
 	struct addr		 listen;
-	struct addr		 upstream;
+	struct addr		 upstream;	/* AF_UNSPEC: a name */
+	int			 upstream_reset;	/* upstream_failure */
 	int			 enabled;
 	unsigned int		 connect_timeout;	/* ms */
 	unsigned int		 rcvbuf;	/* listener SO_RCVBUF, 0: default */
@@ -63,6 +64,8 @@ struct config {
 	char			*api_str;
 	struct addr		 api;
 	char			*api_token;
+	int			 api_open;	/* no token off loopback */
+	char			*resolv_conf;	/* NULL: the system's */
 	uint64_t		 seed;
 	enum log_level		 log_level;
 	struct proxy_conf_list	 proxies;

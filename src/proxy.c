@@ -18,8 +18,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -72,7 +74,8 @@ proxy_unix_prepare(const struct addr *a, char *err, size_t errlen)
 	rc = connect(fd, addr_sa(a), a->len);
 	close(fd);
 	if (rc == 0) {
-		snprintf(err, errlen, "%s: address already in use", path);
+		snprintf(err, errlen, "listen unix %s: bind: address already "
+		    "in use", path);
 		return (-1);
 	}
 	if (unlink(path) == -1 && errno != ENOENT)
@@ -80,14 +83,17 @@ proxy_unix_prepare(const struct addr *a, char *err, size_t errlen)
 	return (0);
 }
 
+/* Sets *op to the call that failed, for the error message. */
 static int
-proxy_socket(const struct addr *a, int type)
+proxy_socket(const struct addr *a, int type, const char **op)
 {
 	int	fd, one = 1;
 
+	*op = "socket";
 	fd = socket(addr_family(a), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return (-1);
+	*op = "setsockopt";
 	if (addr_family(a) != AF_UNIX &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;
@@ -98,12 +104,32 @@ proxy_socket(const struct addr *a, int type)
 	if (addr_family(a) != AF_UNIX && type == SOCK_STREAM &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		goto fail;
+	*op = "bind";
 	if (bind(fd, addr_sa(a), a->len) == -1)
 		goto fail;
 	return (fd);
 fail:
 	close(fd);
 	return (-1);
+}
+
+/*
+ * A failure to listen, in the words of Go's net.Listen, as Toxiproxy
+ * reports it and its clients expect: "listen tcp 127.0.0.1:3310: bind:
+ * address already in use".
+ */
+static void
+proxy_bind_error(const struct addr *a, int type, const char *op, int err,
+    char *buf, size_t len)
+{
+	char	where[ADDR_STRLEN], msg[128];
+
+	snprintf(msg, sizeof(msg), "%s", strerror(err));
+	msg[0] = (char)tolower((unsigned char)msg[0]);
+	snprintf(buf, len, "listen %s %s: %s: %s", addr_family(a) == AF_UNIX ?
+	    "unix" : type == SOCK_DGRAM ? "udp" : "tcp", addr_family(a) ==
+	    AF_UNIX ? addr_unix_path(a) : addr_fmt(a, where, sizeof(where)),
+	    op, msg);
 }
 
 /*
@@ -126,16 +152,18 @@ proxy_bind_type(const struct addr *listen, int type, struct addr *bound,
 {
 	struct addr	 explicit;
 	socklen_t	 len;
+	const char	*op = "listen";
 	int		 fd, fd2, zero = 0;
 
 	*err = '\0';
 	if (addr_family(listen) == AF_UNIX &&
 	    proxy_unix_prepare(listen, err, errlen) == -1)
 		goto fail;
-	if ((fd = proxy_socket(listen, type)) == -1)
+	if ((fd = proxy_socket(listen, type, &op)) == -1)
 		goto fail;
 	len = sizeof(bound->ss);
 	if (getsockname(fd, addr_sa(bound), &len) == -1) {
+		op = "getsockname";
 		close(fd);
 		goto fail;
 	}
@@ -147,7 +175,7 @@ proxy_bind_type(const struct addr *listen, int type, struct addr *bound,
 	if (addr_port(listen) == 0) {
 		explicit = *listen;
 		addr_set_port(&explicit, addr_port(bound));
-		if ((fd2 = proxy_socket(&explicit, type)) != -1) {
+		if ((fd2 = proxy_socket(&explicit, type, &op)) != -1) {
 			close(fd);
 			fd = fd2;
 		} else
@@ -157,12 +185,8 @@ proxy_bind_type(const struct addr *listen, int type, struct addr *bound,
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &zero, sizeof(zero));
 	return (fd);
 fail:
-	if (*err == '\0') {
-		char	buf[ADDR_STRLEN];
-
-		snprintf(err, errlen, "%s: %s", addr_fmt(listen, buf,
-		    sizeof(buf)), strerror(errno));
-	}
+	if (*err == '\0')
+		proxy_bind_error(listen, type, op, errno, err, errlen);
 	return (-1);
 }
 
@@ -210,6 +234,16 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	p->listen = pc->listen;
 	p->bound = *bound;
 	p->upstream = pc->upstream;
+	if (addr_family(&pc->upstream) == AF_UNSPEC) {
+		char	host[256];	/* a DNS name is at most 253 bytes */
+
+		if (!addr_name(pc->upstream_str, host, sizeof(host),
+		    &p->upstream_port))
+			fatalx("proxy %s: upstream %s is not a name", pc->name,
+			    pc->upstream_str);
+		p->upstream_host = xstrdup(host);
+	}
+	p->upstream_reset = pc->upstream_reset;
 	p->connect_timeout = pc->connect_timeout;
 	/*
 	 * One libevent common timeout per duration: every connect timer of
@@ -220,7 +254,7 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	    &(const struct timeval){ pc->connect_timeout / 1000,
 	    (pc->connect_timeout % 1000) * 1000 });
 	p->rcvbuf = pc->rcvbuf;
-	p->enabled = pc->enabled;
+	p->enabled = p->started = pc->enabled;
 	p->from_config = pc->line >= 0;
 	p->protocol = pc->protocol;
 	p->flow_timeout = pc->flow_timeout != 0 ? pc->flow_timeout :
@@ -305,6 +339,7 @@ proxy_free(struct proxy *p)
 	free(p->name);
 	free(p->listen_str);
 	free(p->upstream_str);
+	free(p->upstream_host);
 	free(p);
 }
 
@@ -434,6 +469,7 @@ proxy_set_enabled(struct proxy *p, int enabled)
 	if (p->enabled == !!enabled)
 		return;
 	p->enabled = !!enabled;
+	p->started |= p->enabled;
 	if (!p->enabled)
 		proxy_close_sessions(p, "proxy disabled");
 	/* A UDP proxy keeps reading and drops what comes (udp.c). */

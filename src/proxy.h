@@ -34,11 +34,15 @@ struct proxy {
 	char			*upstream_str;
 	struct addr		 listen;	/* as configured, maybe port 0 */
 	struct addr		 bound;		/* where it listens */
-	struct addr		 upstream;
+	struct addr		 upstream;	/* AF_UNSPEC: a name */
+	char			*upstream_host;	/* the name, or NULL */
+	int			 upstream_port;	/* with the name */
+	int			 upstream_reset;	/* RST, not EOF, on failure */
 	unsigned int		 connect_timeout;	/* ms */
 	const struct timeval	*connect_tv;	/* common timeout of it */
 	unsigned int		 rcvbuf;	/* listener SO_RCVBUF, 0: default */
 	int			 enabled;
+	int			 started;	/* has been enabled */
 	int			 from_config;
 	enum proxy_protocol	 protocol;
 	unsigned int		 flow_timeout;	/* ms, UDP flows idle */

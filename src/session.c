@@ -32,6 +32,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +44,7 @@
 #include "events.h"
 #include "log.h"
 #include "proxy.h"
+#include "resolver.h"
 #include "session.h"
 #include "tardy.h"
 #include "toxic.h"
@@ -59,6 +62,8 @@ const char *
 session_state_name(enum session_state state)
 {
 	switch (state) {
+	case SESSION_RESOLVING:
+		return ("resolving");
 	case SESSION_CONNECTING:
 		return ("connecting");
 	case SESSION_OPEN:
@@ -122,6 +127,8 @@ side_update(struct session *s, struct side *sd)
 	struct dir	*as_dst = sd == &s->client ? &s->down : &s->up;
 	short		 mask = 0;
 
+	if (s->state == SESSION_RESOLVING)
+		return;
 	if (s->state == SESSION_CONNECTING) {
 		if (sd != &s->upstream)
 			return;
@@ -145,34 +152,106 @@ side_update(struct session *s, struct side *sd)
 	    s->proxy->connect_tv : NULL);
 }
 
-static int
-session_socket_upstream(struct proxy *p)
+/*
+ * The upstream could not be reached (refused, timed out, a name that did
+ * not resolve, no descriptor to spare). As with Toxiproxy the client's
+ * connect() has succeeded and it now sees EOF, unless the proxy resets
+ * it instead (upstream_failure = reset). What the client sent is
+ * discarded first, or the kernel would answer our close with a reset.
+ */
+static void
+session_fail(struct session *s, const char *reason)
 {
-	int	fd, one = 1;
+	char	buf[4096];
+	int	i;
 
-	fd = socket(addr_family(&p->upstream),
-	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return (-1);
-	if (addr_family(&p->upstream) != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
-	return (fd);
+	if (s->proxy->upstream_reset) {
+		session_close(s, reason, SESSION_RST_CLIENT | SESSION_FAILED);
+		return;
+	}
+	for (i = 0; i < 256; i++) {
+		if (recv(s->client.fd, buf, sizeof(buf),
+		    MSG_DONTWAIT | MSG_TRUNC) <= 0)
+			break;
+	}
+	session_close(s, reason, SESSION_FAILED);
 }
 
 /*
- * Take over an accepted client socket and start connecting upstream.
- * Returns NULL if the session could not start; the client was reset and
- * the reason logged.
+ * Start connecting to the upstream at a. Returns -1 if the session was
+ * closed.
+ */
+static int
+session_connect(struct session *s, const struct addr *a)
+{
+	struct pollfd	 pfd = { .events = POLLOUT };
+	char		 reason[128];
+	int		 fd, one = 1;
+
+	s->state = SESSION_CONNECTING;
+	fd = socket(addr_family(a), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
+		snprintf(reason, sizeof(reason), "upstream socket: %s",
+		    strerror(errno));
+		session_fail(s, reason);
+		return (-1);
+	}
+	if (addr_family(a) != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	s->upstream.fd = pfd.fd = fd;
+	if (connect(fd, addr_sa(a), a->len) == -1 && errno != EINPROGRESS) {
+		/* Immediate failures: refused unix sockets, missing paths. */
+		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
+		    strerror(errno));
+		session_fail(s, reason);
+		return (-1);
+	}
+	/*
+	 * On loopback the handshake is usually over already: asking poll()
+	 * spares a trip through the event loop for every connection.
+	 */
+	if (poll(&pfd, 1, 0) == 1)
+		return (session_connected(s, pfd.revents == POLLOUT));
+	side_update(s, &s->upstream);
+	return (0);
+}
+
+/* The upstream's host name was looked up (resolver.c). */
+static void
+session_resolved_cb(struct resolver_wait *w, const struct addr *a,
+    const char *err)
+{
+	struct session	*s = (struct session *)((char *)w -
+			    offsetof(struct session, resolving));
+	struct addr	 to;
+	char		 reason[300];
+
+	if (a == NULL) {
+		snprintf(reason, sizeof(reason), "upstream %s: %s",
+		    s->proxy->upstream_str, err);
+		session_fail(s, reason);
+		return;
+	}
+	to = *a;
+	addr_set_port(&to, s->proxy->upstream_port);
+	(void)session_connect(s, &to);
+}
+
+/*
+ * Take over an accepted client socket and start connecting upstream,
+ * once the upstream's name is known if it has one. Returns NULL if the
+ * session could not start or was closed at once.
  */
 struct session *
 session_new(struct proxy *p, int fd, const struct addr *peer)
 {
 	struct event_base	*base = p->tardy->base;
 	struct session		*s;
-	struct pollfd		 pfd = { .events = POLLOUT };
-	char			 reason[128];
-	int			 ufd = -1;
+	struct addr		 to;
+	char			 reason[300], err[256];
+	int			 rc;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto fail;
@@ -180,14 +259,11 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	if ((s->client.ev = event_new(base, -1, 0, NULL, NULL)) == NULL ||
 	    (s->upstream.ev = event_new(base, -1, 0, NULL, NULL)) == NULL)
 		goto fail;
-	if ((ufd = session_socket_upstream(p)) == -1)
-		goto fail;
 	s->proxy = p;
 	s->peer = *peer;
 	s->t_accept = util_now_ns();
-	s->state = SESSION_CONNECTING;
+	s->state = SESSION_RESOLVING;
 	s->client.fd = fd;
-	s->upstream.fd = pfd.fd = ufd;
 	dir_init(s, &s->up, TOXIC_UPSTREAM, &s->client, &s->upstream);
 	dir_init(s, &s->down, TOXIC_DOWNSTREAM, &s->upstream, &s->client);
 
@@ -196,25 +272,27 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	p->nsessions++;
 	p->stats.accepted++;
 	events_session(s, EVENT_ACCEPT, NULL);
-
-	if (connect(ufd, addr_sa(&p->upstream), p->upstream.len) == -1 &&
-	    errno != EINPROGRESS) {
-		/* Immediate failures: refused unix sockets, missing paths. */
-		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
-		    strerror(errno));
-		session_close(s, reason, SESSION_RST_CLIENT | SESSION_FAILED);
-		return (NULL);
-	}
 	toxic_attach_all(s);
-	/*
-	 * On loopback the handshake is usually over already: asking poll()
-	 * spares a trip through the event loop for every connection.
-	 */
-	if (s->state == SESSION_CONNECTING && poll(&pfd, 1, 0) == 1)
-		return (session_connected(s, pfd.revents == POLLOUT) == -1 ?
-		    NULL : s);
-	side_update(s, &s->upstream);
-	return (s);
+	if (s->state != SESSION_RESOLVING)
+		return (NULL);		/* a toxic closes it */
+
+	if (p->upstream_host == NULL)
+		rc = session_connect(s, &p->upstream);
+	else {
+		s->resolving.cb = session_resolved_cb;
+		rc = resolver_get(p->tardy->resolver, p->upstream_host,
+		    &s->resolving, &to, err, sizeof(err));
+		if (rc == 0) {
+			addr_set_port(&to, p->upstream_port);
+			rc = session_connect(s, &to);
+		} else if (rc == -1) {
+			snprintf(reason, sizeof(reason), "upstream %s: %s",
+			    p->upstream_str, err);
+			session_fail(s, reason);
+		} else
+			rc = 0;		/* session_resolved_cb goes on */
+	}
+	return (rc == -1 ? NULL : s);
 
 fail:
 	log_warn("proxy %s: cannot set up a connection", p->name);
@@ -225,8 +303,6 @@ fail:
 			event_free(s->upstream.ev);
 		free(s);
 	}
-	if (ufd != -1)
-		close(ufd);
 	(void)util_set_linger0(fd);
 	close(fd);
 	p->stats.failed++;
@@ -314,6 +390,7 @@ session_close(struct session *s, const char *reason, int flags)
 		    (unsigned long long)s->down.bytes);
 	events_session(s, EVENT_CLOSE, reason);
 
+	resolver_cancel(&s->resolving);
 	if (s->state == SESSION_CLOSING)
 		TAILQ_REMOVE(&p->tardy->reap, s, reap_entry);
 	if (s->flow != NULL)
@@ -535,7 +612,8 @@ dir_flush(struct dir *d, int direct)
 	struct session	*s = d->session;
 	int		 n, err;
 
-	if (s->state == SESSION_CONNECTING || s->state == SESSION_CLOSING)
+	if (s->state == SESSION_RESOLVING || s->state == SESSION_CONNECTING ||
+	    s->state == SESSION_CLOSING)
 		return (0);
 	/* What is in the pipe came first. */
 	if (d->piped > 0) {
@@ -744,7 +822,7 @@ session_connected(struct session *s, int ok)
 
 		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
 		    strerror(err));
-		session_close(s, reason, SESSION_RST_CLIENT | SESSION_FAILED);
+		session_fail(s, reason);
 		return (-1);
 	}
 	s->state = SESSION_OPEN;
@@ -795,8 +873,7 @@ session_upstream_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (s->state == SESSION_CONNECTING) {
 		if (what & EV_TIMEOUT)
-			session_close(s, "upstream connect timed out",
-			    SESSION_RST_CLIENT | SESSION_FAILED);
+			session_fail(s, "upstream connect timed out");
 		else
 			(void)session_connected(s, 0);
 		return;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "resolver.h"
 #include "toxic.h"
 
 struct event;
@@ -63,6 +64,7 @@ struct dir {
 };
 
 enum session_state {
+	SESSION_RESOLVING,	/* looking up the upstream's name */
 	SESSION_CONNECTING,
 	SESSION_OPEN,
 	SESSION_DRAINING,	/* closing once queued data is written */
@@ -85,6 +87,7 @@ struct session {
 	const char		*close_reason;
 	int			 close_flags;
 	struct udp_flow		*flow;		/* a UDP flow (udp.c), or NULL */
+	struct resolver_wait	 resolving;	/* the upstream's name */
 };
 TAILQ_HEAD(session_list, session);
 

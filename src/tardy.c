@@ -27,6 +27,7 @@
 #include "notify.h"
 #include "proxy.h"
 #include "ptimer.h"
+#include "resolver.h"
 #include "tardy.h"
 #include "toxic.h"
 #include "util.h"
@@ -51,7 +52,7 @@ struct config *
 tardy_config_load(const struct tardy_options *opts)
 {
 	struct config	*conf = config_new();
-	const char	*token;
+	const char	*token, *resolv;
 	size_t		 i;
 
 	if (opts->conf_path != NULL)
@@ -66,6 +67,12 @@ tardy_config_load(const struct tardy_options *opts)
 		free(conf->api_token);
 		conf->api_token = xstrdup(token);
 	}
+	if ((resolv = getenv("TARDY_RESOLV_CONF")) != NULL && *resolv != '\0') {
+		free(conf->resolv_conf);
+		conf->resolv_conf = xstrdup(resolv);
+	}
+	if (opts->api_open)
+		conf->api_open = 1;
 	if (opts->seed_set)
 		conf->seed = opts->seed;
 	(void)config_finish(conf);
@@ -114,6 +121,7 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 		fatalx("cannot create the event loop");
 
 	t->events = events_new(t);
+	t->resolver = resolver_new(t->base, conf->resolv_conf);
 	t->timers = ptimers_new(t->base, TARDY_PRI_DATA,
 	    TARDY_DATA_SLICE_US * 1000);
 	TAILQ_INIT(&t->reap);
@@ -152,6 +160,7 @@ proxy_matches_conf(const struct proxy *p, const struct proxy_conf *pc)
 	    addr_equal(&p->listen, &pc->listen) &&
 	    addr_equal(&p->upstream, &pc->upstream) &&
 	    strcmp(p->upstream_str, pc->upstream_str) == 0 &&
+	    p->upstream_reset == pc->upstream_reset &&
 	    p->enabled == pc->enabled &&
 	    p->connect_timeout == pc->connect_timeout &&
 	    p->rcvbuf == pc->rcvbuf && p->protocol == pc->protocol &&
@@ -589,6 +598,7 @@ tardy_free(struct tardy *t)
 	while ((p = TAILQ_FIRST(&t->proxies)) != NULL)
 		tardy_remove_proxy(t, p);
 	api_free(t->api);
+	resolver_free(t->resolver);
 	events_free(t->events);
 	event_free(t->reap_ev);
 	ptimers_free(t->timers);

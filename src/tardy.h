@@ -17,6 +17,7 @@ struct event;
 struct event_base;
 struct events;
 struct ptimers;
+struct resolver;
 
 /*
  * Event priorities. Sessions' sockets and toxics' timers run below
@@ -39,6 +40,7 @@ struct tardy_options {
 	uint64_t	  seed;
 	int		  seed_set;
 	int		  log_level;	/* -1: from the config */
+	int		  api_open;	/* --api-open */
 };
 
 struct tardy {
@@ -51,6 +53,7 @@ struct tardy {
 	size_t			 nproxies;
 	struct api		*api;
 	struct events		*events;
+	struct resolver		*resolver;	/* upstream names */
 	struct event		*sig_term;
 	struct event		*sig_int;
 	struct event		*sig_hup;

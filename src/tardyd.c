@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "tardy.h"
+#include "toxiproxy_cli.h"
 #include "util.h"
 
 static void __attribute__((noreturn))
@@ -28,12 +29,16 @@ usage(int status)
 	fprintf(fp,
 "usage: tardyd [-tvqVh] [-c file] [-a address] [-s seed] [--ready-file path]\n"
 "              [--proxy name=listen=upstream]... [--toxic spec]...\n"
-"              [--exit-with-parent]\n"
+"              [--api-open] [--exit-with-parent]\n"
+"       toxiproxy-server [-host h] [-port p] [-config file.json] [-seed n]\n"
 "\n"
-"  -c, --config FILE        read the configuration from FILE\n"
+"  -c, --config FILE        read the configuration from FILE (tardy.conf,\n"
+"                           or Toxiproxy's JSON list of proxies)\n"
 "  -a, --api ADDRESS        serve the control API on ADDRESS\n"
 "                           (host:port, [v6]:port or unix:/path;\n"
 "                           default 127.0.0.1:8474)\n"
+"      --api-open           serve the API on a non-loopback address\n"
+"                           without a token, as Toxiproxy does\n"
 "  -s, --seed N             seed for every random decision (default 1)\n"
 "  -p, --proxy N=L=U        add proxy N listening on L, forwarding to U\n"
 "      --toxic P:T[:K=V,...] add a toxic of type T to proxy P; keys are\n"
@@ -47,7 +52,9 @@ usage(int status)
 "  -V, --version            print the version and exit\n"
 "  -h, --help               print this help and exit\n"
 "\n"
-"Signals: SIGHUP reloads the configuration, SIGTERM and SIGINT stop.\n");
+"Signals: SIGHUP reloads the configuration, SIGTERM and SIGINT stop.\n"
+"Started as toxiproxy-server, it takes Toxiproxy's server flags instead\n"
+"(toxiproxy-server -help lists them).\n");
 	exit(status);
 }
 
@@ -62,6 +69,7 @@ main(int argc, char **argv)
 		{ "toxic",		required_argument,	NULL, 'T' },
 		{ "ready-file",		required_argument,	NULL, 'r' },
 		{ "exit-with-parent",	no_argument,		NULL, 'P' },
+		{ "api-open",		no_argument,		NULL, 'O' },
 		{ "check",		no_argument,		NULL, 't' },
 		{ "verbose",		no_argument,		NULL, 'v' },
 		{ "quiet",		no_argument,		NULL, 'q' },
@@ -70,17 +78,29 @@ main(int argc, char **argv)
 		{ NULL,			0,			NULL, 0 }
 	};
 	struct tardy_options	 opts;
+	struct toxiproxy_cli	 tcli;
 	struct config		*conf;
 	struct tardy		*t;
-	int			 ch, check = 0, with_parent = 0, rc;
+	int			 ch, check = 0, with_parent = 0, rc = 0;
 	pid_t			 parent = getppid();
 
 	memset(&opts, 0, sizeof(opts));
 	opts.log_level = -1;
 	opts.proxy_args = xcalloc((size_t)argc, sizeof(char *));
 	opts.toxic_args = xcalloc((size_t)argc, sizeof(char *));
-	while ((ch = getopt_long(argc, argv, "c:a:s:p:tvqVh", longopts,
-	    NULL)) != -1) {
+	memset(&tcli, 0, sizeof(tcli));
+	tcli.opts = &opts;
+	if (toxiproxy_cli_wanted(argv[0])) {
+		toxiproxy_cli_parse(&tcli, argc, argv);
+		if (tcli.version) {
+			printf("toxiproxy-server version %s (tardyd)\n",
+			    PACKAGE_VERSION);
+			goto out;
+		}
+		optind = argc;		/* no getopt: Toxiproxy's flags */
+	}
+	while (optind < argc && (ch = getopt_long(argc, argv, "c:a:s:p:tvqVh",
+	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			opts.conf_path = optarg;
@@ -108,6 +128,9 @@ main(int argc, char **argv)
 		case 'P':
 			with_parent = 1;
 			break;
+		case 'O':
+			opts.api_open = 1;
+			break;
 		case 't':
 			check = 1;
 			break;
@@ -119,16 +142,14 @@ main(int argc, char **argv)
 			break;
 		case 'V':
 			printf("tardyd %s\n", PACKAGE_VERSION);
-			free(opts.proxy_args);
-			free(opts.toxic_args);
-			return (0);
+			goto out;
 		case 'h':
 			usage(0);
 		default:
 			usage(2);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc && tcli.api == NULL)
 		usage(2);
 
 	if (with_parent) {
@@ -141,20 +162,19 @@ main(int argc, char **argv)
 
 	log_init("tardyd", opts.log_level >= 0 ?
 	    (enum log_level)opts.log_level : LOG_LEVEL_INFO);
+	if (tcli.warning != NULL)
+		log_warnx("%s", tcli.warning);
 	conf = tardy_config_load(&opts);
 	if (conf->nerrors > 0) {
 		tardy_config_print_errors(conf);
 		config_free(conf);
-		free(opts.proxy_args);
-		free(opts.toxic_args);
-		return (1);
+		rc = 1;
+		goto out;
 	}
 	if (check) {
 		printf("configuration OK\n");
 		config_free(conf);
-		free(opts.proxy_args);
-		free(opts.toxic_args);
-		return (0);
+		goto out;
 	}
 
 	t = tardy_new(&opts, conf);
@@ -163,6 +183,8 @@ main(int argc, char **argv)
 	else
 		rc = event_base_dispatch(t->base) == -1 ? 1 : 0;
 	tardy_free(t);
+out:
+	free(tcli.api);
 	free(opts.proxy_args);
 	free(opts.toxic_args);
 	return (rc);

@@ -334,7 +334,8 @@ END_TEST
  * harness_connect() itself: either way the client saw ECONNRESET.
  */
 static int64_t
-expect_reset(const struct harness_addr *a, int within_ms, const char *what)
+expect_end(const struct harness_addr *a, int want, int within_ms,
+    const char *what)
 {
 	char buf[64];
 	size_t got;
@@ -346,30 +347,44 @@ expect_reset(const struct harness_addr *a, int within_ms, const char *what)
 		close(fd);
 	}
 	elapsed = harness_now_ms() - t0;
-	ck_assert_msg(err == ECONNRESET, "%s: expected ECONNRESET within "
-	    "%d ms, got %s after %lld ms", what, within_ms,
+	ck_assert_msg(err == want, "%s: expected %s within %d ms, got %s "
+	    "after %lld ms", what, harness_strerror(want), within_ms,
 	    err == 0 ? "data" : harness_strerror(err), (long long)elapsed);
 	return (elapsed);
 }
 
-START_TEST(test_upstream_down_resets_client)
+/*
+ * The client of a proxy whose upstream is down connects, then reads EOF,
+ * as through Toxiproxy; with upstream_failure = reset it is reset.
+ */
+START_TEST(test_upstream_down_closes_client)
 {
 	const struct harness_addr *dead = harness_closed_port(h, AF_INET);
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	struct harness_tardyd *t = harness_tardyd_start(h,
+	const char *conf = harness_write_file(h, "tardy.conf",
+	    "[proxy rst]\n"
+	    "listen = 127.0.0.1:0\n"
+	    "upstream = %s\n"
+	    "upstream_failure = reset\n", dead->text);
+	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf,
 	    "--proxy", harness_printf(h, "dead=127.0.0.1:0=%s", dead->text),
 	    "--proxy", harness_printf(h, "live=127.0.0.1:0=%s",
 	    up->addr.text), NULL);
 	struct harness_addr da = harness_proxy_ok(t, "dead");
+	struct harness_addr ra = harness_proxy_ok(t, "rst");
 	struct harness_addr la = harness_proxy_ok(t, "live");
 	int live = harness_connect_ok(&la);
 
 	harness_echo_ok(live, "live proxy before", 1000, 1);
 	for (int i = 0; i < 3; i++) {
-		int64_t ms = expect_reset(&da, 3000,
+		int64_t ms = expect_end(&da, HARNESS_EOF, 3000,
 		    "connection to dead upstream");
 
+		ck_assert_msg(ms < 1000, "EOF took %lld ms (want < 1000)",
+		    (long long)ms);
+		ms = expect_end(&ra, ECONNRESET, 3000,
+		    "connection to dead upstream, upstream_failure = reset");
 		ck_assert_msg(ms < 1000, "reset took %lld ms (want < 1000)",
 		    (long long)ms);
 	}
@@ -392,6 +407,7 @@ START_TEST(test_connect_timeout_per_proxy)
 	    "listen = 127.0.0.1:0\n"
 	    "upstream = %s\n"
 	    "connect_timeout = 300\n"
+	    "upstream_failure = reset\n"
 	    "\n"
 	    "[proxy slow]\n"
 	    "listen = 127.0.0.1:0\n"
@@ -417,10 +433,10 @@ START_TEST(test_connect_timeout_per_proxy)
 	/* Same upstream, other proxy: its own timeout, not the first's. */
 	err = harness_recv_some(slow, buf, sizeof(buf), 6000, &got);
 	slow_ms = harness_now_ms() - t0;
-	ck_assert_msg(err == ECONNRESET, "slow: expected ECONNRESET, got %s "
+	ck_assert_msg(err == HARNESS_EOF, "slow: expected EOF, got %s "
 	    "after %lld ms", harness_strerror(err), (long long)slow_ms);
 	ck_assert_msg(slow_ms >= 1800 && slow_ms < 3500,
-	    "connect_timeout = 2000: reset after %lld ms, want [1800, 3500)",
+	    "connect_timeout = 2000: EOF after %lld ms, want [1800, 3500)",
 	    (long long)slow_ms);
 	close(fast);
 	close(slow);
@@ -443,10 +459,10 @@ START_TEST(test_connect_timeout_default)
 	err = harness_recv_some(fd, buf, sizeof(buf), 10000, &got);
 	ms = harness_now_ms() - t0;
 	close(fd);
-	ck_assert_msg(err == ECONNRESET, "expected ECONNRESET, got %s after "
+	ck_assert_msg(err == HARNESS_EOF, "expected EOF, got %s after "
 	    "%lld ms", harness_strerror(err), (long long)ms);
 	ck_assert_msg(ms >= 4800 && ms < 7000, "default connect timeout: "
-	    "reset after %lld ms, want [4800, 7000)", (long long)ms);
+	    "EOF after %lld ms, want [4800, 7000)", (long long)ms);
 }
 END_TEST
 
@@ -624,7 +640,7 @@ forward_suite(void)
 	tc = tcase_create("upstream_failure");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_upstream_down_resets_client);
+	tcase_add_test(tc, test_upstream_down_closes_client);
 	tcase_add_test(tc, test_connect_timeout_per_proxy);
 	tcase_add_test(tc, test_connect_timeout_default);
 	suite_add_tcase(s, tc);

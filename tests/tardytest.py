@@ -369,6 +369,116 @@ class Lab:
         self.close(check=exc_type is None)
 
 
+def free_port(kinds=(socket.SOCK_STREAM,)):
+    """A loopback port free for each socket type in kinds, for a server
+    that must be given a fixed port (dnsmasq binds UDP and TCP; a restart
+    test reuses one). After tests with thousands of connections many ports
+    are still held by TCP TIME_WAITs that a UDP probe alone would not
+    see, so every kind is tried."""
+    for _ in range(100):
+        socks = []
+        try:
+            first = socket.socket(socket.AF_INET, kinds[0])
+            socks.append(first)
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            for k in kinds[1:]:
+                s = socket.socket(socket.AF_INET, k)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free loopback port for %r" % (kinds,))
+
+
+class Dnsmasq:
+    """dnsmasq on a loopback port, answering from a hosts file only and
+    forwarding nothing. hosts maps names to addresses; set_hosts()
+    changes them (dnsmasq rereads the file on SIGHUP)."""
+
+    def __init__(self, hosts, port=None):
+        if shutil.which("dnsmasq") is None or shutil.which("dig") is None:
+            raise AssertionError("dnsmasq or dig missing: apt-get install "
+                                 "dnsmasq-base dnsutils (bootstrap.sh does)")
+        self.dir = tempfile.mkdtemp(prefix="tardydns.")
+        os.chmod(self.dir, 0o755)
+        self.hosts = os.path.join(self.dir, "hosts")
+        self.write_hosts(hosts)
+        # A port picked by binding 0 and released for dnsmasq: if
+        # something else takes it meanwhile, dnsmasq exits; try another.
+        err = ""
+        for attempt in range(3):
+            self.port = port or free_port((socket.SOCK_DGRAM,
+                                           socket.SOCK_STREAM))
+            errpath = os.path.join(self.dir, "stderr")
+            with open(errpath, "wb") as errf:
+                self.proc = subprocess.Popen(
+                    ["dnsmasq", "--keep-in-foreground",
+                     "--port=%d" % self.port,
+                     "--listen-address=127.0.0.1", "--bind-interfaces",
+                     "--no-resolv", "--no-hosts", "--no-poll",
+                     "--addn-hosts=" + self.hosts, "--conf-file=/dev/null",
+                     "--pid-file=" + os.path.join(self.dir, "pid"),
+                     "--log-facility=-"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=errf)
+            deadline = now() + 5
+            while now() < deadline and self.proc.poll() is None:
+                if self.answers():
+                    return
+                time.sleep(0.05)
+            with open(errpath, "rb") as f:
+                err = f.read().decode(errors="replace")
+            if self.proc.poll() is None or port is not None:
+                break           # running but not answering: give up
+        self.close()
+        raise AssertionError("dnsmasq did not answer: %s" % err[-500:])
+
+    def write_hosts(self, hosts):
+        with open(self.hosts + ".tmp", "w") as f:
+            for name, a in hosts.items():
+                f.write("%s %s\n" % (a, name))
+        os.chmod(self.hosts + ".tmp", 0o644)
+        os.rename(self.hosts + ".tmp", self.hosts)
+
+    def answers(self):
+        """Whether dnsmasq answers at all (NXDOMAIN counts)."""
+        r = subprocess.run(["dig", "+time=1", "+tries=1", "@127.0.0.1",
+                            "-p", str(self.port), "tardy-probe.invalid"],
+                           capture_output=True, text=True, timeout=5)
+        return "status:" in r.stdout
+
+    def set_hosts(self, hosts):
+        self.write_hosts(hosts)
+        self.proc.send_signal(signal.SIGHUP)
+
+    @property
+    def spec(self):
+        return "127.0.0.1:%d" % self.port
+
+    def resolv_conf(self, path):
+        """Write a resolv.conf naming this server (evdns takes a port)."""
+        with open(path, "w") as f:
+            f.write("nameserver 127.0.0.1:%d\n" % self.port)
+        return path
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def rtt(s, payload=b"x", timeout=3.0):
     """Seconds for payload to come back through an echo server."""
     t0 = now()

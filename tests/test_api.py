@@ -526,6 +526,10 @@ def test_reset():
                      "after reset: %r" % p)
         T.expect(roundtrip(s) < 0.1, "toxic still acting after reset")
         s.close()
+        # Created disabled, "a" showed the address it was given (as
+        # Toxiproxy); enabled, the one it listens on.
+        T.expect(a["listen"] == "127.0.0.1:0", "created disabled: %r" % a)
+        st, a = d.api("GET", "/proxies/a")
         with T.connect(T.parse_addr(a["listen"])) as s:
             roundtrip(s)
 

@@ -1345,7 +1345,7 @@ def test_reload_storm():
                   fds, base_fds))
         expect(failed == 50, "%d reloads failed, 50 meant to" % failed)
         for why in ("syntax error", "unknown key", "invalid port",
-                    "Address already in use", "must be between"):
+                    "address already in use", "must be between"):
             expect(log_lines(d, why), "no reload failed with %r" % why)
         if not sanitized(pid):
             expect(growth < 2048, "rss grew %d KiB over 100 reloads" %
