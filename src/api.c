@@ -31,9 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -56,6 +58,7 @@
 
 #define API_BACKLOG		128
 #define API_MAX_BODY		(1024 * 1024)
+#define API_MAX_BODY_STR	"1048576"
 #define API_MAX_HEADERS		(64 * 1024)
 #define API_TIMEOUT_S		30	/* idle or slow clients */
 #define API_BACKOFF_MS		100	/* out of descriptors */
@@ -111,6 +114,8 @@ struct api {
 	struct addr		 bound;
 	char			*token;
 	struct api_req_list	 waiting;	/* for host name lookups */
+	uint32_t		 next_id;	/* X-Toxiproxy-Request-Id */
+	int			 rewriting;	/* in api_output_cb */
 };
 
 static void	api_version(struct api_req *);
@@ -214,11 +219,40 @@ api_req_describe(struct api_req *ctx, char *buf, size_t len)
 	return (buf);
 }
 
+/*
+ * An id for X-Toxiproxy-Request-Id, which Toxiproxy sends with every
+ * reply: 20 characters of base32hex, like the xid it uses, made of the
+ * time, the process and a counter.
+ */
+static const char *
+api_request_id(struct api *api, char *buf, size_t len)
+{
+	static const char	 digits[] = "0123456789abcdefghijklmnopqrstuv";
+	unsigned char		 raw[12];
+	uint32_t		 t = (uint32_t)time(NULL), pid = (uint32_t)getpid();
+	uint32_t		 n = api->next_id++;
+	size_t			 i, bits = 0, out = 0;
+	uint32_t		 acc = 0;
+
+	raw[0] = t >> 24; raw[1] = t >> 16; raw[2] = t >> 8; raw[3] = t;
+	raw[4] = pid >> 24; raw[5] = pid >> 16; raw[6] = pid >> 8; raw[7] = pid;
+	raw[8] = n >> 24; raw[9] = n >> 16; raw[10] = n >> 8; raw[11] = n;
+	for (i = 0; i < sizeof(raw) && out + 1 < len; i++) {
+		acc = (acc << 8) | raw[i];
+		for (bits += 8; bits >= 5 && out + 1 < len; bits -= 5)
+			buf[out++] = digits[(acc >> (bits - 5)) & 31];
+	}
+	if (bits > 0 && out + 1 < len)
+		buf[out++] = digits[(acc << (5 - bits)) & 31];
+	buf[out] = '\0';
+	return (buf);
+}
+
 static void
 api_send(struct api_req *ctx, int status, const char *type,
     struct evbuffer *body)
 {
-	char	buf[256];
+	char	buf[256], id[32];
 
 	if (ctx->replied) {
 		log_warnx("api: second reply %d dropped", status);
@@ -232,6 +266,9 @@ api_send(struct api_req *ctx, int status, const char *type,
 	if (type != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
 		    "Content-Type", type);
+	evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
+	    "X-Toxiproxy-Request-Id", api_request_id(ctx->api, id,
+	    sizeof(id)));
 	/*
 	 * A reply to HEAD has no body: evhttp would send one without a
 	 * Content-Length, which a keep-alive client reads as the next reply.
@@ -1529,6 +1566,139 @@ api_request_cb(struct evhttp_request *req, void *arg)
 
 /* --- the server ------------------------------------------------------ */
 
+#define API_HTML_START	"\r\n\r\n<HTML><HEAD>"	/* evhttp's error page */
+#define API_HTML_END	"</BODY></HTML>\n"
+
+/*
+ * evhttp answers some requests itself, before any callback of ours runs
+ * (a malformed request line or header: 400; a body over the limit: 413),
+ * with an HTML page. Every error of the API is JSON, so such a page is
+ * rewritten as it is queued: evhttp writes nothing else ending the way
+ * its error page does, and it queues that page whole, the body last.
+ */
+static void	api_output_rewrite(struct api *, struct evbuffer *, size_t);
+
+static void
+api_output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct api	*api = arg;
+	size_t		 len = evbuffer_get_length(out);
+	int		 frozen = 0;
+
+	if (api->rewriting || info->n_added == 0 ||
+	    len < sizeof(API_HTML_END) - 1)
+		return;
+	/*
+	 * The bufferevent freezes the start of its output between writes,
+	 * which forbids reading it too: thaw it while we work. Draining
+	 * nothing fails only on a frozen start.
+	 */
+	api->rewriting = 1;
+	if (evbuffer_drain(out, 0) == -1) {
+		frozen = 1;
+		evbuffer_unfreeze(out, 1);
+	}
+	api_output_rewrite(api, out, len);
+	api->rewriting = 0;
+	if (frozen)
+		evbuffer_freeze(out, 1);
+}
+
+static void
+api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
+{
+	struct evbuffer_ptr	 start, body;
+	struct evbuffer		*reply, *keep;
+	char			 tail[sizeof(API_HTML_END) - 1], id[32];
+	char			 line[128], json[192];
+	const char		*msg;
+	size_t			 n;
+	int			 status;
+
+	if (evbuffer_ptr_set(out, &body, len - sizeof(tail),
+	    EVBUFFER_PTR_SET) == -1 || evbuffer_copyout_from(out, &body, tail,
+	    sizeof(tail)) != (ev_ssize_t)sizeof(tail) ||
+	    memcmp(tail, API_HTML_END, sizeof(tail)) != 0)
+		return;
+	/* The page's status line: the last one before its body. */
+	body = evbuffer_search(out, API_HTML_START, strlen(API_HTML_START),
+	    NULL);
+	if (body.pos == -1)
+		return;
+	start = evbuffer_search_range(out, "HTTP/1.", 7, NULL, &body);
+	for (;;) {
+		struct evbuffer_ptr next = start;
+
+		if (start.pos == -1 || evbuffer_ptr_set(out, &next, 1,
+		    EVBUFFER_PTR_ADD) == -1)
+			break;
+		next = evbuffer_search_range(out, "HTTP/1.", 7, &next, &body);
+		if (next.pos == -1)
+			break;
+		start = next;
+	}
+	if (start.pos == -1)
+		return;
+	n = (size_t)(body.pos - start.pos);
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	if (evbuffer_copyout_from(out, &start, line, n) <= 0)
+		return;
+	line[n] = '\0';
+	if (sscanf(line, "HTTP/1.%*d %d", &status) != 1)
+		return;
+	line[strcspn(line, "\r")] = '\0';
+	switch (status) {
+	case 501:
+		/* A method evhttp does not know: 405, as for one it does. */
+		status = 405;
+		snprintf(line, sizeof(line), "HTTP/1.1 405 Method Not Allowed");
+		msg = "method not allowed";
+		break;
+	case 413:
+		msg = "request too large: at most " API_MAX_BODY_STR
+		    " bytes of body";
+		break;
+	case 400:
+		msg = "bad request: malformed HTTP request";
+		break;
+	default:
+		msg = line + strlen("HTTP/1.1 ");
+		break;
+	}
+	if ((reply = evbuffer_new()) == NULL)
+		return;
+	evbuffer_add_printf(reply, "%s\r\nContent-Type: application/json\r\n"
+	    "Connection: close\r\nX-Toxiproxy-Request-Id: %s\r\n",
+	    line, api_request_id(api, id, sizeof(id)));
+	n = (size_t)snprintf(json, sizeof(json), "{\"error\":\"%s\","
+	    "\"status\":%d}\n", msg, status);
+	evbuffer_add_printf(reply, "Content-Length: %zu\r\n\r\n%s", n, json);
+	/* Keep what is queued before the page; replace the page. */
+	if ((keep = evbuffer_new()) != NULL) {
+		(void)evbuffer_remove_buffer(out, keep, (size_t)start.pos);
+		evbuffer_drain(out, evbuffer_get_length(out));
+		evbuffer_add_buffer(out, keep);
+		evbuffer_add_buffer(out, reply);
+		evbuffer_free(keep);
+	}
+	evbuffer_free(reply);
+}
+
+/* Each API connection's bufferevent, with the rewriting of error pages. */
+static struct bufferevent *
+api_bev_cb(struct event_base *base, void *arg)
+{
+	struct bufferevent	*bev;
+
+	bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL)
+		(void)evbuffer_add_cb(bufferevent_get_output(bev),
+		    api_output_cb, arg);
+	return (bev);
+}
+
 static void
 api_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1619,6 +1789,7 @@ api_new(struct tardy *t, const struct addr *where, const char *token,
 	/* Read an oversized body to its end, so the client sees the 413. */
 	evhttp_set_flags(api->http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_gencb(api->http, api_request_cb, api);
+	evhttp_set_bevcb(api->http, api_bev_cb, api);
 	log_info("api: listening on %s%s", api_address(api, buf, sizeof(buf)),
 	    api->token != NULL ? " (token required)" : "");
 	if (api->token == NULL && !addr_is_loopback(&bound))

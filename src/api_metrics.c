@@ -2,6 +2,12 @@
  * GET /metrics: the daemon's counters in Prometheus' text exposition
  * format (version 0.0.4), read from the live proxies at each scrape, so
  * bytes and connections show up while connections are still open.
+ *
+ * Next to tardy's own series come Toxiproxy's proxy metrics (2.12,
+ * collectors/proxy.go), so dashboards and scripts made for Toxiproxy read
+ * tardyd unchanged. Toxiproxy shows them only with -proxy-metrics; here
+ * they are always on. Its Go runtime metrics (-runtime-metrics: go_*,
+ * process_*) have no meaning for a C daemon and are left out.
  */
 #include "autoconf.h"
 
@@ -12,6 +18,7 @@
 
 #include <event2/buffer.h>
 
+#include "addr.h"
 #include "api.h"
 #include "proxy.h"
 #include "ptimer.h"
@@ -64,6 +71,29 @@ api_metrics_sample(struct evbuffer *out, const char *name,
 	evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)v);
 }
 
+/*
+ * One sample of a Toxiproxy family. Its labels are those of its links
+ * (link.go): the direction, then the proxy's name, listen and upstream
+ * address, and client_golang writes them sorted by name. The listener is
+ * the address bound, as Toxiproxy reports it once listening, the upstream
+ * as given.
+ */
+static void
+api_metrics_toxiproxy(struct evbuffer *out, const char *name,
+    const struct proxy *p, const char *direction, uint64_t v)
+{
+	char	buf[ADDR_STRLEN];
+
+	evbuffer_add_printf(out, "%s{direction=\"%s\",listener=\"", name,
+	    direction);
+	api_metrics_label(out, addr_fmt(&p->bound, buf, sizeof(buf)));
+	evbuffer_add_printf(out, "\",proxy=\"");
+	api_metrics_label(out, p->name);
+	evbuffer_add_printf(out, "\",upstream=\"");
+	api_metrics_label(out, p->upstream_str);
+	evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)v);
+}
+
 void
 api_metrics_render(struct tardy *t, struct evbuffer *out)
 {
@@ -97,6 +127,11 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 		"How long after their time the exact timers fired (a latency "
 		"release, a bandwidth slice, a toxic's timeout, a UDP flow's "
 		"expiry); never before it."
+	}, tp_received = {
+		/* Toxiproxy's own, help (empty) and all. */
+		"toxiproxy_proxy_received_bytes_total", "counter", ""
+	}, tp_sent = {
+		"toxiproxy_proxy_sent_bytes_total", "counter", ""
 	};
 	const struct ptimer_stats *ts = ptimers_stats(t->timers);
 	struct proxy	*p;
@@ -150,4 +185,25 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	evbuffer_add_printf(out, "%s_sum %.9f\n%s_count %llu\n", late.name,
 	    (double)ts->late_ns / 1e9, late.name,
 	    (unsigned long long)ts->fired);
+
+	/*
+	 * Received is what a direction read from its source, sent what its
+	 * toxics passed on to the destination. Toxiproxy adds a link's bytes
+	 * when the link ends; these count as the bytes move. Downstream
+	 * first, as client_golang sorts the series.
+	 */
+	api_metrics_header(out, &tp_received);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_toxiproxy(out, tp_received.name, p, "downstream",
+		    p->stats.received_down);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_toxiproxy(out, tp_received.name, p, "upstream",
+		    p->stats.received_up);
+	api_metrics_header(out, &tp_sent);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_toxiproxy(out, tp_sent.name, p, "downstream",
+		    p->stats.bytes_down);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_toxiproxy(out, tp_sent.name, p, "upstream",
+		    p->stats.bytes_up);
 }

@@ -21,8 +21,10 @@ struct udp;
 struct proxy_stats {
 	uint64_t	accepted;
 	uint64_t	failed;		/* upstream connect failed */
-	uint64_t	bytes_up;	/* client -> upstream */
+	uint64_t	bytes_up;	/* client -> upstream, handed on */
 	uint64_t	bytes_down;
+	uint64_t	received_up;	/* read from the client */
+	uint64_t	received_down;	/* read from the upstream */
 	uint64_t	toxics_applied;
 };
 

@@ -529,6 +529,21 @@ dir_count(struct dir *d, size_t n)
 		p->stats.bytes_down += n;
 }
 
+/*
+ * Bytes a direction read from its source, before its toxics: what they
+ * swallow or add makes the difference with dir_count().
+ */
+void
+dir_received(struct dir *d, size_t n)
+{
+	struct proxy	*p = d->session->proxy;
+
+	if (d->stream == TOXIC_UPSTREAM)
+		p->stats.received_up += n;
+	else
+		p->stats.received_down += n;
+}
+
 /* The end of the chain: queue bytes for the destination and try to send. */
 void
 dir_deliver(struct dir *d, struct evbuffer *buf)
@@ -716,8 +731,10 @@ dir_pipe_open(struct dir *d)
 static int
 dir_got(struct dir *d, ssize_t n)
 {
-	if (n > 0)
+	if (n > 0) {
+		dir_received(d, (size_t)n);
 		return (1);
+	}
 	if (n == 0) {
 		dir_eof(d);
 		return (0);

@@ -105,6 +105,7 @@ const char	*session_state_name(enum session_state);
 struct dir	*session_dir(struct session *, enum toxic_stream);
 size_t		 dir_queued(const struct dir *);
 void		 dir_count(struct dir *, size_t);
+void		 dir_received(struct dir *, size_t);
 
 /* For the toxic engine. */
 void		 dir_deliver(struct dir *, struct evbuffer *);

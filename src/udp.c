@@ -277,6 +277,7 @@ udp_input(struct dir *d, const unsigned char *data, size_t n)
 	struct evbuffer	*chunk;
 
 	d->session->flow->t_last = util_now_ns();
+	dir_received(d, n);
 	if ((first = TAILQ_FIRST(&d->links)) == NULL) {
 		udp_send(d, data, n);
 		return;

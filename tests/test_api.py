@@ -134,6 +134,24 @@ def tardyd_version():
 
 # --- /version, /proxies ---------------------------------------------------
 
+def test_every_reply_has_a_request_id():
+    # As Toxiproxy's: X-Toxiproxy-Request-Id, on successes and errors.
+    with Tardyd() as d:
+        addr = T.parse_addr(d.ready["api"])
+        ids = set()
+        for req in (b"GET /version", b"GET /proxies", b"GET /nope",
+                    b"DELETE /proxies/none", b"POST /reset",
+                    b"PUT /version"):
+            st, headers, body = raw_request(
+                addr, req + b" HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\n\r\n")
+            rid = headers.get("x-toxiproxy-request-id", "")
+            T.expect(len(rid) == 20 and rid.isalnum(),
+                     "%s: %d, request id %r" % (req, st, rid))
+            ids.add(rid)
+        T.expect(len(ids) == 6, "request ids repeat: %r" % ids)
+
+
 def test_version():
     with Tardyd() as d:
         st, headers, body = raw_request(

@@ -168,9 +168,10 @@ CASES = [
     ("GET", "/events?since=0x10", None, 400, "since"),
 ]
 
-# Requests libevent refuses before tardy sees them: only the status.
+# Requests libevent refuses before tardy sees them: they too get a JSON
+# error, {"error", "status"}, and a request id.
 RAW_CASES = [
-    ("unknown method", b"FOO /version HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    ("unknown method", b"FOO /version HTTP/1.1\r\nHost: x\r\n\r\n", 405),
     ("garbage", b"\x00\x01\x02 junk\r\n\r\n", 400),
     ("bad content length", b"POST /proxies HTTP/1.1\r\nHost: x\r\n"
      b"Content-Length: -5\r\n\r\n", 400),
@@ -248,7 +249,7 @@ def make_raw_case(data, status):
             pass
         buf = b""
         try:
-            while b"\r\n" not in buf:     # the status line is enough
+            while True:                 # the reply ends with the connection
                 d = s.recv(65536)
                 if not d:
                     break
@@ -258,6 +259,18 @@ def make_raw_case(data, status):
         s.close()
         T.expect(buf.startswith(b"HTTP/1.1 %d" % status),
                  "got %r" % buf[:80])
+        head, _, body = buf.partition(b"\r\n\r\n")
+        headers = dict(line.split(b": ", 1)
+                       for line in head.split(b"\r\n")[1:])
+        T.expect(headers.get(b"Content-Type") == b"application/json",
+                 "content type: %r" % head)
+        T.expect(len(headers.get(b"X-Toxiproxy-Request-Id", b"")) == 20,
+                 "request id: %r" % head)
+        reply = json.loads(body)
+        T.expect(reply["status"] == status and reply["error"],
+                 "body: %r" % body)
+        T.expect(int(headers[b"Content-Length"]) == len(body),
+                 "length: %r" % head)
         still_fine()
     return run
 
