@@ -85,6 +85,61 @@ START_TEST(test_parse_bad)
 }
 END_TEST
 
+/*
+ * Upstreams: a host name is only checked for form, never looked up, so
+ * it may be one that resolves later (a service not started yet).
+ */
+struct lazy {
+	const char	*in;
+	int		 ok;
+	const char	*name;	/* the name addr_name() gives back */
+	int		 port;
+};
+
+static const struct lazy lazies[] = {
+	{ "redis:6379",			1, "redis",		6379 },
+	{ "db.tardy.invalid:5432",	1, "db.tardy.invalid",	5432 },
+	{ "my_service-1.ns.svc.:80",	1, "my_service-1.ns.svc.", 80 },
+	{ "127.0.0.1:80",		1, NULL,		0 },
+	{ "[::1]:80",			1, NULL,		0 },
+	{ "unix:/tmp/x",		1, NULL,		0 },
+	{ "-redis:6379",		0, NULL,		0 },
+	{ "redis-:6379",		0, NULL,		0 },
+	{ "re dis:6379",		0, NULL,		0 },
+	{ "a..b:80",			0, NULL,		0 },
+	{ ".a:80",			0, NULL,		0 },
+	{ "1.2.3.400:80",		0, NULL,		0 },
+	{ "[redis]:80",			0, NULL,		0 },
+	{ "redis:99999",		0, NULL,		0 },
+	{ "redis",			0, NULL,		0 },
+	{ "x.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1",
+					0, NULL,		0 },
+};
+
+START_TEST(test_parse_lazy)
+{
+	const struct lazy	*l = &lazies[_i];
+	struct addr		 a;
+	char			 err[256] = "", host[256];
+	int			 port = -1, rc;
+
+	rc = addr_parse_lazy(l->in, &a, err, sizeof(err));
+	ck_assert_msg((rc == 0) == l->ok, "\"%s\": %d (%s)", l->in, rc, err);
+	if (!l->ok) {
+		ck_assert_msg(err[0] != '\0', "\"%s\": no message", l->in);
+		return;
+	}
+	ck_assert_int_eq(addr_name(l->in, host, sizeof(host), &port),
+	    l->name != NULL);
+	if (l->name != NULL) {
+		ck_assert_int_eq(addr_family(&a), AF_UNSPEC);
+		ck_assert_str_eq(host, l->name);
+		ck_assert_int_eq(port, l->port);
+	} else
+		ck_assert_int_ne(addr_family(&a), AF_UNSPEC);
+}
+END_TEST
+
 START_TEST(test_unix_too_long)
 {
 	struct addr	a;
@@ -135,6 +190,8 @@ addr_suite(void)
 	    sizeof(goods) / sizeof(goods[0]));
 	tcase_add_loop_test(tc, test_parse_bad, 0,
 	    sizeof(bads) / sizeof(bads[0]));
+	tcase_add_loop_test(tc, test_parse_lazy, 0,
+	    sizeof(lazies) / sizeof(lazies[0]));
 	tcase_add_test(tc, test_unix_too_long);
 	suite_add_tcase(s, tc);
 
