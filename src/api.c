@@ -368,7 +368,8 @@ api_body_parse(struct api_req *ctx)
 		ctx->body_err = xstrdup("out of memory");
 		return (NULL);
 	}
-	ctx->body = json_loadb(data, len, 0, &jerr);
+	/* Like Go's json.Decoder, as Toxiproxy reads: what follows is ignored. */
+	ctx->body = json_loadb(data, len, JSON_DISABLE_EOF_CHECK, &jerr);
 	if (ctx->body == NULL) {
 		if (asprintf(&ctx->body_err, "%s", len == 0 ? "EOF" :
 		    jerr.text) == -1)

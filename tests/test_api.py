@@ -217,8 +217,18 @@ def test_create_errors():
         expect_error(d.api("POST", "/proxies", raw=b"{"),
                      400, "bad request body")
         expect_error(d.api("GET", "/proxies/nope"), 404, "proxy not found")
+        # Toxiproxy's bind failure, in its words (Go's net.Listen error).
+        st, e = d.api("POST", "/proxies", {"name": "b", "upstream": echo.spec,
+                                           "listen": p["listen"]})
+        T.expect(e["error"] == "listen tcp %s: bind: address already in use"
+                 % p["listen"], "bind failure: %r" % e)
         st, all_ = d.api("GET", "/proxies")
         T.expect(list(all_) == ["a"], "proxies now %r" % all_)
+        # As Go's decoder: what follows the JSON value is not read.
+        st, c = d.api("POST", "/proxies", raw=json.dumps(
+            {"name": "c", "upstream": echo.spec}).encode() + b" trailing")
+        T.expect(st == 201 and c["name"] == "c", "trailing data: %s %r" %
+                 (st, c))
 
 
 def test_unix_listen():
