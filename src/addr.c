@@ -210,7 +210,7 @@ int
 addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 {
 	char			 host[NI_MAXHOST];
-	struct addrinfo		 hints, *res;
+	struct addrinfo		 hints, *res, *ai;
 	int			 port, v6, rc;
 
 	memset(a, 0, sizeof(*a));
@@ -226,8 +226,15 @@ addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 		memset(&hints, 0, sizeof(hints));
 		hints.ai_socktype = SOCK_STREAM;
 		if ((rc = getaddrinfo(host, NULL, &hints, &res)) == 0) {
-			memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
-			a->len = res->ai_addrlen;
+			/* The first IPv4 address, as Go's Listen (and evdns). */
+			for (ai = res; ai != NULL; ai = ai->ai_next) {
+				if (ai->ai_family == AF_INET)
+					break;
+			}
+			if (ai == NULL)
+				ai = res;
+			memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+			a->len = ai->ai_addrlen;
 			freeaddrinfo(res);
 			addr_set_port(a, port);
 			return (0);
