@@ -95,7 +95,7 @@ toxic_stream_parse(const char *s, enum toxic_stream *stream)
 /*
  * Read one integer attribute. Absent: the current value stays (the
  * default for a new toxic). Reals are refused even when integral, as
- * Toxiproxy's Go decoder does.
+ * Toxiproxy's Go decoder does; a probability is any number from 0 to 1.
  */
 static int
 toxic_read_attr(json_t *attrs, const struct toxic_attr *a, int64_t *v,
@@ -103,13 +103,29 @@ toxic_read_attr(json_t *attrs, const struct toxic_attr *a, int64_t *v,
 {
 	json_t		*j = attrs != NULL ? json_object_get(attrs, a->name) : NULL;
 	json_int_t	 x;
+	double		 d;
 
 	if (j == NULL || json_is_null(j)) {
-		if (isnew && a->required) {
+		if (isnew && (a->flags & TOXIC_A_REQUIRED)) {
 			snprintf(err, errlen, "attribute %s is required",
 			    a->name);
 			return (-1);
 		}
+		return (0);
+	}
+	if (a->flags & TOXIC_A_UNIT) {
+		if (!json_is_number(j)) {
+			snprintf(err, errlen, "attribute %s must be a number "
+			    "from 0 to 1", a->name);
+			return (-1);
+		}
+		d = json_number_value(j);
+		if (!(d >= 0.0 && d <= 1.0)) {
+			snprintf(err, errlen, "attribute %s must be between 0 "
+			    "and 1 (got %g)", a->name, d);
+			return (-1);
+		}
+		*v = llround(d * (double)a->max);
 		return (0);
 	}
 	if (!json_is_integer(j)) {
@@ -125,6 +141,34 @@ toxic_read_attr(json_t *attrs, const struct toxic_attr *a, int64_t *v,
 		return (-1);
 	}
 	*v = x;
+	return (0);
+}
+
+/*
+ * Read an attribute whose alias is the row after it: from whichever is
+ * given, the alias scaled from its parts to the attribute's. Both in one
+ * request is refused even when they agree, as neither would be ignored.
+ */
+static int
+toxic_read_aliased(json_t *attrs, const struct toxic_attr *a, int64_t *v,
+    int isnew, char *err, size_t errlen)
+{
+	const struct toxic_attr	*alias = a + 1;
+	json_t			*j;
+	int64_t			 x;
+
+	j = attrs != NULL ? json_object_get(attrs, alias->name) : NULL;
+	if (j == NULL || json_is_null(j))
+		return (toxic_read_attr(attrs, a, v, isnew, err, errlen));
+	j = json_object_get(attrs, a->name);
+	if (j != NULL && !json_is_null(j)) {
+		snprintf(err, errlen, "attributes %s and %s are one setting: "
+		    "give one of them", a->name, alias->name);
+		return (-1);
+	}
+	if (toxic_read_attr(attrs, alias, &x, isnew, err, errlen) == -1)
+		return (-1);
+	*v = x * (a->max / alias->max);
 	return (0);
 }
 
@@ -150,7 +194,13 @@ toxic_parse_attrs(struct toxic *t, json_t *attrs, int isnew, char *err,
 	    a++, i++) {
 		if (isnew)
 			t->attr[i] = a->def;
-		if (toxic_read_attr(attrs, a, &t->attr[i], isnew, err,
+		if (a->flags & TOXIC_A_ALIAS)
+			continue;	/* read with the row before */
+		if (a[1].name != NULL && (a[1].flags & TOXIC_A_ALIAS)) {
+			if (toxic_read_aliased(attrs, a, &t->attr[i], isnew,
+			    err, errlen) == -1)
+				return (-1);
+		} else if (toxic_read_attr(attrs, a, &t->attr[i], isnew, err,
 		    errlen) == -1)
 			return (-1);
 	}
@@ -399,8 +449,16 @@ toxic_json(const struct toxic *t)
 
 	attrs = json_object();
 	for (i = 0, a = t->type->attrs; a != NULL && a->name != NULL;
-	    a++, i++)
-		json_object_set_new(attrs, a->name, json_integer(t->attr[i]));
+	    a++, i++) {
+		if (a->flags & TOXIC_A_ALIAS)
+			continue;
+		if (a->flags & TOXIC_A_UNIT)
+			json_object_set_new(attrs, a->name,
+			    json_real((double)t->attr[i] / (double)a->max));
+		else
+			json_object_set_new(attrs, a->name,
+			    json_integer(t->attr[i]));
+	}
 	/* Scheduling attributes only when set: Toxiproxy clients never are. */
 	for (i = 0, a = sched_attrs; a->name != NULL; a++, i++) {
 		if ((int64_t)sched[i] != a->def)

@@ -40,14 +40,24 @@ enum toxic_stream {
 	TOXIC_DOWNSTREAM,	/* server -> client */
 };
 
-/* An attribute a type accepts: an integer in [min, max]. */
+/*
+ * An attribute a type accepts: an integer in [min, max]. With
+ * TOXIC_A_UNIT it is a probability, given as a number from 0 to 1 and
+ * kept as an integer in [0, max], max parts making 1. A TOXIC_A_ALIAS
+ * row is another name for the row before it, an integer in its own
+ * [0, max] (max dividing the other's); it is never shown, and refused
+ * beside the name it stands for.
+ */
 struct toxic_attr {
 	const char	*name;
 	int64_t		 min;
 	int64_t		 max;
 	int64_t		 def;
-	int		 required;
+	int		 flags;
 };
+#define TOXIC_A_REQUIRED	0x1	/* a new toxic must give it */
+#define TOXIC_A_UNIT		0x2
+#define TOXIC_A_ALIAS		0x4
 
 #define TOXIC_MAX_ATTRS	8
 

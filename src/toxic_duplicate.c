@@ -1,8 +1,9 @@
 /*
  * duplicate (ext, UDP only): each datagram in the stream is sent twice,
- * back to back, with probability probability_ppm parts per million. The
- * draws come one per datagram, in order, from the link's generator, as
- * loss's do.
+ * back to back, with probability probability (0 to 1, kept in parts per
+ * billion; probability_ppm, in parts per million, is the same setting).
+ * The draws come one per datagram, in order, from the link's generator,
+ * as loss's do.
  */
 #include "autoconf.h"
 
@@ -11,10 +12,14 @@
 #include "log.h"
 #include "toxic_types.h"
 
-enum { A_PPM };
+enum { A_PROBABILITY };
+
+#define DUPLICATE_PARTS	1000000000	/* of a probability, as loss's */
 
 static const struct toxic_attr duplicate_attrs[] = {
-	{ "probability_ppm",	0, 1000000,	0, 1 },
+	{ "probability",	0, DUPLICATE_PARTS, 0,
+	    TOXIC_A_REQUIRED | TOXIC_A_UNIT },
+	{ "probability_ppm",	0, 1000000,	0, TOXIC_A_ALIAS },
 	{ NULL,			0, 0,		0, 0 },
 };
 
@@ -24,7 +29,8 @@ duplicate_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 	struct evbuffer	*copy;
 	size_t		 len = evbuffer_get_length(buf);
 
-	if (link_random_range(l, 1000000) >= (uint64_t)link_attr(l, A_PPM)) {
+	if (link_random_range(l, DUPLICATE_PARTS) >=
+	    (uint64_t)link_attr(l, A_PROBABILITY)) {
 		link_forward(l, buf, t_ns);
 		return;
 	}
@@ -38,7 +44,7 @@ duplicate_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 
 const struct toxic_type toxic_duplicate = {
 	.name = "duplicate",
-	.doc = "sends each datagram twice with probability_ppm per million",
+	.doc = "sends each datagram twice with probability (0 to 1)",
 	.attrs = duplicate_attrs,
 	.flags = TOXIC_F_UDP_ONLY,
 	.data = duplicate_data,

@@ -33,12 +33,16 @@ struct slicer {
 
 static void	slicer_pump(struct link *);
 
+/*
+ * Toxiproxy takes a variation equal to the average (pieces then run from
+ * 1 byte to twice the average) and crashes above it; refuse only that.
+ */
 static int
 slicer_validate(const int64_t *attr, char *err, size_t errlen)
 {
-	if (attr[A_SIZE_VARIATION] >= attr[A_AVERAGE_SIZE]) {
-		snprintf(err, errlen, "attribute size_variation must be less "
-		    "than average_size");
+	if (attr[A_SIZE_VARIATION] > attr[A_AVERAGE_SIZE]) {
+		snprintf(err, errlen, "attribute size_variation must not be "
+		    "more than average_size");
 		return (-1);
 	}
 	return (0);

@@ -175,6 +175,47 @@ def test_toxiproxy_crashers_are_400():
         lab.serves()
 
 
+def test_slicer_size_variation_up_to_average_size():
+    # As in Toxiproxy, size_variation may equal average_size (pieces then
+    # run from 1 byte to twice the average); only above it is refused,
+    # where Toxiproxy crashes. Updates follow the same rule.
+    with echo_server() as srv, Lab(srv.spec) as lab:
+        for avg in (1, 10):
+            st, t = lab.post({"type": "slicer", "name": "s",
+                              "attributes": {"average_size": avg,
+                                             "size_variation": avg}})
+            expect(st == 200 and t["attributes"]["size_variation"] == avg,
+                   "size_variation = average_size = %d: %s %r" %
+                   (avg, st, t))
+            s = tardytest.connect(lab.addr)
+            data = bytes(range(256)) * 8
+            s.sendall(data)
+            expect(recv_exactly(s, len(data), 5) == data,
+                   "sliced at %d±%d: data corrupted" % (avg, avg))
+            s.close()
+            st, _ = lab.d.api("DELETE", "/proxies/p/toxics/s")
+            expect(st == 204, "delete: %s" % st)
+        expect_400(lab, {"type": "slicer",
+                         "attributes": {"average_size": 10,
+                                        "size_variation": 11}},
+                   "size_variation", "slicer size_variation = average_size+1")
+        st, t = lab.post({"type": "slicer", "name": "s",
+                          "attributes": {"average_size": 10,
+                                         "size_variation": 5}})
+        expect(st == 200, "slicer 10±5: %s %r" % (st, t))
+        st, t = lab.d.api("POST", "/proxies/p/toxics/s",
+                          {"attributes": {"size_variation": 10}})
+        expect(st == 200 and t["attributes"]["size_variation"] == 10,
+               "update to size_variation = average_size: %s %r" % (st, t))
+        st, r = lab.d.api("POST", "/proxies/p/toxics/s",
+                          {"attributes": {"average_size": 9}})
+        expect(st == 400 and names(r.get("error", ""), "size_variation"),
+               "update average_size below size_variation: %s %r" % (st, r))
+        st, _ = lab.d.api("DELETE", "/proxies/p/toxics/s")
+        expect(st == 204, "delete: %s" % st)
+        lab.serves()
+
+
 def test_bad_toxicity_stream_type():
     with echo_server() as srv, Lab(srv.spec) as lab:
         for tox in (2, 1.01, -0.5, "0.5", True):

@@ -9,6 +9,7 @@ which are missing. Everything stays on loopback.
 """
 
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -287,6 +288,133 @@ def test_duplicate():
         s.close()
 
 
+def exchange(s, n):
+    """Send n numbered datagrams a little apart and read the replies as
+    they come, so that no socket buffer on the way overflows and every
+    loss is the toxic's: the replies, until none has come for a while."""
+    got = []
+    for i in range(n):
+        s.send(b"%d" % i)
+        time.sleep(0.0002)
+        while select.select([s], [], [], 0)[0]:
+            got.append(s.recv(65536))
+    return got + recv_all(s)
+
+
+def test_probability_1_and_0():
+    # probability is a number from 0 to 1, as toxicity is: 1 acts on
+    # every datagram, 0 on none. An update takes effect on the same flow.
+    with UdpEcho() as up, Tardyd(udp_conf(up.spec)) as d:
+        t = add_toxic(d, "loss", stream="upstream", name="l", probability=1)
+        expect(t["attributes"] == {"probability": 1.0},
+               "shown as probability: %r" % (t,))
+        s = client(d)
+        got = exchange(s, 20)
+        expect(got == [] and up.received == 0,
+               "probability 1 drops every datagram: %d came back, %d "
+               "reached the server" % (len(got), up.received))
+        st, t = d.api("POST", "/proxies/u/toxics/l",
+                      {"attributes": {"probability": 0}})
+        expect(st == 200 and t["attributes"] == {"probability": 0.0},
+               "update: %s %r" % (st, t))
+        got = exchange(s, 20)
+        expect(got == [b"%d" % i for i in range(20)],
+               "probability 0 drops none: %r" % (got,))
+        s.close()
+    # The config file takes it the same way.
+    with UdpEcho() as up, Tardyd(udp_conf(up.spec, extra="[toxic u d]\n"
+                                          "type = duplicate\n"
+                                          "stream = upstream\n"
+                                          "probability = 1\n")) as d:
+        s = client(d)
+        got = exchange(s, 10)
+        expect(got == [b"%d" % (i // 2) for i in range(20)],
+               "probability 1 duplicates every datagram: %r" % (got,))
+        d.api("POST", "/proxies/u/toxics/d",
+              {"attributes": {"probability": 0.0}})
+        got = exchange(s, 10)
+        expect(got == [b"%d" % i for i in range(10)],
+               "probability 0 duplicates none: %r" % (got,))
+        s.close()
+
+
+def seeded_run(type_, seed, n=200, **attrs):
+    """The datagrams that came back from n sent through an upstream toxic,
+    with the daemon's seed fixed: a sorted list of their numbers."""
+    with UdpEcho() as up, Tardyd(udp_conf(up.spec, seed=seed)) as d:
+        add_toxic(d, type_, stream="upstream", **attrs)
+        s = client(d)
+        got = sorted(int(x) for x in exchange(s, n))
+        s.close()
+    return got
+
+
+def test_probability_half_is_seeded():
+    # 200 draws at 0.5: the count is binomial (mean 100, sd 7.1), so 65
+    # to 135 is five standard deviations; a fixed seed gives one count,
+    # the same every run, and probability_ppm 500000 is the same setting,
+    # drawing the same losses.
+    a = seeded_run("loss", 21, probability=0.5)
+    b = seeded_run("loss", 21, probability=0.5)
+    c = seeded_run("loss", 21, probability_ppm=500000)
+    e = seeded_run("loss", 22, probability=0.5)
+    print("# loss 0.5, seed 21: %d of 200 kept; seed 22: %d" %
+          (len(a), len(e)))
+    expect(65 <= len(a) <= 135, "%d of 200 kept at 0.5" % len(a))
+    expect(a == b, "same seed, other losses: %r vs %r" % (a, b))
+    expect(a == c, "probability_ppm 500000 lost others: %r vs %r" % (a, c))
+    expect(a != e, "another seed, the same losses: %r" % (a,))
+    dup = seeded_run("duplicate", 21, probability=0.5)
+    again = seeded_run("duplicate", 21, probability=0.5)
+    extra = len(dup) - 200
+    print("# duplicate 0.5, seed 21: %d of 200 sent twice" % extra)
+    expect(sorted(set(dup)) == list(range(200)), "every datagram came")
+    expect(65 <= extra <= 135, "%d of 200 duplicated at 0.5" % extra)
+    expect(dup == again, "same seed, other duplicates")
+
+
+def test_probability_errors():
+    with UdpEcho() as up, Tardyd(udp_conf(up.spec)) as d:
+        for ty in ("loss", "duplicate"):
+            for v in (-0.1, 1.5, 2, -1, "0.5", True, [0.5]):
+                st, r = d.api("POST", "/proxies/u/toxics",
+                              {"type": ty, "attributes": {"probability": v}})
+                expect(st == 400 and "probability" in r["error"],
+                       "%s probability %r: %s %r" % (ty, v, st, r))
+            for v in (-1, 1000001, 0.5):
+                st, r = d.api("POST", "/proxies/u/toxics",
+                              {"type": ty,
+                               "attributes": {"probability_ppm": v}})
+                expect(st == 400 and "probability_ppm" in r["error"],
+                       "%s probability_ppm %r: %s %r" % (ty, v, st, r))
+            st, r = d.api("POST", "/proxies/u/toxics",
+                          {"type": ty, "attributes": {
+                              "probability": 0.5, "probability_ppm": 500000}})
+            expect(st == 400 and "probability " in r["error"] and
+                   "probability_ppm" in r["error"],
+                   "%s with both: %s %r" % (ty, st, r))
+            st, r = d.api("POST", "/proxies/u/toxics", {"type": ty})
+            expect(st == 400 and "probability" in r["error"],
+                   "%s without: %s %r" % (ty, st, r))
+            # The alias is shown as the one setting, and a bad update
+            # leaves it as it was.
+            st, t = d.api("POST", "/proxies/u/toxics",
+                          {"type": ty, "name": ty,
+                           "attributes": {"probability_ppm": 250000}})
+            expect(st == 200 and t["attributes"] == {"probability": 0.25},
+                   "%s from ppm: %s %r" % (ty, st, t))
+            st, r = d.api("POST", "/proxies/u/toxics/" + ty,
+                          {"attributes": {"probability": 1.01}})
+            expect(st == 400 and "probability" in r["error"],
+                   "%s update 1.01: %s %r" % (ty, st, r))
+            st, t = d.api("GET", "/proxies/u/toxics/" + ty)
+            expect(t["attributes"] == {"probability": 0.25},
+                   "%s after a bad update: %r" % (ty, t))
+        st, r = d.api("GET", "/proxies/u/toxics")
+        expect(sorted(t["name"] for t in r) == ["duplicate", "loss"],
+               "refused toxics left behind: %r" % (r,))
+
+
 def test_limit_data_drops_whole_datagrams():
     with UdpEcho() as up, Tardyd(udp_conf(up.spec)) as d:
         add_toxic(d, "limit_data", stream="upstream", bytes=10)
@@ -307,12 +435,19 @@ def test_bandwidth_paces_whole_datagrams():
         t0 = now()
         for i in range(5):
             s.send(bytes([65 + i]) * 1000)
-        got = [s.recv(65536) for _ in range(5)]
-        took = now() - t0
+        got, at = [], []
+        for _ in range(5):
+            got.append(s.recv(65536))
+            at.append(now() - t0)
         expect(got == [bytes([65 + i]) * 1000 for i in range(5)],
                "never merged or split: %r" % ([len(g) for g in got],))
-        # The first goes at once, each next 100 ms after the one before.
-        expect_between(took, 0.400, 0.400 + MARGIN * 2, "paced")
+        # Never early, as on TCP: each leaves once it and the ones before
+        # it have taken their size at the rate, 100 ms each, the first
+        # too.
+        for i, t in enumerate(at):
+            expect(t >= 0.100 * (i + 1) - 0.0005,
+                   "datagram %d after %.4f s: early" % (i + 1, t))
+        expect_between(at[-1], 0.500, 0.500 + MARGIN * 2, "paced")
         s.close()
 
 
@@ -361,6 +496,14 @@ def test_config_check_rejects():
             ("[proxy t]\nlisten = 127.0.0.1:0\nupstream = 127.0.0.1:9\n"
              "[toxic t l]\ntype = loss\nprobability_ppm = 5\n",
              "udp proxies only"),
+            (udp_conf("127.0.0.1:9") +
+             "[toxic u l]\ntype = loss\nprobability = 1.5\n",
+             ":7: toxic \"l\": attribute probability must be between 0 "
+             "and 1"),
+            (udp_conf("127.0.0.1:9") +
+             "[toxic u l]\ntype = duplicate\nprobability = 0.5\n"
+             "probability_ppm = 500000\n",
+             "probability and probability_ppm"),
         ]
         for text, want in cases:
             with open(path, "w") as f:
