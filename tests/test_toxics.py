@@ -126,22 +126,23 @@ def test_bandwidth_upstream():
     done = {}
 
     def sink(c):
-        t0 = now()
         done["data"] = recv_exactly(c, len(data), timeout=5)
-        done["elapsed"] = now() - t0
+        done["end"] = now()
 
     with Server(sink) as srv, Lab(srv.spec) as lab:
         lab.add("bandwidth", stream="upstream", rate=50)
         s = lab.connect()
+        t0 = now()
         s.sendall(data)
         deadline = now() + 5
-        while "elapsed" not in done and now() < deadline:
+        while "end" not in done and now() < deadline:
             time.sleep(0.01)
         s.close()
         expect(done.get("data") == data, "upstream bytes wrong")
-        # 50000 B at 50 KB/s: one second, less the first 10 ms slice.
-        expect(0.95 <= done["elapsed"] <= 1.3,
-               "upstream 50000 B took %.3f s" % done["elapsed"])
+        # 50000 B at 50 KB/s: one second from the send, never less.
+        elapsed = done["end"] - t0
+        expect(1.0 <= elapsed <= 1.3, "upstream 50000 B took %.4f s" %
+               elapsed)
 
 
 # --- slow_close ---------------------------------------------------------
