@@ -438,6 +438,18 @@ toxic_attr(const struct toxic *t, const char *name)
 	return (0);
 }
 
+/*
+ * A number as Go's encoder writes a float: 1, not 1.0, so replies read
+ * the same as Toxiproxy's.
+ */
+static json_t *
+toxic_json_number(double v)
+{
+	if (v == (double)(json_int_t)v)
+		return (json_integer((json_int_t)v));
+	return (json_real(v));
+}
+
 json_t *
 toxic_json(const struct toxic *t)
 {
@@ -454,7 +466,8 @@ toxic_json(const struct toxic *t)
 			continue;
 		if (a->flags & TOXIC_A_UNIT)
 			json_object_set_new(attrs, a->name,
-			    json_real((double)t->attr[i] / (double)a->max));
+			    toxic_json_number((double)t->attr[i] /
+			    (double)a->max));
 		else
 			json_object_set_new(attrs, a->name,
 			    json_integer(t->attr[i]));
@@ -465,11 +478,11 @@ toxic_json(const struct toxic *t)
 			json_object_set_new(attrs, a->name,
 			    json_integer((json_int_t)sched[i]));
 	}
-	return (json_pack("{s:s, s:s, s:s, s:f, s:o}",
+	return (json_pack("{s:s, s:s, s:s, s:o, s:o}",
 	    "name", t->name,
 	    "type", t->type->name,
 	    "stream", toxic_stream_name(t->stream),
-	    "toxicity", t->toxicity,
+	    "toxicity", toxic_json_number(t->toxicity),
 	    "attributes", attrs));
 }
 

@@ -134,6 +134,21 @@ def tardyd_version():
 
 # --- /version, /proxies ---------------------------------------------------
 
+def test_numbers_read_as_toxiproxys():
+    # Go writes a float 1 as 1: so do we, for toxicity and probabilities.
+    with Tardyd() as d, T.echo_server() as echo:
+        create(d, "p", echo.spec)
+        for tox, want in ((1, b'"toxicity":1,'), (0.5, b'"toxicity":0.5,')):
+            st, t = d.api("POST", "/proxies/p/toxics", {
+                "type": "latency", "name": "l%s" % tox, "toxicity": tox})
+            T.expect(st == 200, "create: %s %r" % (st, t))
+            st, headers, body = raw_request(
+                T.parse_addr(d.ready["api"]),
+                b"GET /proxies/p/toxics/l%s HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\n\r\n" % str(tox).encode())
+            T.expect(want in body, "toxicity %s printed as %r" % (tox, body))
+
+
 def test_every_reply_has_a_request_id():
     # As Toxiproxy's: X-Toxiproxy-Request-Id, on successes and errors.
     with Tardyd() as d:
