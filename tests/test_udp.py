@@ -585,85 +585,10 @@ def test_tardyctl_create_udp():
 NAMES = ["n%d.test" % i for i in range(8)]
 
 
-def free_udp_tcp_port():
-    """A loopback port free for UDP and for TCP: dnsmasq binds both, and
-    after tests with thousands of connections many ports are still held by
-    TCP TIME_WAITs that a UDP probe alone would not see."""
-    for _ in range(100):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise AssertionError("no port free for both UDP and TCP")
-
-
-class Dnsmasq:
-    """dnsmasq on a loopback port, answering from a hosts file only."""
-
-    def __init__(self):
-        if shutil.which("dnsmasq") is None or shutil.which("dig") is None:
-            skip("dnsmasq or dig missing (apt-get install dnsmasq-base "
-                 "dnsutils)")
-        self.dir = tempfile.mkdtemp(prefix="tardydns.")
-        os.chmod(self.dir, 0o755)
-        hosts = os.path.join(self.dir, "hosts")
-        with open(hosts, "w") as f:
-            for i, n in enumerate(NAMES):
-                f.write("10.9.0.%d %s\n" % (i + 1, n))
-        os.chmod(hosts, 0o644)
-        # The port is picked by binding 0 and released for dnsmasq: if
-        # something else takes it meanwhile, dnsmasq exits; try another.
-        err = ""
-        for attempt in range(3):
-            self.port = free_udp_tcp_port()
-            errpath = os.path.join(self.dir, "stderr")
-            # No --server and --no-resolv: nothing is ever forwarded.
-            with open(errpath, "wb") as errf:
-                self.proc = subprocess.Popen(
-                    ["dnsmasq", "--keep-in-foreground",
-                     "--port=%d" % self.port,
-                     "--listen-address=127.0.0.1", "--bind-interfaces",
-                     "--no-resolv", "--no-hosts", "--no-poll",
-                     "--addn-hosts=" + hosts, "--conf-file=/dev/null",
-                     "--pid-file=" + os.path.join(self.dir, "pid"),
-                     "--log-facility=-"],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=errf)
-            deadline = now() + 5
-            while now() < deadline and self.proc.poll() is None:
-                if dig(self.port, NAMES[0])[0] == "10.9.0.1":
-                    return
-                time.sleep(0.05)
-            with open(errpath, "rb") as f:
-                err = f.read().decode(errors="replace")
-            if self.proc.poll() is None:
-                break           # running but not answering: give up
-        self.close()
-        raise AssertionError("dnsmasq did not answer: %s" % err[-500:])
-
-    @property
-    def spec(self):
-        return "127.0.0.1:%d" % self.port
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+def Dnsmasq():
+    """dnsmasq on a loopback port, answering NAMES from a hosts file."""
+    return tardytest.Dnsmasq({n: "10.9.0.%d" % (i + 1)
+                              for i, n in enumerate(NAMES)})
 
 
 def dig(port, name):
