@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 DEPS="build-essential autoconf automake pkg-config libevent-dev \
 libinih-dev libjansson-dev check python3 python3-pytest curl \
-mandoc systemd dnsmasq-base dnsutils"
+mandoc systemd dnsmasq-base dnsutils nodejs"
 
 deps() {
 	missing=
@@ -19,6 +19,9 @@ deps() {
 		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
 		    grep -q "install ok installed" || missing="$missing $p"
 	done
+	# npm: Debian's package, unless the installed nodejs bundles it
+	# (NodeSource's, which conflicts with Debian's npm).
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
 	[ -z "$missing" ] && return 0
 	sudo=
 	[ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -30,6 +33,8 @@ build() {
 	[ -x configure ] || ./autogen.sh
 	[ -f Makefile ] || ./configure --enable-werror
 	make -j"$(nproc)"
+	# The npm Toxiproxy client for tests/test_node_client.py, as locked.
+	npm ci --prefix tests/node --no-audit --no-fund
 }
 
 case "${1:-}" in
