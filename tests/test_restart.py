@@ -12,6 +12,7 @@ share a port with another process.
 import errno
 import signal
 import socket
+import threading
 import time
 
 import tardytest
@@ -163,6 +164,58 @@ def test_no_one_shares_a_live_port():
             expect(rc == 1 and "listen tcp 127.0.0.1:%d: bind: address "
                    "already in use" % api_port in log,
                    "second daemon: %s %s" % (rc, log))
+
+
+def udp_echo():
+    """A UDP echo on loopback, in a thread: (socket, spec)."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(0.1)
+
+    def loop():
+        while u.fileno() != -1:
+            try:
+                data, peer = u.recvfrom(2048)
+                u.sendto(data, peer)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+    threading.Thread(target=loop, daemon=True).start()
+    return u, "127.0.0.1:%d" % u.getsockname()[1]
+
+
+def udp_round_trip(port):
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(2)
+    try:
+        c.sendto(b"dgram", ("127.0.0.1", port))
+        return c.recv(100)
+    finally:
+        c.close()
+
+
+def test_udp_port_restarts_and_is_not_shared():
+    up, spec = udp_echo()
+    port = free_port((socket.SOCK_DGRAM,))
+    conf = "[proxy u]\nprotocol = udp\nlisten = 127.0.0.1:%d\n" \
+           "upstream = %s\n" % (port, spec)
+    try:
+        with Tardyd(conf) as d:
+            expect(udp_round_trip(port) == b"dgram", "through the proxy")
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                raise AssertionError("a live UDP proxy's port was shared")
+            except OSError as e:
+                expect(e.errno == errno.EADDRINUSE, "bind: %s" % e)
+            finally:
+                s.close()
+        with Tardyd(conf) as d:
+            expect(udp_round_trip(port) == b"dgram", "after a restart")
+    finally:
+        up.close()
 
 
 main(globals())
