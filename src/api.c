@@ -827,10 +827,17 @@ api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
 
 /* --- handlers -------------------------------------------------------- */
 
+/* Byte for byte as Toxiproxy writes it, for clients that compare. */
 static void
 api_version(struct api_req *ctx)
 {
-	api_reply(ctx, 200, json_pack("{s:s}", "version", PACKAGE_VERSION));
+	struct evbuffer	*out;
+
+	if ((out = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	evbuffer_add_printf(out, "{\"version\": \"%s\"}\n", PACKAGE_VERSION);
+	api_send(ctx, 200, "application/json;charset=utf-8", out);
+	evbuffer_free(out);
 }
 
 static void
