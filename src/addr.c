@@ -203,6 +203,26 @@ addr_name(const char *s, char *host, size_t hostlen, int *port)
 }
 
 /*
+ * What addr_parse() and addr_parse_lazy() share: a unix path or a numeric
+ * host fills a and returns 0; a host that is not numeric is left in host
+ * (with port and v6, for the caller to resolve or check) and returns 1.
+ */
+static int
+addr_parse_common(const char *s, struct addr *a, char *host, size_t hostlen,
+    int *port, int *v6, char *err, size_t errlen)
+{
+	memset(a, 0, sizeof(*a));
+	if (strncmp(s, "unix:", 5) == 0)
+		return (addr_parse_unix(s + 5, a, err, errlen));
+	if (addr_split(s, host, hostlen, port, v6, err, errlen) == -1)
+		return (-1);
+	/* Numeric hosts first: they must never hit the resolver. */
+	if (addr_numeric(host, *v6, *port, a) == 0)
+		return (0);
+	return (1);
+}
+
+/*
  * Parse and resolve s into a. On failure, err holds a message that quotes
  * the offending part.
  */
@@ -213,14 +233,9 @@ addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 	struct addrinfo		 hints, *res, *ai;
 	int			 port, v6, rc;
 
-	memset(a, 0, sizeof(*a));
-	if (strncmp(s, "unix:", 5) == 0)
-		return (addr_parse_unix(s + 5, a, err, errlen));
-	if (addr_split(s, host, sizeof(host), &port, &v6, err, errlen) == -1)
-		return (-1);
-	/* Numeric hosts first: they must never hit the resolver. */
-	if (addr_numeric(host, v6, port, a) == 0)
-		return (0);
+	if ((rc = addr_parse_common(s, a, host, sizeof(host), &port, &v6, err,
+	    errlen)) != 1)
+		return (rc);
 	rc = EAI_NONAME;
 	if (!v6 && addr_names) {
 		memset(&hints, 0, sizeof(hints));
@@ -254,15 +269,11 @@ int
 addr_parse_lazy(const char *s, struct addr *a, char *err, size_t errlen)
 {
 	char	host[NI_MAXHOST];
-	int	port, v6;
+	int	port, v6, rc;
 
-	memset(a, 0, sizeof(*a));
-	if (strncmp(s, "unix:", 5) == 0)
-		return (addr_parse_unix(s + 5, a, err, errlen));
-	if (addr_split(s, host, sizeof(host), &port, &v6, err, errlen) == -1)
-		return (-1);
-	if (addr_numeric(host, v6, port, a) == 0)
-		return (0);
+	if ((rc = addr_parse_common(s, a, host, sizeof(host), &port, &v6, err,
+	    errlen)) != 1)
+		return (rc);
 	if (v6 || !addr_name_valid(host)) {
 		snprintf(err, errlen, "invalid address \"%s\": \"%s\" is "
 		    "neither a numeric address nor a host name", s, host);

@@ -129,6 +129,20 @@ class Tardyd:
         self.close()
 
 
+class CheckedTardyd(Tardyd):
+    """A Tardyd that fails the test if tardyd did not exit cleanly (a
+    sanitizer report, a leak, a crash) when it is stopped."""
+
+    def __exit__(self, exc_type, *exc):
+        code = self.stop()
+        log = self.log()
+        self.close()
+        if exc_type is None:
+            expect(code == 0 and "Sanitizer" not in log and
+                   "runtime error" not in log,
+                   "tardyd exited with %s:\n%s" % (code, log[-3000:]))
+
+
 def parse_addr(s):
     """'127.0.0.1:80' | '[::1]:80' | 'unix:/p' -> (family, sockaddr)."""
     if s.startswith("unix:"):

@@ -14,18 +14,7 @@ import time
 import tardytest as T
 
 
-class Tardyd(T.Tardyd):
-    """T.Tardyd that fails the test if tardyd did not exit cleanly (a
-    sanitizer report, a leak, a crash) when it is stopped."""
-
-    def __exit__(self, exc_type, *exc):
-        code = self.stop()
-        log = self.log()
-        self.close()
-        if exc_type is None:
-            T.expect(code == 0 and "Sanitizer" not in log and
-                     "runtime error" not in log,
-                     "tardyd exited with %s:\n%s" % (code, log[-3000:]))
+Tardyd = T.CheckedTardyd
 
 
 # --- helpers --------------------------------------------------------------

@@ -18,17 +18,7 @@ SENT = "toxiproxy_proxy_sent_bytes_total"
 LABELS = ["direction", "listener", "proxy", "upstream"]
 
 
-class Tardyd(T.Tardyd):
-    """T.Tardyd that fails the test if tardyd did not exit cleanly."""
-
-    def __exit__(self, exc_type, *exc):
-        code = self.stop()
-        log = self.log()
-        self.close()
-        if exc_type is None:
-            T.expect(code == 0 and "Sanitizer" not in log and
-                     "runtime error" not in log,
-                     "tardyd exited with %s:\n%s" % (code, log[-3000:]))
+Tardyd = T.CheckedTardyd
 
 
 # --- the text format ------------------------------------------------------
