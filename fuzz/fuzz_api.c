@@ -195,14 +195,15 @@ header_value(const char *head, const char *name, size_t *len)
 
 	while (p != NULL && strncmp(p, "\r\n\r\n", 4) != 0) {
 		p += 2;
-		end = strstr(p, "\r\n");
+		if ((end = strstr(p, "\r\n")) == NULL)
+			end = p + strlen(p);	/* the last line */
 		if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
 			for (p += n + 1; *p == ' ' || *p == '\t'; p++)
 				;
 			*len = (size_t)(end - p);
 			return (p);
 		}
-		p = end;
+		p = *end != '\0' ? end : NULL;
 	}
 	return (NULL);
 }
@@ -216,8 +217,10 @@ check_body(int status, const char *type, size_t typelen, const char *body,
 
 	if (len == 0 || type == NULL ||
 	    typelen < 16 || strncmp(type, "application/json", 16) != 0) {
-		FUZZ_CHECK(status < 400 || len == 0 || type != NULL,
-		    "error %d without a content type", status);
+		/* Every error is JSON, even those evhttp makes (api.c). */
+		FUZZ_CHECK(status < 400 || len == 0,
+		    "error %d with a body that is not JSON: %.*s", status,
+		    (int)len, body);
 		return;
 	}
 	if ((j = json_loadb(body, len, 0, &jerr)) == NULL)
@@ -243,7 +246,7 @@ check_responses(char *buf, size_t len, const uint8_t *req, size_t reqlen,
 {
 	const char	*head, *v, *type, *sp;
 	char		*end, save;
-	size_t		 off = 0, vlen, typelen, hlen, clen;
+	size_t		 off = 0, vlen, typelen, hlen, clen, idlen;
 	int		 status, ishead;
 
 	/*
@@ -280,6 +283,10 @@ check_responses(char *buf, size_t len, const uint8_t *req, size_t reqlen,
 			return (-1);
 		v = header_value(head, "Content-Length", &vlen);
 		type = header_value(head, "Content-Type", &typelen);
+		FUZZ_CHECK(header_value(head, "X-Toxiproxy-Request-Id",
+		    &idlen) != NULL && idlen == 20,
+		    "a reply without a request id: %.*s",
+		    (int)(hlen < 200 ? hlen : 200), head);
 		*end = save;
 		/*
 		 * evhttp sends the body of a reply to HEAD (without a

@@ -1634,14 +1634,14 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 	    NULL);
 	if (body.pos == -1)
 		return;
-	start = evbuffer_search_range(out, "HTTP/1.", 7, NULL, &body);
+	start = evbuffer_search_range(out, "HTTP/", 5, NULL, &body);
 	for (;;) {
 		struct evbuffer_ptr next = start;
 
 		if (start.pos == -1 || evbuffer_ptr_set(out, &next, 1,
 		    EVBUFFER_PTR_ADD) == -1)
 			break;
-		next = evbuffer_search_range(out, "HTTP/1.", 7, &next, &body);
+		next = evbuffer_search_range(out, "HTTP/", 5, &next, &body);
 		if (next.pos == -1)
 			break;
 		start = next;
@@ -1654,7 +1654,8 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 	if (evbuffer_copyout_from(out, &start, line, n) <= 0)
 		return;
 	line[n] = '\0';
-	if (sscanf(line, "HTTP/1.%*d %d", &status) != 1)
+	/* evhttp answers in the version the client spoke, even "HTTP/-1.1". */
+	if (sscanf(line, "HTTP/%*s %d", &status) != 1)
 		return;
 	line[strcspn(line, "\r")] = '\0';
 	switch (status) {
@@ -1672,7 +1673,10 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 		msg = "bad request: malformed HTTP request";
 		break;
 	default:
-		msg = line + strlen("HTTP/1.1 ");
+		/* The reason phrase, after the version and the status. */
+		msg = strchr(line, ' ');
+		msg = msg != NULL ? strchr(msg + 1, ' ') : NULL;
+		msg = msg != NULL ? msg + 1 : "error";
 		break;
 	}
 	if ((reply = evbuffer_new()) == NULL)
