@@ -47,6 +47,7 @@
 #define O_ATTR		0x040
 #define O_NAME		0x080
 #define O_PROTOCOL	0x100
+#define O_UPFAIL	0x200
 
 struct ctl {
 	struct addr	 api;
@@ -62,6 +63,7 @@ struct ctl {
 	const char	*stream;
 	const char	*name;
 	const char	*protocol;
+	const char	*upstream_failure;
 	double		 toxicity;
 	json_t		*attrs;
 };
@@ -586,6 +588,9 @@ ctl_print_proxy(json_t *p)
 	printf("upstream:  %s\n", ctl_str(p, "upstream"));
 	printf("enabled:   %s\n", json_is_true(json_object_get(p, "enabled")) ?
 	    "yes" : "no");
+	if (json_is_string(json_object_get(p, "upstream_failure")))
+		printf("upstream failure: %s\n",
+		    ctl_str(p, "upstream_failure"));
 	if (json_array_size(toxics) == 0)
 		printf("toxics:    none\n");
 	else {
@@ -697,6 +702,9 @@ ctl_create(struct ctl *ctl, char **argv)
 	if (ctl->protocol != NULL)
 		json_object_set_new(body, "protocol",
 		    json_string(ctl->protocol));
+	if (ctl->upstream_failure != NULL)
+		json_object_set_new(body, "upstream_failure",
+		    json_string(ctl->upstream_failure));
 	j = ctl_call(ctl, "POST", "/proxies", body, 201);
 	json_decref(body);
 	if (j == NULL)
@@ -864,8 +872,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "show", "NAME", 1, 1, 0, ctl_show,
 "Show proxy NAME and a table of its toxics.\n" },
 	{ "create", "NAME -u ADDRESS [-l ADDRESS] [--disabled] "
-	    "[--protocol tcp|udp]", 1, 1,
-	    O_LISTEN | O_UPSTREAM | O_DISABLED | O_PROTOCOL, ctl_create,
+	    "[--protocol tcp|udp] [--upstream-failure close|reset]", 1, 1,
+	    O_LISTEN | O_UPSTREAM | O_DISABLED | O_PROTOCOL | O_UPFAIL,
+	    ctl_create,
 "Create proxy NAME, forwarding connections to the upstream ADDRESS, and\n"
 "show it. The address it listens on is printed resolved, so with the\n"
 "default port 0 it shows the port the server picked.\n"
@@ -874,8 +883,13 @@ static const struct ctl_cmd ctl_cmds[] = {
 "  -u, --upstream ADDRESS   where to forward connections (required)\n"
 "      --disabled           create it without accepting connections\n"
 "      --protocol PROTO     tcp (default) or udp: forward datagrams\n"
+"      --upstream-failure close|reset\n"
+"                           when the upstream cannot be reached, the\n"
+"                           client reads EOF (close, the default, as with\n"
+"                           Toxiproxy) or is reset\n"
 "\n"
-"Addresses are host:port, [v6addr]:port or unix:/path.\n" },
+"Addresses are host:port, [v6addr]:port or unix:/path. An upstream host\n"
+"name need not resolve yet: it is looked up when a connection needs it.\n" },
 	{ "delete", "NAME", 1, 1, 0, ctl_delete,
 "Delete proxy NAME: its listener and its connections are closed.\n" },
 	{ "enable", "NAME", 1, 1, 0, ctl_enable,
@@ -1048,6 +1062,8 @@ ctl_opt_name(int bit)
 		return ("--name");
 	case O_PROTOCOL:
 		return ("--protocol");
+	case O_UPFAIL:
+		return ("--upstream-failure");
 	}
 	return ("?");
 }
@@ -1114,6 +1130,7 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		{ "attr",	required_argument,	NULL, 'A' },
 		{ "name",	required_argument,	NULL, 'n' },
 		{ "protocol",	required_argument,	NULL, 'P' },
+		{ "upstream-failure", required_argument, NULL, 'F' },
 		{ NULL,		0,			NULL, 0 }
 	};
 	const struct ctl_cmd	*cmd;
@@ -1192,6 +1209,10 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		case 'P':
 			ctl->protocol = optarg;
 			bit = O_PROTOCOL;
+			break;
+		case 'F':
+			ctl->upstream_failure = optarg;
+			bit = O_UPFAIL;
 			break;
 		default:
 			return (ctl_usage_error(NULL, "unknown option"));

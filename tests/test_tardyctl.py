@@ -94,6 +94,16 @@ def test_create_show_list_delete():
         r = ctl(["--json", "show", "web"], api=api)
         T.expect(json.loads(r.stdout) == p, r.stdout)
 
+        # The choice of what a client sees when the upstream is down.
+        r = ctl(["create", "rst", "-u", echo.spec, "--upstream-failure",
+                 "reset"], api=api)
+        T.expect("upstream failure: reset" in r.stdout, r.stdout)
+        T.expect(d.api("GET", "/proxies/rst")[1]["upstream_failure"] ==
+                 "reset", "not set through the API")
+        r = ctl(["create", "bad", "-u", echo.spec, "--upstream-failure",
+                 "drop"], api=api, expect=1)
+        T.expect("upstream_failure" in r.stderr, r.stderr)
+
         r = ctl(["delete", "web"], api=api)
         T.expect(r.stdout == "", "delete printed %r" % r.stdout)
         T.expect(d.api("GET", "/proxies/web")[0] == 404, "not deleted")
