@@ -228,6 +228,8 @@ session_resolved_cb(struct resolver_wait *w, const struct addr *a,
 	struct addr	 to;
 	char		 reason[300];
 
+	if (s->state != SESSION_RESOLVING)
+		return;		/* a toxic is closing it */
 	if (a == NULL) {
 		snprintf(reason, sizeof(reason), "upstream %s: %s",
 		    s->proxy->upstream_str, err);
