@@ -14,7 +14,10 @@ starts on loopback after the proxy was created.
 
 import errno
 import os
+import shutil
 import socket
+import tempfile
+import time
 
 import tardytest
 from tardytest import (Dnsmasq, Tardyd, echo_server, expect, main, now,
@@ -214,6 +217,50 @@ def test_name_served_after_the_proxy_was_made():
                     s.close()
         finally:
             dns.close()
+
+
+def test_connections_closed_while_their_name_is_looked_up():
+    # A resolver that never answers (nothing listens on its port): each
+    # lookup takes evdns's 2 x 2 s. Meanwhile a toxic closes one waiting
+    # connection and a client gives up on another; neither may leave
+    # anything behind once the answer (a failure) comes.
+    port = tardytest.free_port((socket.SOCK_DGRAM,))
+    tmp = tempfile.mkdtemp(prefix="tardyresolv.")
+    resolv = os.path.join(tmp, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.1:%d\n" % port)
+    env = dict(os.environ, TARDY_RESOLV_CONF=resolv)
+    try:
+        with tardytest.CheckedTardyd(env=env, args=[
+                "-p", "slow=127.0.0.1:0=slow.tardy.test:80",
+                "--toxic", "slow:timeout:timeout=100"]) as d:
+            addr = d.proxy_addr("slow")[1]
+            t0 = now()
+            kind, data = probe(addr)
+            elapsed = now() - t0
+            expect((kind, data) == ("eof", b""), "timeout toxic while "
+                   "resolving: %s %r" % (kind, data))
+            expect(0.1 <= elapsed < 1.0 * tardytest.SLOW,
+                   "closed by the toxic after %.3f s" % elapsed)
+            st, _ = d.api("DELETE", "/proxies/slow/toxics/timeout_downstream")
+            expect(st == 204, "remove the toxic: %s" % st)
+            gone = socket.create_connection(addr, timeout=5)
+            gone.close()
+            time.sleep(0.05)
+            st, conns = d.api("GET", "/proxies/slow/connections")
+            expect([c["state"] for c in conns] == ["resolving"],
+                   "waiting for its name: %r" % conns)
+            # Both lookups fail (evdns gives up after its attempts); then
+            # nothing is left open.
+            deadline = now() + 10 * tardytest.SLOW
+            while now() < deadline:
+                st, conns = d.api("GET", "/proxies/slow/connections")
+                if conns == []:
+                    break
+                time.sleep(0.1)
+            expect(conns == [], "left open: %r" % conns)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 main(globals())
