@@ -19,6 +19,9 @@ import tardytest
 from tardytest import (Tardyd, echo_server, expect, free_port, main, now,
                        recv_exactly)
 
+# Every daemon these tests stop must exit cleanly (no sanitizer report).
+Tardyd = tardytest.CheckedTardyd
+
 
 def time_waits(port):
     """Sockets in TIME_WAIT whose local port is port (/proc/net/tcp)."""

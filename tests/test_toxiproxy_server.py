@@ -23,6 +23,9 @@ from tardytest import (Tardyd, echo_server, expect, free_port, http, main,
 SERVER = os.environ.get("TOXIPROXY_SERVER",
                         os.path.join(os.getcwd(), "toxiproxy-server"))
 
+# Every daemon these tests stop must exit cleanly (no sanitizer report).
+Tardyd = tardytest.CheckedTardyd
+
 
 class Server:
     """toxiproxy-server with the given flags, waited for on its port."""

@@ -23,6 +23,9 @@ import tardytest
 from tardytest import (Dnsmasq, Tardyd, echo_server, expect, main, now,
                        recv_exactly)
 
+# Every daemon these tests stop must exit cleanly (no sanitizer report).
+Tardyd = tardytest.CheckedTardyd
+
 
 def refusing_port():
     """A loopback port bound but not listening: connects are refused."""
@@ -231,7 +234,7 @@ def test_connections_closed_while_their_name_is_looked_up():
         f.write("nameserver 127.0.0.1:%d\n" % port)
     env = dict(os.environ, TARDY_RESOLV_CONF=resolv)
     try:
-        with tardytest.CheckedTardyd(env=env, args=[
+        with Tardyd(env=env, args=[
                 "-p", "slow=127.0.0.1:0=slow.tardy.test:80",
                 "--toxic", "slow:timeout:timeout=100"]) as d:
             addr = d.proxy_addr("slow")[1]
