@@ -24,16 +24,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
+import nodetap
 import podmanlab
-from test_node_client import parse
 
 TOP_SRCDIR = podmanlab.TOP_SRCDIR
 SLOW = podmanlab.SLOW
@@ -48,13 +46,7 @@ MAX_START_MS = 100
 
 
 def fail(what, details=()):
-    """The whole file as one failing test, with the reason."""
-    print("1..1")
-    print("not ok 1 - container suite: %s" % what)
-    for line in details:
-        for part in str(line).splitlines():
-            print("# " + part)
-    sys.exit(1)
+    nodetap.fail("container suite", what, details)
 
 
 # --- Node and the npm modules -------------------------------------------------
@@ -226,20 +218,7 @@ def run_suite(lab, node, path, env_extra):
     env = dict(lab.env, **env_extra)
     env["PATH"] = os.path.dirname(node) + os.pathsep + env.get("PATH", "")
     env["NO_COLOR"] = "1"
-    t0 = time.monotonic()
-    proc = subprocess.Popen([node, "--test", "--test-reporter=tap", path],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=TIMEOUT * SLOW)
-        status = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        status = None
-    return out.decode(errors="replace").splitlines(), status, \
-        time.monotonic() - t0
+    return nodetap.run(node, path, env, TIMEOUT * SLOW)
 
 
 def main():
@@ -274,53 +253,11 @@ def main():
         fail(str(e).splitlines()[0], done + str(e).splitlines()[1:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    results, plan, comments = parse(lines)
-
-    extra = []
-    if status is None:
-        extra.append("node's test run killed after %.0f s" % (TIMEOUT * SLOW))
-    elif status != 0 and all(r[0] for r in results):
-        extra.append("node exited with status %d" % status)
-    if status is not None and not results:
-        extra.append("node reported no tests")
-    if plan is not None and plan != len(results):
-        extra.append("node planned %d tests, reported %d" %
-                     (plan, len(results)))
-
-    print("1..%d" % (len(own) + len(results) + len(extra)))
-    print("# %s %s, %s: %.1f s; whole file %.1f s" %
-          (node, version, SUITE, secs, time.monotonic() - t_begin))
-    n = failed = 0
-    for ok, name, notes in own:
-        n += 1
-        print("ok %d - %s" % (n, name))
-        for note in notes:
-            print("# " + note)
-    for ok, name, directive, ms, diag, notes in results:
-        n += 1
-        took = " (%.0f ms)" % ms if ms is not None else ""
-        print("%s %d - %s%s%s" % ("ok" if ok else "not ok", n, name, took,
-                                  " " + directive if directive else ""))
-        if not ok:
-            failed += 1
-            for d in diag:
-                print("#" + d)
-        else:
-            for note in notes:
-                print(note)
-    for what in extra:
-        n += 1
-        failed += 1
-        print("not ok %d - %s" % (n, what))
-        for line in lines[-60:]:
-            print("# " + line)
-    if failed:
-        for c in comments:
-            print(c)
-        print("# podman API service log:")
-        for line in service_log.splitlines()[-30:]:
-            print("# " + line)
-    sys.exit(1 if failed else 0)
+    nodetap.report(lines, status, TIMEOUT * SLOW,
+                   "%s %s, %s: %.1f s; whole file %.1f s" %
+                   (node, version, SUITE, secs, time.monotonic() - t_begin),
+                   own=own, on_failure=["podman API service log:"] +
+                   service_log.splitlines()[-30:])
 
 
 if __name__ == "__main__":

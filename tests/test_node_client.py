@@ -17,11 +17,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
+
+import nodetap
 
 TOP_SRCDIR = os.environ.get("TOP_SRCDIR") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
@@ -35,17 +34,9 @@ INSTALL = "npm ci --prefix tests/node --no-audit --no-fund"
 MIN_NODE = (18, 15)     # node:test with --test-reporter, global fetch
 TIMEOUT = 120           # s for the whole suite (times TARDY_TEST_SLOW)
 
-RESULT = re.compile(r"^(ok|not ok) (\d+)(?: - (.*?))?"
-                    r"(\s+# (?:SKIP|TODO)\b.*)?$")
-
 
 def fail(what, details=()):
-    """The whole suite as one failing test, with the reason."""
-    print("1..1")
-    print("not ok 1 - node client suite: %s" % what)
-    for line in details:
-        print("# " + line)
-    sys.exit(1)
+    nodetap.fail("node client suite", what, details)
 
 
 def find_node():
@@ -108,66 +99,11 @@ def suite_path(nm, tmp):
 
 
 def run_suite(node, path, tmp):
-    """Runs node's test runner; returns (output lines, exit status or None
-    when it had to be killed, seconds). The suite's temporary files go in
-    tmp, removed afterwards even if the suite could not clean up."""
+    """Runs the suite; its temporary files go in tmp, removed afterwards
+    even if the suite could not clean up."""
     env = dict(os.environ, TOXIPROXY_SERVER=os.path.abspath(SERVER),
                NO_COLOR="1", TMPDIR=tmp)
-    t0 = time.monotonic()
-    # Its own process group, so a hung suite is killed whole: node, its
-    # test child and the toxiproxy-server that child started.
-    proc = subprocess.Popen([node, "--test", "--test-reporter=tap", path],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=TIMEOUT * SLOW)
-        status = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        status = None
-    return out.decode(errors="replace").splitlines(), status, \
-        time.monotonic() - t0
-
-
-def parse(lines):
-    """Node's top-level results: [(ok, name, directive, duration_ms,
-    diagnostic lines, the test's own "# " notes)], node's plan count or
-    None, and the other top-level comment lines."""
-    results, plan, comments = [], None, []
-    current = None
-    for line in lines:
-        m = RESULT.match(line)
-        if m:
-            current = [m.group(1) == "ok", m.group(3) or "(unnamed)",
-                       (m.group(4) or "").strip(), None, [], []]
-            results.append(current)
-            continue
-        m = re.match(r"^1\.\.(\d+)$", line)
-        if m:
-            plan = int(m.group(1))
-            current = None
-            continue
-        if line.startswith("  ") and current is not None:
-            d = re.match(r"^\s+duration_ms: ([0-9.]+)", line)
-            if d:
-                current[3] = float(d.group(1))
-            elif line.strip() not in ("---", "..."):
-                current[4].append(line)
-            continue
-        if line.startswith("# Subtest:") or line.startswith("TAP version"):
-            current = None
-            continue
-        if line.startswith("#") and current is not None:
-            current[4].append(line[1:])   # the test's t.diagnostic()
-            current[5].append(line)
-            continue
-        if line.startswith("#"):
-            comments.append(line)
-        elif line.strip():
-            comments.append("# " + line)
-    return results, plan, comments
+    return nodetap.run(node, path, env, TIMEOUT * SLOW)
 
 
 def main():
@@ -178,48 +114,8 @@ def main():
         lines, status, secs = run_suite(node, suite_path(nm, tmp), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    results, plan, comments = parse(lines)
-
-    # Anything wrong with the run itself is one more failing test.
-    extra = []
-    if status is None:
-        extra.append("node's test run killed after %.0f s" % (TIMEOUT * SLOW))
-    elif status != 0 and all(r[0] for r in results):
-        extra.append("node exited with status %d" % status)
-    if status is not None and not results:
-        extra.append("node reported no tests")
-    if plan is not None and plan != len(results):
-        extra.append("node planned %d tests, reported %d" %
-                     (plan, len(results)))
-
-    print("1..%d" % (len(results) + len(extra)))
-    print("# %s %s, %s %s, %s: %.1f s" % (node, version, CLIENT,
-                                         pinned_version(), SUITE, secs))
-    failed = 0
-    n = 0
-    for ok, name, directive, ms, diag, notes in results:
-        n += 1
-        took = " (%.0f ms)" % ms if ms is not None else ""
-        print("%s %d - %s%s%s" % ("ok" if ok else "not ok", n, name, took,
-                                  " " + directive if directive else ""))
-        if not ok:
-            failed += 1
-            for d in diag:
-                print("#" + d)
-        else:
-            for note in notes:
-                print(note)
-    for what in extra:
-        n += 1
-        failed += 1
-        print("not ok %d - %s" % (n, what))
-        for line in lines[-60:]:
-            print("# " + line)
-    if failed:
-        # Node's own summary and anything the suite printed.
-        for c in comments:
-            print(c)
-    sys.exit(1 if failed else 0)
+    nodetap.report(lines, status, TIMEOUT * SLOW, "%s %s, %s %s, %s: %.1f s"
+                   % (node, version, CLIENT, pinned_version(), SUITE, secs))
 
 
 if __name__ == "__main__":
