@@ -12,7 +12,8 @@ cd "$(dirname "$0")"
 DEPS="build-essential autoconf automake pkg-config libevent-dev \
 libinih-dev libjansson-dev check python3 python3-pytest curl \
 mandoc systemd dnsmasq-base dnsutils nodejs \
-podman runc catatonit netavark aardvark-dns iptables busybox-static"
+podman runc catatonit netavark aardvark-dns iptables busybox-static \
+mmdebstrap"
 
 deps() {
 	missing=

@@ -476,7 +476,8 @@ tardy_status_cb(evutil_socket_t fd, short what, void *arg)
 	tardy_notify_status(arg, "");
 }
 
-static void	tardy_reload_done(struct tardy *, const char *);
+static void	tardy_reload_done(struct tardy *, const char *,
+		    const char *);
 
 void
 tardy_reload(struct tardy *t)
@@ -494,15 +495,17 @@ tardy_reload(struct tardy *t)
 		log_error("reload failed: %zu error%s, keeping the running "
 		    "configuration", conf->nerrors,
 		    conf->nerrors == 1 ? "" : "s");
+		snprintf(err, sizeof(err), "%s%s", conf->errors[0],
+		    conf->nerrors > 1 ? " (and more: see the log)" : "");
 		config_free(conf);
-		tardy_reload_done(t, "failed");
+		tardy_reload_done(t, "failed", err);
 		return;
 	}
 	if (tardy_apply(t, conf, err, sizeof(err)) == -1) {
 		log_error("reload failed: %s; keeping the running "
 		    "configuration", err);
 		config_free(conf);
-		tardy_reload_done(t, "failed");
+		tardy_reload_done(t, "failed", err);
 		return;
 	}
 	if (!addr_equal(&conf->api, &t->conf->api))
@@ -514,13 +517,15 @@ tardy_reload(struct tardy *t)
 		log_set_level(conf->log_level);
 	log_info("configuration reloaded: %zu prox%s", t->nproxies,
 	    t->nproxies == 1 ? "y" : "ies");
-	tardy_reload_done(t, "ok");
+	tardy_reload_done(t, "ok", "");
 }
 
+/* how: "ok" or "failed"; why: the first error, for tardyd --reload. */
 static void
-tardy_reload_done(struct tardy *t, const char *how)
+tardy_reload_done(struct tardy *t, const char *how, const char *why)
 {
 	t->last_reload = how;
+	snprintf(t->reload_error, sizeof(t->reload_error), "%s", why);
 	(void)tardy_write_ready(t);
 	tardy_notify_status(t, "READY=1\n");
 }
@@ -543,12 +548,14 @@ tardy_write_ready(struct tardy *t)
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		json_object_set_new(proxies, p->name,
 		    json_string(addr_fmt(&p->bound, buf, sizeof(buf))));
-	root = json_pack("{s:s?, s:o, s:I, s:I, s:s}",
+	root = json_pack("{s:s?, s:o, s:I, s:I, s:s, s:s?}",
 	    "api", t->api != NULL ? api_address(t->api, buf, sizeof(buf)) : NULL,
 	    "proxies", proxies,
 	    "pid", (json_int_t)getpid(),
 	    "generation", (json_int_t)t->generation,
-	    "last_reload", t->last_reload);
+	    "last_reload", t->last_reload,
+	    "reload_error", t->reload_error[0] != '\0' ? t->reload_error :
+	    NULL);
 	if (root == NULL)
 		fatalx("json_pack");
 	if (asprintf(&tmp, "%s.tmp.%d", t->opts.ready_file, (int)getpid()) == -1)

@@ -63,6 +63,7 @@ struct tardy {
 	struct ptimers		*timers;	/* the toxics' (ptimer.h) */
 	unsigned int		 generation;	/* reloads handled */
 	const char		*last_reload;
+	char			 reload_error[512];	/* why it failed */
 	uint64_t		 t_start;
 };
 

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "reload_wait.h"
 #include "tardy.h"
 #include "toxiproxy_cli.h"
 #include "util.h"
@@ -30,6 +31,7 @@ usage(int status)
 "usage: tardyd [-tvqVh] [-c file] [-a address] [-s seed] [--ready-file path]\n"
 "              [--proxy name=listen=upstream]... [--toxic spec]...\n"
 "              [--api-open] [--exit-with-parent]\n"
+"       tardyd [-q] --ready-file path --reload pid\n"
 "       toxiproxy-server [-host h] [-port p] [-config file.json] [-seed n]\n"
 "\n"
 "  -c, --config FILE        read the configuration from FILE (tardy.conf,\n"
@@ -46,6 +48,9 @@ usage(int status)
 "      --ready-file PATH    once listening, write the bound addresses to\n"
 "                           PATH as JSON (rewritten after each reload)\n"
 "      --exit-with-parent   exit when the process that started us exits\n"
+"      --reload PID         make the tardyd PID (started with --ready-file\n"
+"                           PATH) reload, wait for it and exit 0 if the\n"
+"                           new configuration is in force, else 1\n"
 "  -t, --check              check the configuration and exit\n"
 "  -v, --verbose            log debug messages\n"
 "  -q, --quiet              log warnings and errors only\n"
@@ -75,6 +80,7 @@ main(int argc, char **argv)
 		{ "ready-file",		required_argument,	NULL, 'r' },
 		{ "exit-with-parent",	no_argument,		NULL, 'P' },
 		{ "api-open",		no_argument,		NULL, 'O' },
+		{ "reload",		required_argument,	NULL, 'R' },
 		{ "check",		no_argument,		NULL, 't' },
 		{ "verbose",		no_argument,		NULL, 'v' },
 		{ "quiet",		no_argument,		NULL, 'q' },
@@ -87,7 +93,7 @@ main(int argc, char **argv)
 	struct config		*conf;
 	struct tardy		*t;
 	int			 ch, check = 0, with_parent = 0, rc = 0;
-	pid_t			 parent = getppid();
+	pid_t			 parent = getppid(), reload_pid = 0;
 
 	memset(&opts, 0, sizeof(opts));
 	opts.log_level = -1;
@@ -136,6 +142,13 @@ main(int argc, char **argv)
 		case 'O':
 			opts.api_open = 1;
 			break;
+		case 'R':
+			if (reload_wait_parse_pid(optarg, &reload_pid) == -1) {
+				fprintf(stderr, "tardyd: invalid pid \"%s\"\n",
+				    optarg);
+				usage(2);
+			}
+			break;
 		case 't':
 			check = 1;
 			break;
@@ -156,6 +169,17 @@ main(int argc, char **argv)
 	}
 	if (optind != argc && tcli.api == NULL)
 		usage(2);
+	if (reload_pid != 0) {
+		/* Not a daemon: ask one to reload (ExecReload). */
+		if (opts.ready_file == NULL) {
+			fprintf(stderr, "tardyd: --reload needs the daemon's "
+			    "--ready-file\n");
+			usage(2);
+		}
+		rc = reload_wait_run(opts.ready_file, reload_pid,
+		    RELOAD_WAIT_TIMEOUT_MS, opts.log_level == LOG_LEVEL_WARN);
+		goto out;
+	}
 
 	if (with_parent) {
 		/* Die with the test runner, even if it was killed. */

@@ -1,0 +1,269 @@
+"""`systemctl reload`'s exit status is what the running daemon did.
+
+systemd 252 (Debian 12) takes a reload's result from the status of the
+unit's ExecReload commands. Those commands are run here exactly as the
+generated unit gives them (its paths pointed at the built tardyd, the
+test's configuration and ready file, $MAINPID at the daemon): a good file
+must succeed, a broken one fail, and one that passes `tardyd -t` but
+cannot be applied (a proxy on a port another socket holds) must fail with
+the daemon's reason while the daemon keeps its running configuration.
+The last is what `kill -HUP $MAINPID` got wrong: the signal was sent, so
+the reload "succeeded".
+
+Then `tardyd --reload` itself: the answer is that of a reload begun after
+it was asked, whatever other SIGHUPs arrive; and it fails, rather than
+hangs or guesses, when the process is not the one that wrote the ready
+file, exits, or never answers.
+"""
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import tardytest as T
+from tardytest import Tardyd, echo_server, expect, now
+
+BUILDDIR = os.path.dirname(T.TARDYD)
+UNIT = os.path.join(BUILDDIR, "systemd", "tardyd.service")
+
+
+def unit_exec_reload():
+    """The unit's ExecReload command lines, continuations joined."""
+    with open(UNIT) as f:
+        text = f.read().replace("\\\n", " ")
+    lines = re.findall(r"^ExecReload=(.*)$", text, re.M)
+    expect(lines, "no ExecReload in %s" % UNIT)
+    return lines
+
+
+def exec_reload(d):
+    """Run the unit's ExecReload commands for daemon d as systemd does:
+    in order, stopping at the first that fails. Returns (status, output
+    of every command run)."""
+    out = ""
+    for line in unit_exec_reload():
+        argv = []
+        for word in shlex.split(line):
+            if word == "$MAINPID":
+                word = str(d.proc.pid)
+            word = re.sub(r"^/\S*/tardyd$", T.TARDYD, word)
+            word = re.sub(r"^/\S*/tardy/tardy\.conf$", d.config_path, word)
+            word = re.sub(r"^/run/tardy/ready\.json$", d.ready_file, word)
+            argv.append(word)
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           timeout=30 * T.SLOW)
+        out += r.stdout + r.stderr
+        if r.returncode != 0:
+            return r.returncode, out
+    return 0, out
+
+
+def reload_cmd(d, pid=None, timeout=30):
+    """tardyd --reload against d; returns (status, stderr, seconds)."""
+    t0 = now()
+    r = subprocess.run([T.TARDYD, "-q", "--ready-file", d.ready_file,
+                        "--reload", str(pid or d.proc.pid)],
+                       capture_output=True, text=True,
+                       timeout=timeout * T.SLOW)
+    return r.returncode, r.stdout + r.stderr, now() - t0
+
+
+def conf(upstream, extra=""):
+    return ("[tardy]\napi = 127.0.0.1:0\n"
+            "[proxy a]\nlisten = 127.0.0.1:0\nupstream = %s\n%s"
+            % (upstream, extra))
+
+
+def proxy_b(listen, upstream):
+    return "[proxy b]\nlisten = %s\nupstream = %s\n" % (listen, upstream)
+
+
+def proxies(d):
+    st, body = d.api("GET", "/proxies")
+    expect(st == 200, "GET /proxies: %s %r" % (st, body))
+    return sorted(body)
+
+
+def echoes(d, name):
+    s = T.connect(d.proxy_addr(name))
+    try:
+        s.sendall(b"ping")
+        return T.recv_exactly(s, 4) == b"ping"
+    finally:
+        s.close()
+
+
+def test_good_file_reloads():
+    with echo_server() as up, Tardyd(conf(up.spec)) as d:
+        d.write_config(conf(up.spec, proxy_b("127.0.0.1:0", up.spec)))
+        status, out = exec_reload(d)
+        expect(status == 0, "reload of a good file: %d %s" % (status, out))
+        # The answer came after the reload: no waiting needed here.
+        d.ready = d.read_ready()
+        expect(d.ready["last_reload"] == "ok", "ready file %r" % d.ready)
+        expect(proxies(d) == ["a", "b"], "proxies %r" % proxies(d))
+        expect(echoes(d, "b"), "the new proxy forwards")
+
+
+def test_broken_file_fails_with_its_line():
+    with echo_server() as up, Tardyd(conf(up.spec)) as d:
+        d.write_config(conf(up.spec, "[proxy b\n"))
+        status, out = exec_reload(d)
+        expect(status != 0, "reload of a broken file succeeded: %s" % out)
+        expect(re.search(r"tardy\.conf:6: ", out),
+               "no file:line in %r" % out)
+        expect(d.read_ready()["generation"] == 0,
+               "a file that fails -t reached the daemon")
+        # Without the -t line in front, the daemon's own answer says so.
+        status, out, _ = reload_cmd(d)
+        expect(status == 1, "--reload of a broken file: %d %s" %
+               (status, out))
+        expect("tardy.conf:6: " in out and "kept its running "
+               "configuration" in out, "reason: %r" % out)
+        expect(proxies(d) == ["a"], "proxies %r" % proxies(d))
+
+
+def test_unappliable_file_fails_with_the_daemons_reason():
+    with echo_server() as up, Tardyd(conf(up.spec)) as d:
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        try:
+            d.write_config(conf(up.spec, proxy_b("127.0.0.1:%d" % port,
+                                                 up.spec)))
+            r = subprocess.run([T.TARDYD, "-t", "-c", d.config_path],
+                               capture_output=True, text=True, timeout=10)
+            expect(r.returncode == 0, "-t rejected it: %s" % r.stderr)
+            status, out = exec_reload(d)
+            print("# " + out.strip().splitlines()[-1])
+            expect(status == 1, "reload of a file the daemon cannot apply "
+                   "exited %d: %r" % (status, out))
+            expect("address already in use" in out and
+                   ":%d" % port in out, "the daemon's reason: %r" % out)
+            expect(d.read_ready()["last_reload"] == "failed", "ready file")
+            expect(proxies(d) == ["a"], "proxies %r" % proxies(d))
+            expect(echoes(d, "a"), "the old proxy still forwards")
+        finally:
+            held.close()
+        # The port free, the same file applies.
+        status, out = exec_reload(d)
+        expect(status == 0, "reload once the port is free: %s" % out)
+        d.ready = d.read_ready()
+        expect(proxies(d) == ["a", "b"], "proxies %r" % proxies(d))
+
+
+def test_each_answer_is_for_the_file_as_it_was():
+    # Alternate applicable and unappliable files, first alone (an answer
+    # read before the signal took effect would be the previous file's, and
+    # a generation read after it would wait for a reload that never
+    # comes), then with other SIGHUPs landing all the while: each --reload
+    # must report its own file's fate.
+    with echo_server() as up, Tardyd(conf(up.spec)) as d:
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        bad = conf(up.spec, proxy_b("127.0.0.1:%d" %
+                                    held.getsockname()[1], up.spec))
+        stop = threading.Event()
+
+        def noise():
+            while not stop.is_set():
+                os.kill(d.proc.pid, signal.SIGHUP)
+                time.sleep(0.003)
+
+        th = threading.Thread(target=noise, daemon=True)
+        try:
+            for i in range(80):
+                if i == 40:
+                    th.start()
+                good = i % 2 == 0
+                d.write_config(conf(up.spec, "connect_timeout = %d\n" %
+                                    (1000 + i)) if good else bad)
+                status, out, took = reload_cmd(d)
+                expect(status == (0 if good else 1),
+                       "reload %d of a %s file: %d %r" %
+                       (i, "good" if good else "bad", status, out))
+                expect(took < 2 * T.SLOW, "reload %d took %.2f s" %
+                       (i, took))
+        finally:
+            stop.set()
+            if th.is_alive():
+                th.join()
+            held.close()
+        gen = d.read_ready()["generation"]
+        print("# 80 reloads answered among %d in all" % gen)
+        expect(gen > 80, "the noise reached the daemon")
+
+
+def test_wrong_pid_is_refused_unsignalled():
+    with echo_server() as up, Tardyd(conf(up.spec)) as d:
+        other = subprocess.Popen(["sleep", "30"])
+        try:
+            status, out, _ = reload_cmd(d, pid=other.pid)
+            expect(status == 1 and "belongs to pid %d" % d.proc.pid in out,
+                   "%d %r" % (status, out))
+            expect(other.poll() is None, "the other process was signalled")
+            expect(d.read_ready()["generation"] == 0, "tardyd reloaded")
+        finally:
+            other.kill()
+            other.wait()
+
+
+def fake_daemon(tmpdir, on_hup):
+    """A process that wrote a ready file as tardyd does but handles
+    SIGHUP its own way (python -c), reaped as soon as it exits."""
+    ready = os.path.join(tmpdir, "fake.json")
+    code = ("import json, os, signal, sys, time\n"
+            "signal.signal(signal.SIGHUP, %s)\n"
+            "json.dump({'api': None, 'proxies': {}, 'pid': os.getpid(),"
+            " 'generation': 3, 'last_reload': 'ok'}, open(%r, 'w'))\n"
+            "time.sleep(60)\n" % (on_hup, ready))
+    p = subprocess.Popen([os.environ.get("PYTHON3", "python3"), "-c", code])
+    threading.Thread(target=p.wait, daemon=True).start()
+    deadline = now() + 5
+    while now() < deadline:
+        try:
+            with open(ready) as f:
+                if json.load(f)["pid"] == p.pid:
+                    return p, ready
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    p.kill()
+    raise AssertionError("fake daemon did not start")
+
+
+class Fake:
+    def __init__(self, ready, pid):
+        self.ready_file, self.pid = ready, pid
+
+    @property
+    def proc(self):
+        return self
+
+
+def test_daemon_that_exits_or_never_answers():
+    with Tardyd(args=["-p", "a=127.0.0.1:0=127.0.0.1:9"]) as d:
+        p, ready = fake_daemon(d.dir, "lambda *a: sys.exit(0)")
+        status, out, took = reload_cmd(Fake(ready, p.pid))
+        expect(status == 1 and "exited during the reload" in out,
+               "%d %r" % (status, out))
+        expect(took < 5, "took %.1f s to notice" % took)
+        p, ready = fake_daemon(d.dir, "signal.SIG_IGN")
+        try:
+            status, out, took = reload_cmd(Fake(ready, p.pid))
+            expect(status == 1 and "no answer" in out, "%d %r" %
+                   (status, out))
+            T.expect_between(took, 9.9, 12 * T.SLOW, "wait for an answer")
+        finally:
+            p.kill()
+
+
+T.main(globals())
