@@ -1832,6 +1832,14 @@ api_free(struct api *api)
 	free(api);
 }
 
+/* A new token (NULL or "": none), from a reload: it applies at once. */
+void
+api_set_token(struct api *api, const char *token)
+{
+	free(api->token);
+	api->token = token != NULL && *token != '\0' ? xstrdup(token) : NULL;
+}
+
 const char *
 api_address(struct api *api, char *buf, size_t len)
 {

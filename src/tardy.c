@@ -510,6 +510,14 @@ tardy_reload(struct tardy *t)
 	}
 	if (!addr_equal(&conf->api, &t->conf->api))
 		log_warnx("api address changes take effect at restart");
+	/* A token is rotated by a reload: a leaked one must stop working. */
+	if ((conf->api_token == NULL) != (t->conf->api_token == NULL) ||
+	    (conf->api_token != NULL &&
+	    strcmp(conf->api_token, t->conf->api_token) != 0)) {
+		api_set_token(t->api, conf->api_token);
+		log_info("api: token %s", conf->api_token != NULL ?
+		    "changed" : "removed");
+	}
 	config_free(t->conf);
 	t->conf = conf;
 	t->seed = conf->seed;

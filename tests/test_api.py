@@ -726,6 +726,23 @@ def test_token():
             T.expect(st == 200, "%s: %d %r" % (auth, st, body))
 
 
+def test_token_rotated_by_reload():
+    # A leaked token is rotated with SIGHUP: the old one stops working at
+    # once, the new one works; removing it opens the (loopback) API.
+    env = {k: v for k, v in os.environ.items() if k != "TARDY_API_TOKEN"}
+    with Tardyd("[tardy]\napi_token = old-token\n", env=env) as d:
+        old = {"Authorization": "Bearer old-token"}
+        new = {"Authorization": "Bearer new-token"}
+        T.expect(d.api("GET", "/version", headers=old)[0] == 200, "old")
+        d.write_config("[tardy]\napi_token = new-token\n")
+        d.reload()
+        expect_error(d.api("GET", "/version", headers=old), 401, "token")
+        T.expect(d.api("GET", "/version", headers=new)[0] == 200, "new")
+        d.write_config("")
+        d.reload()
+        T.expect(d.api("GET", "/version")[0] == 200, "no token after all")
+
+
 def test_open_api_needs_a_token():
     env = {k: v for k, v in os.environ.items() if k != "TARDY_API_TOKEN"}
     d = T.Tardyd(args=["-a", "0.0.0.0:0"], env=env, wait=False)
