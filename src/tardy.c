@@ -10,6 +10,8 @@
  */
 #include "autoconf.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -548,7 +550,7 @@ tardy_write_ready(struct tardy *t)
 	json_t		*root, *proxies;
 	struct proxy	*p;
 	char		 buf[ADDR_STRLEN], *tmp;
-	int		 rc = -1;
+	int		 fd, rc = -1;
 
 	if (t->opts.ready_file == NULL)
 		return (0);
@@ -566,15 +568,26 @@ tardy_write_ready(struct tardy *t)
 	    NULL);
 	if (root == NULL)
 		fatalx("json_pack");
-	if (asprintf(&tmp, "%s.tmp.%d", t->opts.ready_file, (int)getpid()) == -1)
+	/*
+	 * A temporary file of our own making (mkstemp: a new, unpredictable
+	 * name, opened O_EXCL, so no symlink planted in the directory is
+	 * followed), readable by the test that waits for it, then renamed.
+	 */
+	if (asprintf(&tmp, "%s.XXXXXX", t->opts.ready_file) == -1)
 		fatal("asprintf");
-	if (json_dump_file(root, tmp, JSON_COMPACT) == -1)
+	if ((fd = mkstemp(tmp)) == -1)
+		log_warn("cannot create %s", tmp);
+	else if (fchmod(fd, 0644) == -1 ||
+	    json_dumpfd(root, fd, JSON_COMPACT) == -1) {
 		log_warn("cannot write %s", tmp);
-	else if (rename(tmp, t->opts.ready_file) == -1) {
+		(void)unlink(tmp);
+	} else if (rename(tmp, t->opts.ready_file) == -1) {
 		log_warn("cannot rename %s to %s", tmp, t->opts.ready_file);
 		(void)unlink(tmp);
 	} else
 		rc = 0;
+	if (fd != -1)
+		close(fd);
 	free(tmp);
 	json_decref(root);
 	return (rc);

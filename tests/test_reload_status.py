@@ -202,6 +202,30 @@ def test_each_answer_is_for_the_file_as_it_was():
         expect(gen > 80, "the noise reached the daemon")
 
 
+def test_ready_file_follows_no_planted_symlink():
+    # The ready file used to be written through PATH.tmp.PID: anyone who
+    # could write the directory could plant a symlink there and have the
+    # daemon overwrite what it points to. Each name it might use is
+    # planted here; the victim must stay as it was, and the ready file
+    # must be rewritten all the same.
+    with Tardyd("") as d:
+        victim = os.path.join(d.dir, "victim")
+        with open(victim, "w") as f:
+            f.write("keep me\n")
+        pid = d.ready["pid"]
+        os.symlink(victim, "%s.tmp.%d" % (d.ready_file, pid))
+        d.reload()
+        with open(victim) as f:
+            expect(f.read() == "keep me\n", "the daemon wrote through a "
+                   "planted symlink")
+        expect(d.ready["generation"] == 1, "ready file %r" % d.ready)
+        mode = os.stat(d.ready_file).st_mode & 0o777
+        expect(mode == 0o644, "ready file mode %o" % mode)
+        left = [n for n in os.listdir(d.dir) if n.startswith(
+            os.path.basename(d.ready_file) + ".") and ".tmp." not in n]
+        expect(left == [], "temporary files left: %r" % left)
+
+
 def test_wrong_pid_is_refused_unsignalled():
     with echo_server() as up, Tardyd(conf(up.spec)) as d:
         other = subprocess.Popen(["sleep", "30"])
