@@ -400,20 +400,10 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 static json_t *
 config_json_value(const char *value)
 {
-	char		*end;
-	long long	 ll;
-	double		 d;
+	json_t	*j;
 
-	if (*value != '\0') {
-		errno = 0;
-		ll = strtoll(value, &end, 10);
-		if (*end == '\0' && errno == 0)
-			return (json_integer(ll));
-		errno = 0;
-		d = strtod(value, &end);
-		if (*end == '\0' && errno == 0)
-			return (json_real(d));
-	}
+	if ((j = util_json_number(value)) != NULL)
+		return (j);
 	return (json_string(value));
 }
 
@@ -438,12 +428,11 @@ handle_toxic(struct parse_ctx *ctx, const char *key, const char *value)
 		return;
 	}
 	if (strcmp(key, "toxicity") == 0) {
-		char	*end;
+		json_t	*j = util_json_number(value);
 
-		errno = 0;
-		tc->toxicity = strtod(value, &end);
-		if (*value == '\0' || *end != '\0' || errno != 0 ||
-		    !(tc->toxicity >= 0.0 && tc->toxicity <= 1.0))
+		tc->toxicity = j != NULL ? json_number_value(j) : -1;
+		json_decref(j);
+		if (!(tc->toxicity >= 0.0 && tc->toxicity <= 1.0))
 			config_error(ctx->conf, ctx->lineno, "toxicity: "
 			    "invalid value \"%s\" (0.0 to 1.0)", value);
 		tc->has_toxicity = 1;

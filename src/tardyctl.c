@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "addr.h"
+#include "util.h"
 
 #define CTL_DEFAULT_API		"127.0.0.1:8474"
 #define CTL_TIMEOUT_MS		10000
@@ -1019,20 +1020,10 @@ ctl_find_cmd(int argc, char **argv, int *words)
 static json_t *
 ctl_attr_value(const char *v)
 {
-	char		*end;
-	long long	 ll;
-	double		 d;
+	json_t	*j;
 
-	if (*v != '\0') {
-		errno = 0;
-		ll = strtoll(v, &end, 10);
-		if (*end == '\0' && errno == 0)
-			return (json_integer(ll));
-		errno = 0;
-		d = strtod(v, &end);
-		if (*end == '\0' && errno == 0)
-			return (json_real(d));
-	}
+	if ((j = util_json_number(v)) != NULL)
+		return (j);
 	if (strcmp(v, "true") == 0)
 		return (json_true());
 	if (strcmp(v, "false") == 0)
@@ -1134,8 +1125,9 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		{ NULL,		0,			NULL, 0 }
 	};
 	const struct ctl_cmd	*cmd;
+	json_t			*num;
 	const char		*api = NULL, *eq;
-	char			*end, *key;
+	char			*key;
 	int			 ch, help = 0, words, nargs, bit;
 
 	ctl->token = getenv("TARDY_API_TOKEN");
@@ -1182,11 +1174,11 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 			bit = O_STREAM;
 			break;
 		case 'X':
-			errno = 0;
-			ctl->toxicity = strtod(optarg, &end);
-			if (*optarg == '\0' || *end != '\0' || errno != 0)
+			if ((num = util_json_number(optarg)) == NULL)
 				return (ctl_usage_error(NULL, "--toxicity: "
 				    "not a number: \"%s\"", optarg));
+			ctl->toxicity = json_number_value(num);
+			json_decref(num);
 			bit = O_TOXICITY;
 			break;
 		case 'A':

@@ -7,12 +7,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <jansson.h>
 
 #include "log.h"
 #include "util.h"
@@ -27,6 +29,7 @@ util_now_ns(void)
 }
 
 /* Strict unsigned decimal (or 0x hex): no sign, no space, no trailer. */
+/* Decimal only: "0100" is 100, not 64, and "0x10" is an error. */
 int
 util_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
@@ -36,7 +39,7 @@ util_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	if (!isdigit((unsigned char)*s))
 		return (-1);
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	v = strtoull(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v > max)
 		return (-1);
 	*out = v;
@@ -131,3 +134,50 @@ xstrdup(const char *s)
 		fatal("strdup");
 	return (p);
 }
+
+/*
+ * A number as a user writes one in a file or on a command line, as JSON:
+ * an integer, or a real with a fraction or an exponent, in decimal only.
+ * Anything else -- hex, "inf", "nan", a value out of range -- is NULL, so
+ * the caller reports it instead of taking a number nobody wrote.
+ */
+json_t *
+util_json_number(const char *s)
+{
+	const char	*p = s;
+	char		*end;
+	int		 integer = 1, digits = 0;
+	long long	 ll;
+	double		 d;
+
+	if (*p == '-' || *p == '+')
+		p++;
+	for (; isdigit((unsigned char)*p); p++)
+		digits++;
+	if (*p == '.') {
+		integer = 0;
+		for (p++; isdigit((unsigned char)*p); p++)
+			digits++;
+	}
+	if (digits == 0)
+		return (NULL);
+	if (*p == 'e' || *p == 'E') {
+		integer = 0;
+		if (*++p == '-' || *p == '+')
+			p++;
+		if (!isdigit((unsigned char)*p))
+			return (NULL);
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p != '\0')
+		return (NULL);
+	errno = 0;
+	if (integer) {
+		ll = strtoll(s, &end, 10);
+		return (errno == 0 ? json_integer(ll) : NULL);
+	}
+	d = strtod(s, &end);
+	return (errno == 0 && isfinite(d) ? json_real(d) : NULL);
+}
+

@@ -56,14 +56,14 @@ START_TEST(test_good)
 	    "; another\n"
 	    "[tardy]\n"
 	    "api = unix:/tmp/x.sock\n"
-	    "seed = 0xdeadbeef\n"
+	    "seed = 3735928559\n"
 	    "log_level = debug ; inline comment\n"
 	    "\n"
 	    "[proxy db]\n"
 	    "  listen = 127.0.0.1:0\n"
 	    "upstream=[::1]:5432\n"
 	    "enabled = no\n"
-	    "connect_timeout = 250\n"
+	    "connect_timeout = 0250\n"
 	    "[proxy web]\n"
 	    "listen = unix:/tmp/web.sock\n"
 	    "upstream = localhost:80\n"
@@ -150,6 +150,23 @@ static const struct bad bads[] = {
 	    "attribute rate must be between 0" },
 	{ P "[toxic a t]\ntype = refuse\nevery = 2\n", 6,
 	    "does not apply to refuse" },
+	/* Numbers are decimal and finite, or an error naming the line. */
+	{ P "[toxic a t]\ntype = latency\nlatency = inf\n", 6,
+	    "attribute latency must be an integer" },
+	{ P "[toxic a t]\ntype = latency\nlatency = nan\n", 6,
+	    "attribute latency must be an integer" },
+	{ P "[toxic a t]\ntype = latency\nlatency = 0x10\n", 6,
+	    "attribute latency must be an integer" },
+	{ P "[toxic a t]\ntype = latency\nlatency = 1e999\n", 6,
+	    "attribute latency must be an integer" },
+	{ P "[toxic a t]\ntype = latency\nbogus = nan\n", 6,
+	    "unknown key \"bogus\" for toxic type latency" },
+	{ P "[toxic a t]\ntype = noop\ntoxicity = nan\n", 6,
+	    "toxicity: invalid value \"nan\"" },
+	{ P "[toxic a t]\ntype = noop\ntoxicity = 0x0.8\n", 6,
+	    "toxicity: invalid value \"0x0.8\"" },
+	{ "[tardy]\nseed = 0x10\n", 2, "seed: invalid value \"0x10\"" },
+	{ P "connect_timeout = 0x100\n", 4, "connect_timeout: invalid value" },
 };
 
 START_TEST(test_bad)
