@@ -55,6 +55,7 @@ struct udp {
 	struct udp_flow	**buckets;
 	size_t		  nbuckets;	/* a power of 2 */
 	int		  full_logged;
+	int		  fds_logged;	/* out of descriptors, said once */
 	unsigned char	  buf[UDP_MAX_DGRAM];
 };
 
@@ -152,13 +153,28 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 		u->full_logged = 1;
 		return (NULL);
 	}
+	/*
+	 * A flow's socket is a descriptor like an accepted connection's: the
+	 * same reserve is kept for the API and the rest (proxy.c), and
+	 * running out is said once, not once a datagram.
+	 */
 	fd = socket(addr_family(&p->upstream),
 	    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		log_warn("proxy %s: flow from %s: socket", p->name,
-		    addr_fmt(peer, buf, sizeof(buf)));
+	if (fd == -1 || proxy_fds_low(fd, 1)) {
+		if (!u->fds_logged)
+			log_warnx("proxy %s: flow from %s: %s: dropping "
+			    "datagrams from new clients", p->name,
+			    addr_fmt(peer, buf, sizeof(buf)), fd == -1 ?
+			    strerror(errno) : "descriptors running out");
+		u->fds_logged = 1;
+		if (fd != -1)
+			close(fd);
 		p->stats.failed++;
 		return (NULL);
+	}
+	if (u->fds_logged) {
+		log_info("proxy %s: making flows again", p->name);
+		u->fds_logged = 0;
 	}
 	if (connect(fd, addr_sa(&p->upstream), p->upstream.len) == -1) {
 		log_warn("proxy %s: flow from %s: connect %s", p->name,

@@ -263,6 +263,49 @@ class Server:
         self.close()
 
 
+class UdpEcho:
+    """A UDP echo server on loopback, in a thread."""
+
+    def __init__(self, family=socket.AF_INET, host="127.0.0.1"):
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(0.05)
+        self.received = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def spec(self):
+        host, port = self.sock.getsockname()[:2]
+        return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+
+    def _loop(self):
+        while not self.stopping:
+            try:
+                data, peer = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.received += 1
+            try:
+                self.sock.sendto(data, peer)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def echo_handler(c):
     while True:
         d = c.recv(65536)

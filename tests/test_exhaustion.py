@@ -29,6 +29,7 @@ import json
 import os
 import random
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -399,6 +400,61 @@ def test_bulk_copies_when_no_descriptors_for_a_pipe():
                % (limit, tardyd_pipes(pid), pipes0))
         s.close()
         wait_fds(pid, base)
+        check_exit(d)
+
+
+@cleanup
+def test_udp_flows_keep_the_reserve():
+    """A UDP proxy's flows take a descriptor each: under a 64-descriptor
+    limit they stop at the same reserve as TCP connections, so the API
+    keeps answering; running out is logged once, not once a datagram,
+    and flows are made again once idle ones have ended."""
+    with tardytest.UdpEcho() as up:
+        d = tardyd("[proxy u]\nprotocol = udp\nlisten = 127.0.0.1:0\n"
+                   "upstream = %s\nflow_timeout = 300\n" % up.spec)
+        pid = d.proc.pid
+        api = Api(d)
+        api.ok("GET", "/version")
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+        addr = d.proxy_addr("u")[1]
+        clients = []
+        for i in range(FD_LIMIT * 2):
+            c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            c.setblocking(False)
+            c.sendto(b"d%03d" % i, addr)
+            clients.append(c)
+        # Every answer that will come comes within a second.
+        answered, waiting = 0, set(range(len(clients)))
+        deadline = now() + 1.0 * SLOW
+        while waiting and now() < deadline:
+            ready, _, _ = select.select([clients[i] for i in waiting], [],
+                                        [], max(0, deadline - now()))
+            for c in ready:
+                i = clients.index(c)
+                answered += c.recv(16) == b"d%03d" % i
+                waiting.discard(i)
+        print("# %d of %d new UDP clients served under a limit of %d" %
+              (answered, len(clients), FD_LIMIT))
+        expect(0 < answered < len(clients), "%d of %d served" %
+               (answered, len(clients)))
+        expect(fd_count(pid) <= FD_LIMIT - 16, "reserve spent: %d fds open"
+               % fd_count(pid))
+        for _ in range(5):
+            api.ok("GET", "/proxies")
+        out = log_lines(d, "proxy u:", "dropping datagrams")
+        expect(len(out) == 1, "logged %d times: %s" % (len(out),
+                                                       d.log()[-2000:]))
+        # Idle flows end after flow_timeout; new clients get flows again.
+        for c in clients:
+            c.close()
+        time.sleep(0.6)
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.settimeout(2 * SLOW)
+        c.sendto(b"again", addr)
+        expect(c.recv(16) == b"again", "no flow after the idle ones ended")
+        c.close()
+        expect(log_lines(d, "proxy u:", "making flows again"),
+               "recovery not logged: %s" % d.log()[-1000:])
         check_exit(d)
 
 

@@ -12,7 +12,6 @@ share a port with another process.
 import errno
 import signal
 import socket
-import threading
 import time
 
 import tardytest
@@ -169,25 +168,6 @@ def test_no_one_shares_a_live_port():
                    "second daemon: %s %s" % (rc, log))
 
 
-def udp_echo():
-    """A UDP echo on loopback, in a thread: (socket, spec)."""
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    u.settimeout(0.1)
-
-    def loop():
-        while u.fileno() != -1:
-            try:
-                data, peer = u.recvfrom(2048)
-                u.sendto(data, peer)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-    threading.Thread(target=loop, daemon=True).start()
-    return u, "127.0.0.1:%d" % u.getsockname()[1]
-
-
 def udp_round_trip(port):
     c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     c.settimeout(2)
@@ -199,10 +179,10 @@ def udp_round_trip(port):
 
 
 def test_udp_port_restarts_and_is_not_shared():
-    up, spec = udp_echo()
+    up = tardytest.UdpEcho()
     port = free_port((socket.SOCK_DGRAM,))
     conf = "[proxy u]\nprotocol = udp\nlisten = 127.0.0.1:%d\n" \
-           "upstream = %s\n" % (port, spec)
+           "upstream = %s\n" % (port, up.spec)
     try:
         with Tardyd(conf) as d:
             expect(udp_round_trip(port) == b"dgram", "through the proxy")
