@@ -553,6 +553,7 @@ link_activate(struct link *l)
 	struct toxic	*t = l->toxic;
 
 	l->state = LINK_ACTIVE;
+	l->t_active = util_now_ns();
 	t->applied++;
 	t->proxy->stats.toxics_applied++;
 	if (t->duration_ms > 0)
@@ -590,6 +591,34 @@ link_deactivate(struct link *l)
 		l->toxic->type->stop(l);
 	if (l->stalling)
 		link_stall(l, 0);
+}
+
+/*
+ * A toxic's after_ms, after_bytes or duration_ms changed: a waiting link
+ * is tried again under them, an active one ends on the new schedule
+ * (duration_ms counts from when it went active; 0 is forever).
+ */
+static void
+link_reschedule(struct link *l)
+{
+	struct toxic	*t = l->toxic;
+	uint64_t	 end;
+
+	if (l->state == LINK_PENDING) {
+		link_timer_cancel(l, &l->sched);
+		link_try_activate(l);
+		return;
+	}
+	if (l->state != LINK_ACTIVE)
+		return;
+	link_timer_cancel(l, &l->sched);
+	if (t->duration_ms == 0)
+		return;
+	end = l->t_active + t->duration_ms * 1000000;
+	if (util_now_ns() >= end)
+		link_deactivate(l);
+	else
+		link_timer_at(l, &l->sched, end);
 }
 
 static void
@@ -812,31 +841,34 @@ toxic_listener_set(struct toxic *t, int on)
 		t->type->listener_stop(t);
 }
 
+/*
+ * Put a listener toxic in the state its schedule says for now, counted
+ * from when it was added, and wake up at its next change: at its add, at
+ * its timer and after an update of after_ms or duration_ms alike.
+ */
 static void
-toxic_listener_cb(void *arg)
+toxic_listener_schedule(struct toxic *t)
 {
-	struct toxic	*t = arg;
+	struct ptimers	*timers = t->proxy->tardy->timers;
+	uint64_t	 now = (util_now_ns() - t->t_added) / 1000000;
+	uint64_t	 end = t->after_ms + t->duration_ms;
 
-	if (!t->listener_active) {
+	ptimer_cancel(timers, &t->listener_timer);
+	if (now < t->after_ms) {
+		toxic_listener_set(t, 0);
+		ptimer_in_ms(timers, &t->listener_timer, t->after_ms - now);
+	} else if (t->duration_ms == 0 || now < end) {
 		toxic_listener_set(t, 1);
 		if (t->duration_ms > 0)
-			ptimer_in_ms(t->proxy->tardy->timers,
-			    &t->listener_timer, t->duration_ms);
+			ptimer_in_ms(timers, &t->listener_timer, end - now);
 	} else
 		toxic_listener_set(t, 0);
 }
 
 static void
-toxic_listener_schedule(struct toxic *t)
+toxic_listener_cb(void *arg)
 {
-	struct ptimers	*timers = t->proxy->tardy->timers;
-
-	ptimer_set(&t->listener_timer, toxic_listener_cb, t);
-	ptimer_cancel(timers, &t->listener_timer);
-	if (t->after_ms > 0)
-		ptimer_in_ms(timers, &t->listener_timer, t->after_ms);
-	else
-		toxic_listener_cb(t);
+	toxic_listener_schedule(arg);
 }
 
 void
@@ -847,6 +879,7 @@ proxy_add_toxic(struct proxy *p, struct toxic *t)
 	t->proxy = p;
 	TAILQ_INSERT_TAIL(&p->toxics, t, entry);
 	if (t->type->flags & TOXIC_F_LISTENER) {
+		ptimer_set(&t->listener_timer, toxic_listener_cb, t);
 		toxic_listener_schedule(t);
 		return;
 	}
@@ -910,13 +943,18 @@ toxic_update(struct toxic *t, json_t *attrs, double toxicity,
 	t->first = tmp.first;
 	if (has_toxicity)
 		t->toxicity = toxicity;
-	if (t->type->flags & TOXIC_F_LISTENER)
+	if (t->type->flags & TOXIC_F_LISTENER) {
+		if (t->proxy != NULL)
+			toxic_listener_schedule(t);
 		return (0);
+	}
 	TAILQ_FOREACH(s, &t->proxy->sessions, entry) {
-		l = dir_find_link(session_dir(s, t->stream), t);
-		if (l != NULL && l->state == LINK_ACTIVE &&
-		    t->type->update != NULL)
+		if ((l = dir_find_link(session_dir(s, t->stream), t)) == NULL)
+			continue;
+		link_reschedule(l);
+		if (l->state == LINK_ACTIVE && t->type->update != NULL)
 			t->type->update(l);
+		dir_update_read(l->dir);
 	}
 	return (0);
 }

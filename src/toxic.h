@@ -128,6 +128,7 @@ struct link {
 	struct prng		 rng;
 	uint64_t		 bytes;		/* seen by this link */
 	struct ptimer		 sched;
+	uint64_t		 t_active;	/* ns, when it went active */
 	size_t			 held;		/* bytes this link holds */
 	int			 stalling;
 	int			 removing;	/* stop() because removed */

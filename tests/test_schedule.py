@@ -252,6 +252,60 @@ def test_refuse_after_ms():
         s.close()
 
 
+# --- updating the schedule ----------------------------------------------
+# An update of after_ms or duration_ms acts at once, as the API's answer
+# says, on the listener and on open connections alike.
+
+def refused(lab):
+    try:
+        lab.connect().close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_update_refuse_duration_ends_it():
+    with echo_server() as srv, Lab(srv.spec) as lab:
+        lab.add("refuse")
+        t_added = now()
+        expect(refused(lab), "refusing")
+        lab.update("refuse_downstream", duration_ms=600)   # from the add
+        expect(refused(lab), "still inside the new duration")
+        sleep_until(t_added + 0.8)
+        expect(not refused(lab), "the updated duration_ms never ended it")
+
+
+def test_update_refuse_after_ms_starts_it_now():
+    with echo_server() as srv, Lab(srv.spec) as lab:
+        lab.add("refuse", after_ms=60000)
+        expect(not refused(lab), "accepting before after_ms")
+        lab.update("refuse_downstream", after_ms=0)
+        expect(refused(lab), "after_ms lowered to 0: still accepting")
+
+
+def test_update_after_ms_on_an_open_connection():
+    with echo_server() as srv, Lab(srv.spec) as lab:
+        lab.add("latency", latency=200, after_ms=60000)
+        s = lab.connect()
+        expect(rtt(s) < FAST, "before after_ms")
+        lab.update("latency_downstream", after_ms=0)
+        expect_between(rtt(s), 0.200, 0.200 + MARGIN,
+                       "after_ms lowered on the open connection")
+        s.close()
+
+
+def test_update_duration_ms_on_an_open_connection():
+    with echo_server() as srv, Lab(srv.spec) as lab:
+        lab.add("latency", latency=200)
+        s = lab.connect()
+        t_active = now()        # it went active before this
+        expect_between(rtt(s), 0.200, 0.200 + MARGIN, "acting")
+        lab.update("latency_downstream", duration_ms=600)
+        sleep_until(t_active + 0.8)
+        expect(rtt(s) < FAST, "duration_ms added: still acting after it")
+        s.close()
+
+
 # --- determinism ---------------------------------------------------------
 
 NCONNS = 200
