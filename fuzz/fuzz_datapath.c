@@ -504,7 +504,7 @@ run_proxy(int refused)
 	pc.enabled = 1;
 	pc.connect_timeout = 1000;
 	pc.line = -1;
-	if ((fd = proxy_bind(&pc.listen, &bound, err, sizeof(err))) == -1)
+	if ((fd = proxy_bind(T, &pc.listen, &bound, err, sizeof(err))) == -1)
 		fuzz_fail(__FILE__, __LINE__, "proxy_bind: %s", err);
 	return (proxy_new(T, &pc, fd, &bound));
 }

@@ -894,7 +894,7 @@ api_proxy_restart(struct tardy *t, struct proxy *p,
 	int		 fd, status;
 
 	if (!api_same_listen(p, &pc->listen)) {
-		if ((fd = proxy_bind_type(&pc->listen, pc->protocol ==
+		if ((fd = proxy_bind_type(t, &pc->listen, pc->protocol ==
 		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &bound, err,
 		    errlen)) == -1)
 			return (NULL);
@@ -1101,7 +1101,7 @@ api_populate(struct api_req *ctx)
 				pl->take = 1;
 			continue;
 		}
-		pl->fd = proxy_bind_type(&pl->pc.listen, pl->pc.protocol ==
+		pl->fd = proxy_bind_type(t, &pl->pc.listen, pl->pc.protocol ==
 		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &pl->bound, err,
 		    sizeof(err));
 		if (pl->fd == -1) {
@@ -1756,7 +1756,7 @@ api_new(struct tardy *t, const struct addr *where, const char *token,
 	char				 buf[ADDR_STRLEN];
 	int				 fd;
 
-	if ((fd = proxy_bind(where, &bound, err, errlen)) == -1)
+	if ((fd = proxy_bind(t, where, &bound, err, errlen)) == -1)
 		return (NULL);
 	/* Group-accessible: the group is who may drive the daemon. */
 	if (addr_family(&bound) == AF_UNIX &&

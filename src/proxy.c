@@ -28,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "api.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -55,29 +56,76 @@ static void	proxy_backoff_cb(evutil_socket_t, short, void *);
 static void	proxy_listener_apply(struct proxy *);
 static int	proxy_drop_syn_fill(struct proxy *);
 
+/*
+ * Whether one of this daemon's own sockets (a proxy's, even disabled or
+ * refusing, or the API's) is bound to the unix path of a. Such a path is
+ * never probed (the probe would be a connection of its own) and never
+ * taken over.
+ */
 static int
-proxy_unix_prepare(const struct addr *a, char *err, size_t errlen)
+proxy_unix_ours(struct tardy *t, const struct addr *a, char *err,
+    size_t errlen)
+{
+	struct proxy	*p;
+	char		 buf[ADDR_STRLEN], want[ADDR_STRLEN];
+
+	if (t == NULL)
+		return (0);
+	TAILQ_FOREACH(p, &t->proxies, entry) {
+		if (p->fd != -1 && addr_equal(&p->bound, a)) {
+			snprintf(err, errlen, "listen unix %s: bind: address "
+			    "already in use (by proxy %s)", addr_unix_path(a),
+			    p->name);
+			return (1);
+		}
+	}
+	if (t->api != NULL && strcmp(api_address(t->api, buf, sizeof(buf)),
+	    addr_fmt(a, want, sizeof(want))) == 0) {
+		snprintf(err, errlen, "listen unix %s: bind: address already "
+		    "in use (by the API)", addr_unix_path(a));
+		return (1);
+	}
+	return (0);
+}
+
+/*
+ * A unix path can be bound if nothing is there, or if what is there is a
+ * stale socket: nobody accepts on it. The probe never blocks: a listener
+ * with a full backlog answers a non-blocking connect with EAGAIN, and is
+ * as much in use as one that accepts.
+ */
+static int
+proxy_unix_prepare(struct tardy *t, const struct addr *a, char *err,
+    size_t errlen)
 {
 	const char	*path = addr_unix_path(a);
 	struct stat	 st;
-	int		 fd, rc;
+	int		 fd, rc, e;
 
+	if (proxy_unix_ours(t, a, err, errlen))
+		return (-1);
 	if (lstat(path, &st) == -1)
 		return (errno == ENOENT ? 0 : -1);
 	if (!S_ISSOCK(st.st_mode)) {
 		snprintf(err, errlen, "%s exists and is not a socket", path);
 		return (-1);
 	}
-	/* A socket nobody listens on is stale: take it over. */
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
 		return (-1);
 	rc = connect(fd, addr_sa(a), a->len);
+	e = errno;
 	close(fd);
-	if (rc == 0) {
+	if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
 		snprintf(err, errlen, "listen unix %s: bind: address already "
 		    "in use", path);
 		return (-1);
 	}
+	if (e != ECONNREFUSED && e != ENOENT) {
+		errno = e;
+		return (-1);
+	}
+	/* A socket nobody listens on is stale: take it over. */
 	if (unlink(path) == -1 && errno != ENOENT)
 		return (-1);
 	return (0);
@@ -139,16 +187,16 @@ proxy_bind_error(const struct addr *a, int type, const char *op, int err,
  * an explicit one it keeps.
  */
 int
-proxy_bind(const struct addr *listen, struct addr *bound, char *err,
-    size_t errlen)
+proxy_bind(struct tardy *t, const struct addr *listen, struct addr *bound,
+    char *err, size_t errlen)
 {
-	return (proxy_bind_type(listen, SOCK_STREAM, bound, err, errlen));
+	return (proxy_bind_type(t, listen, SOCK_STREAM, bound, err, errlen));
 }
 
 /* The same for a socket of a given type: SOCK_STREAM or SOCK_DGRAM. */
 int
-proxy_bind_type(const struct addr *listen, int type, struct addr *bound,
-    char *err, size_t errlen)
+proxy_bind_type(struct tardy *t, const struct addr *listen, int type,
+    struct addr *bound, char *err, size_t errlen)
 {
 	struct addr	 explicit;
 	socklen_t	 len;
@@ -157,7 +205,7 @@ proxy_bind_type(const struct addr *listen, int type, struct addr *bound,
 
 	*err = '\0';
 	if (addr_family(listen) == AF_UNIX &&
-	    proxy_unix_prepare(listen, err, errlen) == -1)
+	    proxy_unix_prepare(t, listen, err, errlen) == -1)
 		goto fail;
 	if ((fd = proxy_socket(listen, type, &op)) == -1)
 		goto fail;

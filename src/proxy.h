@@ -68,9 +68,10 @@ struct proxy {
 };
 TAILQ_HEAD(proxy_list, proxy);
 
-int		 proxy_bind(const struct addr *, struct addr *, char *, size_t);
-int		 proxy_bind_type(const struct addr *, int, struct addr *, char *,
-		    size_t);
+int		 proxy_bind(struct tardy *, const struct addr *, struct addr *,
+		    char *, size_t);
+int		 proxy_bind_type(struct tardy *, const struct addr *, int,
+		    struct addr *, char *, size_t);
 void		 proxy_unbind(int, const struct addr *);
 struct proxy	*proxy_new(struct tardy *, const struct proxy_conf *, int,
 		    const struct addr *);

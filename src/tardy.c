@@ -340,7 +340,7 @@ tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 		pl->donor = tardy_find_donor(t, plans, n, pc, conf);
 		if (pl->donor != NULL)
 			continue;
-		pl->fd = proxy_bind_type(&pc->listen, pc->protocol ==
+		pl->fd = proxy_bind_type(t, &pc->listen, pc->protocol ==
 		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &pl->bound, berr,
 		    sizeof(berr));
 		if (pl->fd == -1) {
@@ -407,7 +407,7 @@ tardy_add_proxy(struct tardy *t, const struct proxy_conf *pc,
 		snprintf(err, errlen, "proxy already exists");
 		return (409);
 	}
-	if ((fd = proxy_bind_type(&pc->listen, pc->protocol == PROTO_UDP ?
+	if ((fd = proxy_bind_type(t, &pc->listen, pc->protocol == PROTO_UDP ?
 	    SOCK_DGRAM : SOCK_STREAM, &bound, err, errlen)) == -1)
 		return (500);
 	p = proxy_new(t, pc, fd, &bound);

@@ -756,6 +756,67 @@ def test_open_api_needs_a_token():
         d.close()
 
 
+def test_unix_path_of_a_full_listener_does_not_hang():
+    # A unix proxy under drop_syn has a full backlog: a blocking connect()
+    # probe of its path waited forever, and the whole daemon with it.
+    with Tardyd() as d, T.echo_server() as echo:
+        path = os.path.join(d.dir, "held.sock")
+        create(d, "a", echo.spec, listen="unix:" + path)
+        st, _ = d.api("POST", "/proxies/a/toxics", {"type": "drop_syn"})
+        T.expect(st == 200, "drop_syn: %d" % st)
+        # A stranger's listener with a full backlog, too.
+        other = os.path.join(d.dir, "other.sock")
+        busy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        busy.bind(other)
+        busy.listen(0)
+        fillers = []
+        for _ in range(3):
+            f = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            f.setblocking(False)
+            try:
+                f.connect(other)
+            except OSError:
+                pass
+            fillers.append(f)
+        for name, p in (("b", path), ("c", other)):
+            t0 = T.now()
+            st, e = d.api("POST", "/proxies", {"name": name,
+                          "upstream": echo.spec, "listen": "unix:" + p})
+            T.expect(st == 500 and "address already in use" in e["error"],
+                     "%s: %d %r" % (p, st, e))
+            T.expect(T.now() - t0 < 1.0, "took %.1f s" % (T.now() - t0))
+        T.expect(d.api("GET", "/version")[0] == 200, "API answers")
+        busy.close()
+        for f in fillers:
+            f.close()
+
+
+def test_unix_path_of_a_disabled_proxy_is_not_taken():
+    # A disabled (or refusing) unix proxy holds a bound socket that does
+    # not listen: a probe took it for stale, and a second proxy took the
+    # path; deleting the first then removed the second's socket.
+    with Tardyd() as d, T.echo_server() as echo:
+        path = os.path.join(d.dir, "mine.sock")
+        create(d, "a", echo.spec, listen="unix:" + path, enabled=False)
+        st, e = d.api("POST", "/proxies", {"name": "b", "upstream": echo.spec,
+                                           "listen": "unix:" + path})
+        T.expect(st == 500 and "by proxy a" in e["error"], "%d %r" % (st, e))
+        st, _ = d.api("POST", "/proxies/a/toxics", {"type": "refuse"})
+        st, e = d.api("POST", "/populate", [{"name": "c", "upstream":
+                                             echo.spec, "listen": "unix:" +
+                                             path}])
+        T.expect(st == 500 and "by proxy a" in e["error"], "%d %r" % (st, e))
+        st, m = d.api("GET", "/metrics")
+        T.expect('tardy_connections_accepted_total{proxy="a"} 0' in m,
+                 "a probe became a connection of proxy a")
+        T.expect(os.path.exists(path), "a's socket is gone")
+        # Once a is deleted, the path is free.
+        T.expect(d.api("DELETE", "/proxies/a")[0] == 204, "delete a")
+        b = create(d, "b", echo.spec, listen="unix:" + path)
+        with T.connect(T.parse_addr(b["listen"])) as s:
+            T.expect(roundtrip(s) < 1, "b serves")
+
+
 def test_unix_socket_api():
     import tempfile
     tmp = tempfile.mkdtemp(prefix="tardytest.")
