@@ -209,6 +209,37 @@ config_proxy_equal(const struct proxy_conf *a, const struct proxy_conf *b)
 	    a->max_flows == b->max_flows);
 }
 
+struct toxic_conf *
+config_find_toxic(struct config *conf, const char *proxy, const char *name)
+{
+	struct toxic_conf	*tc;
+
+	TAILQ_FOREACH(tc, &conf->toxics, entry) {
+		if (strcmp(tc->proxy, proxy) == 0 && strcmp(tc->name, name) == 0)
+			return (tc);
+	}
+	return (NULL);
+}
+
+static int
+config_str_equal(const char *a, const char *b)
+{
+	return (a == b || (a != NULL && b != NULL && strcmp(a, b) == 0));
+}
+
+/* Whether two [toxic] sections say the same (their lines aside). */
+int
+config_toxic_equal(const struct toxic_conf *a, const struct toxic_conf *b)
+{
+	return (config_str_equal(a->proxy, b->proxy) &&
+	    config_str_equal(a->name, b->name) &&
+	    config_str_equal(a->type, b->type) &&
+	    config_str_equal(a->stream, b->stream) &&
+	    a->has_toxicity == b->has_toxicity &&
+	    (!a->has_toxicity || a->toxicity == b->toxicity) &&
+	    json_equal(a->attributes, b->attributes));
+}
+
 static struct proxy_conf *
 config_new_proxy(struct config *conf, const char *name, int line)
 {

@@ -85,6 +85,10 @@ int			 config_finish(struct config *);
 struct proxy_conf	*config_find_proxy(struct config *, const char *);
 int			 config_proxy_equal(const struct proxy_conf *,
 			     const struct proxy_conf *);
+struct toxic_conf	*config_find_toxic(struct config *, const char *,
+			     const char *);
+int			 config_toxic_equal(const struct toxic_conf *,
+			     const struct toxic_conf *);
 void			 config_error(struct config *, int, const char *, ...)
 			     __attribute__((format(printf, 3, 4)));
 

@@ -155,20 +155,24 @@ tardy_find_proxy(struct tardy *t, const char *name)
 	return (NULL);
 }
 
+/*
+ * Whether a reload leaves p alone: p was built from the configuration
+ * being replaced, and its section there is the same as in the new one.
+ * The file is compared with the file, never with live state: what the
+ * API did to a proxy since (disabled it, moved it, gave it toxics) stays
+ * until its section changes.
+ */
 static int
-proxy_matches_conf(const struct proxy *p, const struct proxy_conf *pc)
+tardy_proxy_unchanged(struct tardy *t, const struct proxy *p,
+    const struct proxy_conf *pc)
 {
-	return (strcmp(p->listen_str, pc->listen_str) == 0 &&
-	    addr_equal(&p->listen, &pc->listen) &&
-	    addr_equal(&p->upstream, &pc->upstream) &&
-	    strcmp(p->upstream_str, pc->upstream_str) == 0 &&
-	    p->upstream_reset == pc->upstream_reset &&
-	    p->enabled == pc->enabled &&
-	    p->connect_timeout == pc->connect_timeout &&
-	    p->rcvbuf == pc->rcvbuf && p->protocol == pc->protocol &&
-	    (pc->protocol != PROTO_UDP || (p->flow_timeout ==
-	    pc->flow_timeout && p->max_flows == pc->max_flows)) &&
-	    p->from_config == (pc->line >= 0));
+	const struct proxy_conf	*old;
+
+	if (t->conf == NULL ||
+	    (old = config_find_proxy(t->conf, p->name)) == NULL ||
+	    p->from_config != (old->line >= 0))
+		return (0);
+	return (config_proxy_equal(old, pc));
 }
 
 static struct plan *
@@ -206,7 +210,7 @@ tardy_find_donor(struct tardy *t, struct plan *plans, size_t n,
 			continue;
 		/* p must be going away or restarting. */
 		npc = config_find_proxy(newconf, p->name);
-		if (npc != NULL && proxy_matches_conf(p, npc))
+		if (npc != NULL && tardy_proxy_unchanged(t, p, npc))
 			continue;
 		if (npc == NULL && !p->from_config)
 			continue;
@@ -216,96 +220,68 @@ tardy_find_donor(struct tardy *t, struct plan *plans, size_t n,
 }
 
 static void
-tardy_add_conf_toxics(struct tardy *t, struct proxy *p, struct config *conf)
+tardy_add_conf_toxic(struct proxy *p, const struct toxic_conf *tc)
+{
+	struct toxic	*tx;
+	char		 err[256];
+	int		 status;
+
+	tx = toxic_new(p, tc->name, tc->type, tc->stream,
+	    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes, err,
+	    sizeof(err), &status);
+	if (tx == NULL) {
+		log_warnx("proxy %s: toxic %s: %s", p->name, tc->name, err);
+		return;
+	}
+	tx->from_config = 1;
+	proxy_add_toxic(p, tx);
+}
+
+static void
+tardy_add_conf_toxics(struct proxy *p, struct config *conf)
 {
 	struct toxic_conf	*tc;
-	struct toxic		*tx;
-	char			 err[256];
-	int			 status;
 
 	TAILQ_FOREACH(tc, &conf->toxics, entry) {
-		if (strcmp(tc->proxy, p->name) != 0)
-			continue;
-		tx = toxic_new(p, tc->name, tc->type, tc->stream,
-		    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes,
-		    err, sizeof(err), &status);
-		if (tx == NULL) {
-			log_warnx("proxy %s: toxic %s: %s", p->name, tc->name,
-			    err);
-			continue;
-		}
-		tx->from_config = 1;
-		proxy_add_toxic(p, tx);
+		if (strcmp(tc->proxy, p->name) == 0)
+			tardy_add_conf_toxic(p, tc);
 	}
 }
 
-/* A toxic built from tc would be the same as t: keep t and its links. */
-static int
-tardy_toxic_unchanged(struct toxic *t, struct toxic_conf *tc)
-{
-	struct toxic	*n;
-	char		 err[256];
-	int		 status, same;
-
-	n = toxic_new(NULL, tc->name, tc->type, tc->stream,
-	    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes, err,
-	    sizeof(err), &status);
-	if (n == NULL)
-		return (0);
-	same = toxic_equal(t, n);
-	toxic_free(n);
-	return (same);
-}
-
 /*
- * On reload, a kept proxy's toxics from the configuration are brought in
- * line with it: unchanged ones stay (with their decisions on open
- * connections), changed ones are replaced, removed ones removed, new ones
- * added. Toxics added through the API are left alone.
+ * On reload, a kept proxy's toxics follow the file as proxies do: a
+ * [toxic] section that did not change leaves its toxic as it is (with its
+ * decisions on open connections, and whatever the API did to it); a
+ * changed or new one is (re)made, replacing an API toxic of that name; a
+ * section removed removes its toxic.
  */
 static void
 tardy_replace_conf_toxics(struct tardy *t, struct proxy *p,
     struct config *conf)
 {
-	struct toxic_conf	*tc;
+	struct toxic_conf	*tc, *old;
 	struct toxic		*tx, *next;
-	char			 err[256];
-	int			 status;
 
 	for (tx = TAILQ_FIRST(&p->toxics); tx != NULL; tx = next) {
 		next = TAILQ_NEXT(tx, entry);
-		if (!tx->from_config)
-			continue;
-		TAILQ_FOREACH(tc, &conf->toxics, entry) {
-			if (strcmp(tc->proxy, p->name) == 0 &&
-			    strcmp(tc->name, tx->name) == 0)
-				break;
-		}
-		if (tc == NULL || !tardy_toxic_unchanged(tx, tc))
+		if (tx->from_config &&
+		    config_find_toxic(conf, p->name, tx->name) == NULL)
 			proxy_remove_toxic(p, tx);
 	}
 	TAILQ_FOREACH(tc, &conf->toxics, entry) {
 		if (strcmp(tc->proxy, p->name) != 0)
 			continue;
+		old = config_find_toxic(t->conf, p->name, tc->name);
+		if (old != NULL && config_toxic_equal(old, tc))
+			continue;	/* its section did not change */
 		if ((tx = proxy_find_toxic(p, tc->name)) != NULL) {
 			if (!tx->from_config)
 				log_warnx("proxy %s: toxic %s from the "
 				    "configuration replaces the one added "
 				    "through the API", p->name, tc->name);
-			else
-				continue;	/* unchanged */
 			proxy_remove_toxic(p, tx);
 		}
-		tx = toxic_new(p, tc->name, tc->type, tc->stream,
-		    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes,
-		    err, sizeof(err), &status);
-		if (tx == NULL) {
-			log_warnx("proxy %s: toxic %s: %s", p->name, tc->name,
-			    err);
-			continue;
-		}
-		tx->from_config = 1;
-		proxy_add_toxic(p, tx);
+		tardy_add_conf_toxic(p, tc);
 	}
 }
 
@@ -333,7 +309,7 @@ tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 		pl->pc = pc;
 		pl->fd = -1;
 		pl->old = tardy_find_proxy(t, pc->name);
-		if (pl->old != NULL && proxy_matches_conf(pl->old, pc)) {
+		if (pl->old != NULL && tardy_proxy_unchanged(t, pl->old, pc)) {
 			pl->keep = 1;
 			continue;
 		}
@@ -360,7 +336,7 @@ tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 		pc = config_find_proxy(conf, p->name);
 		if (pc == NULL && !p->from_config)
 			continue;	/* made through the API: not ours */
-		if (pc != NULL && proxy_matches_conf(p, pc))
+		if (pc != NULL && tardy_proxy_unchanged(t, p, pc))
 			continue;
 		log_info("proxy %s: %s", p->name,
 		    pc == NULL ? "removed" : "changed, restarting");
@@ -375,7 +351,7 @@ tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 		p = proxy_new(t, pl->pc, pl->fd, &pl->bound);
 		TAILQ_INSERT_TAIL(&t->proxies, p, entry);
 		t->nproxies++;
-		tardy_add_conf_toxics(t, p, conf);
+		tardy_add_conf_toxics(p, conf);
 	}
 	free(plans);
 	return (0);

@@ -226,6 +226,48 @@ def test_ready_file_follows_no_planted_symlink():
         expect(left == [], "temporary files left: %r" % left)
 
 
+def test_reload_of_an_unchanged_file_touches_nothing():
+    # A reload compares the file with the file it replaces, not with the
+    # live proxies: what the API did to a file's proxy stays until its
+    # section changes (it used to restart the proxy, closing its
+    # connections and dropping the API's toxics).
+    with echo_server() as up:
+        conf = ("[proxy p]\nlisten = 127.0.0.1:0\nupstream = %s\n"
+                "[proxy q]\nlisten = 127.0.0.1:0\nupstream = %s\n"
+                "[toxic p slow]\ntype = latency\nlatency = 50\n"
+                % (up.spec, up.spec))
+        with Tardyd(conf) as d:
+            p_addr = d.proxy_addr("p")[1]
+            s = socket.create_connection(p_addr, timeout=5)
+            s.sendall(b"x")
+            T.recv_exactly(s, 1)
+            st, _ = d.api("POST", "/proxies/p/toxics",
+                          {"type": "limit_data", "name": "api_toxic",
+                           "attributes": {"bytes": 100000}})
+            expect(st == 200, "API toxic: %s" % st)
+            st, _ = d.api("DELETE", "/proxies/p/toxics/slow")
+            expect(st == 204, "remove the file's toxic: %s" % st)
+            st, _ = d.api("POST", "/proxies/q", {"enabled": False})
+            expect(st == 200, "disable q: %s" % st)
+            d.reload()          # the same file
+            expect(d.ready["last_reload"] == "ok", "reload %r" % d.ready)
+            st, p = d.api("GET", "/proxies/p")
+            expect([t["name"] for t in p["toxics"]] == ["api_toxic"],
+                   "p's toxics after reload: %r" % p["toxics"])
+            st, q = d.api("GET", "/proxies/q")
+            expect(q["enabled"] is False, "q re-enabled by the reload")
+            s.sendall(b"y")
+            expect(T.recv_exactly(s, 1) == b"y", "p's connection closed")
+            # A changed section is applied: p restarts with its toxic.
+            d.write_config(conf.replace("latency = 50", "latency = 60"))
+            d.reload()
+            st, p = d.api("GET", "/proxies/p")
+            expect(sorted(t["name"] for t in p["toxics"]) ==
+                   ["api_toxic", "slow"], "changed section: %r" %
+                   p["toxics"])
+            s.close()
+
+
 def test_wrong_pid_is_refused_unsignalled():
     with echo_server() as up, Tardyd(conf(up.spec)) as d:
         other = subprocess.Popen(["sleep", "30"])
