@@ -118,7 +118,8 @@ check_complete(struct config *conf)
 		    "proxy %s", pc->name);
 		FUZZ_CHECK(addr_parse(pc->listen_str, &a, err,
 		    sizeof(err)) == 0 && addr_equal(&a, &pc->listen));
-		FUZZ_CHECK(addr_parse(pc->upstream_str, &a, err,
+		/* An upstream name is kept to be looked up when needed. */
+		FUZZ_CHECK(addr_parse_lazy(pc->upstream_str, &a, err,
 		    sizeof(err)) == 0 && addr_equal(&a, &pc->upstream));
 		FUZZ_CHECK(pc->connect_timeout >= 1 &&
 		    pc->connect_timeout <= 3600000);

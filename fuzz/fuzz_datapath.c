@@ -202,7 +202,9 @@ listener_type(const char *type)
 static int
 drops_data(const char *type)
 {
-	return (strcmp(type, "blackhole") == 0 || strcmp(type, "timeout") == 0);
+	/* reset_peer drops its stream's first data, as Toxiproxy's. */
+	return (strcmp(type, "blackhole") == 0 ||
+	    strcmp(type, "timeout") == 0 || strcmp(type, "reset_peer") == 0);
 }
 
 static int

@@ -111,7 +111,7 @@ check_toxic(const struct toxic *t)
 	FUZZ_CHECK(json_is_object(attrs));
 	u = toxic_new(NULL, t->name, t->type->name,
 	    json_string_value(json_object_get(j, "stream")),
-	    json_real_value(json_object_get(j, "toxicity")), attrs, err,
+	    json_number_value(json_object_get(j, "toxicity")), attrs, err,
 	    sizeof(err), &status);
 	if (u == NULL)
 		fuzz_fail(__FILE__, __LINE__, "the JSON of a valid toxic is "

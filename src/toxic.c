@@ -944,7 +944,8 @@ toxic_update(struct toxic *t, json_t *attrs, double toxicity,
 	if (has_toxicity)
 		t->toxicity = toxicity;
 	if (t->type->flags & TOXIC_F_LISTENER) {
-		if (t->proxy != NULL)
+		/* On a proxy of a daemon (not a toxic being checked alone). */
+		if (t->proxy != NULL && t->proxy->tardy != NULL)
 			toxic_listener_schedule(t);
 		return (0);
 	}
