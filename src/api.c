@@ -887,11 +887,9 @@ api_proxy_restart(struct tardy *t, struct proxy *p,
     const struct proxy_conf *pc, char *err, size_t errlen)
 {
 	struct proxy	*np;
-	struct toxic	*tx, *ntx;
+	struct toxic	*tx;
 	struct addr	 bound;
-	json_t		*j;
-	char		 terr[256];
-	int		 fd, status;
+	int		 fd;
 
 	if (!api_same_listen(p, &pc->listen)) {
 		if ((fd = proxy_bind_type(t, &pc->listen, pc->protocol ==
@@ -905,22 +903,8 @@ api_proxy_restart(struct tardy *t, struct proxy *p,
 	np->started |= p->started;
 	np->stats = p->stats;
 	np->next_id = p->next_id;
-	TAILQ_FOREACH(tx, &p->toxics, entry) {
-		j = toxic_json(tx);
-		ntx = toxic_new(np, tx->name, tx->type->name,
-		    toxic_stream_name(tx->stream), tx->toxicity,
-		    json_object_get(j, "attributes"), terr, sizeof(terr),
-		    &status);
-		json_decref(j);
-		if (ntx == NULL) {
-			/* Cannot happen: it was valid a moment ago. */
-			log_warnx("proxy %s: toxic %s lost on restart: %s",
-			    p->name, tx->name, terr);
-			continue;
-		}
-		ntx->from_config = tx->from_config;
-		proxy_add_toxic(np, ntx);
-	}
+	TAILQ_FOREACH(tx, &p->toxics, entry)
+		proxy_add_toxic(np, toxic_copy(tx));
 	tardy_remove_proxy(t, p);
 	return (np);
 }

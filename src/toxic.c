@@ -301,6 +301,34 @@ toxic_new(struct proxy *p, const char *name, const char *type,
 	return (t);
 }
 
+/*
+ * A toxic like t, for a proxy that replaces t's: the same settings,
+ * origin and counts of connections (every, first), copied as data.
+ * proxy_add_toxic() then puts it to work.
+ */
+struct toxic *
+toxic_copy(const struct toxic *t)
+{
+	struct toxic	*n;
+
+	n = xcalloc(1, sizeof(*n));
+	n->name = xstrdup(t->name);
+	n->type = t->type;
+	n->stream = t->stream;
+	n->toxicity = t->toxicity;
+	memcpy(n->attr, t->attr, sizeof(n->attr));
+	n->after_bytes = t->after_bytes;
+	n->after_ms = t->after_ms;
+	n->duration_ms = t->duration_ms;
+	n->every = t->every;
+	n->first = t->first;
+	n->from_config = t->from_config;
+	n->nconns = t->nconns;
+	n->applied = t->applied;
+	n->t_added = t->t_added;
+	return (n);
+}
+
 /* Same type, stream, toxicity and attributes (names aside). */
 int
 toxic_equal(const struct toxic *a, const struct toxic *b)

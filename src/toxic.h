@@ -147,6 +147,7 @@ int		 toxic_update(struct toxic *, json_t *, double, int, char *,
 		    size_t);
 void		 toxic_free(struct toxic *);
 int		 toxic_equal(const struct toxic *, const struct toxic *);
+struct toxic	*toxic_copy(const struct toxic *);
 json_t		*toxic_json(const struct toxic *);
 int64_t		 toxic_attr(const struct toxic *, const char *);
 int		 toxic_attr_index(const struct toxic_type *, const char *);
