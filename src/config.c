@@ -281,13 +281,27 @@ key_once(struct parse_ctx *ctx, unsigned int *seen, int idx, const char *key)
 	return (0);
 }
 
+/*
+ * A listen or API address: looked up now, or, in a configuration loaded
+ * for a reload (conf->lazy), left as a name for the daemon to look up on
+ * its event loop before it applies the configuration.
+ */
+static int
+config_addr(struct config *conf, const char *s, struct addr *a, char *err,
+    size_t errlen)
+{
+	if (conf->lazy)
+		return (addr_parse_lazy(s, a, err, errlen));
+	return (addr_parse(s, a, err, errlen));
+}
+
 static int
 parse_addr_value(struct parse_ctx *ctx, const char *key, const char *value,
     struct addr *a)
 {
 	char	err[256];
 
-	if (addr_parse(value, a, err, sizeof(err)) == -1) {
+	if (config_addr(ctx->conf, value, a, err, sizeof(err)) == -1) {
 		config_error(ctx->conf, ctx->lineno, "%s: %s", key, err);
 		return (-1);
 	}
@@ -800,7 +814,8 @@ config_load_json(struct config *conf, FILE *fp)
 		pc = config_new_proxy(conf, name, 0);
 		pc->listen_str = xstrdup(listen);
 		pc->upstream_str = xstrdup(upstream);
-		if (addr_parse(listen, &pc->listen, err, sizeof(err)) == -1)
+		if (config_addr(conf, listen, &pc->listen, err,
+		    sizeof(err)) == -1)
 			config_error(conf, 0, "%s: listen: %s", where, err);
 		if (addr_parse_lazy(upstream, &pc->upstream, err,
 		    sizeof(err)) == -1)
@@ -890,7 +905,7 @@ config_add_proxy_arg(struct config *conf, const char *arg)
 		    "\"%s\"", arg, name);
 		goto out;
 	}
-	if (addr_parse(ls, &listen, err, sizeof(err)) == -1 ||
+	if (config_addr(conf, ls, &listen, err, sizeof(err)) == -1 ||
 	    addr_parse_lazy(us, &upstream, err, sizeof(err)) == -1) {
 		config_error(conf, -1, "--proxy %s: %s", arg, err);
 		goto out;
@@ -985,7 +1000,7 @@ config_set_api(struct config *conf, const char *s)
 	struct addr	a;
 	char		err[256];
 
-	if (addr_parse(s, &a, err, sizeof(err)) == -1) {
+	if (config_addr(conf, s, &a, err, sizeof(err)) == -1) {
 		config_error(conf, -1, "--api: %s", err);
 		return (-1);
 	}
@@ -1010,9 +1025,12 @@ config_check_proxy(struct config *conf, struct proxy_conf *pc)
 	if (pc->upstream_str == NULL && !(pc->seen & 2))
 		config_error(conf, pc->line, "proxy \"%s\": missing key "
 		    "\"upstream\"", pc->name);
-	/* UDP flows start with a datagram: their upstream is looked up now. */
+	/*
+	 * UDP flows start with a datagram: their upstream is looked up with
+	 * the configuration (for a reload, by the daemon before it applies).
+	 */
 	if (pc->protocol == PROTO_UDP && pc->upstream_str != NULL &&
-	    addr_family(&pc->upstream) == AF_UNSPEC &&
+	    addr_family(&pc->upstream) == AF_UNSPEC && !conf->lazy &&
 	    addr_parse(pc->upstream_str, &pc->upstream, err,
 	    sizeof(err)) == -1)
 		config_error(conf, pc->line, "proxy \"%s\": upstream: %s",
@@ -1024,8 +1042,9 @@ config_check_proxy(struct config *conf, struct proxy_conf *pc)
 		config_error(conf, pc->line, "proxy \"%s\": protocol udp "
 		    "needs host:port addresses (unix datagram sockets are not "
 		    "supported)", pc->name);
-	if (pc->listen_str == NULL || addr_port(&pc->listen) == 0)
-		return;
+	if (pc->listen_str == NULL || addr_port(&pc->listen) == 0 ||
+	    addr_family(&pc->listen) == AF_UNSPEC)
+		return;		/* a name: its bind says if it is in use */
 	for (other = TAILQ_NEXT(pc, entry); other != NULL;
 	    other = TAILQ_NEXT(other, entry)) {
 		if (other->listen_str == NULL ||
@@ -1082,6 +1101,7 @@ config_finish(struct config *conf)
 			    tc->proxy, tc->type);
 	}
 	if (conf->api_token == NULL && !conf->api_open &&
+	    addr_family(&conf->api) != AF_UNSPEC &&
 	    !addr_is_loopback(&conf->api)) {
 		/* Not the default, not from a file: from --api. */
 		config_error(conf, conf->path != NULL ? 0 : -1, "api %s is not "

@@ -70,6 +70,7 @@ struct config {
 	enum log_level		 log_level;
 	struct proxy_conf_list	 proxies;
 	struct toxic_conf_list	 toxics;
+	int			 lazy;		/* names left to look up */
 
 	char			**errors;
 	size_t			 nerrors;

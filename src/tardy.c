@@ -50,13 +50,20 @@ static void	tardy_notify_status(struct tardy *, const char *);
 
 #define TARDY_STATUS_INTERVAL	5	/* seconds between STATUS= updates */
 
+/*
+ * The configuration the options name. lazy: for a reload, host names in
+ * listen and API addresses (and UDP upstreams) are left for the event
+ * loop to look up (tardy_reload); at start-up and for -t they are looked
+ * up here.
+ */
 struct config *
-tardy_config_load(const struct tardy_options *opts)
+tardy_config_load(const struct tardy_options *opts, int lazy)
 {
 	struct config	*conf = config_new();
 	const char	*token, *resolv;
 	size_t		 i;
 
+	conf->lazy = lazy;
 	if (opts->conf_path != NULL)
 		(void)config_load(conf, opts->conf_path);
 	for (i = 0; i < opts->nproxy_args; i++)
@@ -457,17 +464,177 @@ tardy_status_cb(evutil_socket_t fd, short what, void *arg)
 static void	tardy_reload_done(struct tardy *, const char *,
 		    const char *);
 
+/*
+ * A reload waiting for the host names of its configuration (listen
+ * addresses, UDP upstreams): looked up on the event loop (resolver.c),
+ * never with a blocking getaddrinfo() in the signal's callback, so the
+ * proxies and the API carry on meanwhile; the configuration is applied
+ * once every name is known. A SIGHUP meanwhile abandons that reload for
+ * a new one of the file as it is then: only the last is answered (ready
+ * file, --reload), so every answer is about the file as it was when its
+ * signal was sent.
+ */
+struct tardy_name {
+	struct resolver_wait	 wait;		/* first: see tardy_name_cb */
+	struct tardy_lookup	*lookup;
+	struct addr		*addr;		/* in the configuration */
+	const char		*spec;		/* "host:port", the config's */
+	const char		*proxy;
+	const char		*key;
+};
+
+struct tardy_lookup {
+	struct tardy		*t;
+	struct config		*conf;
+	struct tardy_name	*names;
+	size_t			 nnames;
+	size_t			 waiting;
+	char			 err[512];	/* the first failure */
+};
+
+static void	tardy_reload_apply(struct tardy *, struct config *);
+
+static void
+tardy_lookup_free(struct tardy_lookup *l)
+{
+	size_t	i;
+
+	for (i = 0; i < l->nnames; i++)
+		resolver_cancel(&l->names[i].wait);
+	free(l->names);
+	free(l);
+}
+
+static void
+tardy_lookup_done(struct tardy_lookup *l)
+{
+	struct tardy	*t = l->t;
+	struct config	*conf = l->conf;
+
+	t->lookup = NULL;
+	if (l->err[0] != '\0') {
+		log_error("reload failed: %s; keeping the running "
+		    "configuration", l->err);
+		tardy_reload_done(t, "failed", l->err);
+		config_free(conf);
+	} else
+		tardy_reload_apply(t, conf);
+	tardy_lookup_free(l);
+}
+
+static void
+tardy_name_answer(struct tardy_name *n, const struct addr *a,
+    const char *err)
+{
+	struct tardy_lookup	*l = n->lookup;
+	char			 host[256];
+	int			 port;
+
+	if (a != NULL) {
+		(void)addr_name(n->spec, host, sizeof(host), &port);
+		*n->addr = *a;
+		addr_set_port(n->addr, port);
+	} else if (l->err[0] == '\0')
+		snprintf(l->err, sizeof(l->err), "proxy %s: %s: %s", n->proxy,
+		    n->key, err);
+}
+
+static void
+tardy_name_cb(struct resolver_wait *w, const struct addr *a, const char *err)
+{
+	struct tardy_name	*n = (struct tardy_name *)w;
+
+	tardy_name_answer(n, a, err);
+	if (--n->lookup->waiting == 0)
+		tardy_lookup_done(n->lookup);
+}
+
+static void
+tardy_lookup_add(struct tardy_lookup *l, const char *proxy, const char *key,
+    struct addr *a, const char *spec)
+{
+	struct tardy_name	*n;
+
+	if (addr_family(a) != AF_UNSPEC)
+		return;
+	l->names = reallocarray(l->names, l->nnames + 1, sizeof(*l->names));
+	if (l->names == NULL)
+		fatal("reallocarray");
+	n = &l->names[l->nnames++];
+	memset(n, 0, sizeof(*n));
+	n->lookup = l;
+	n->addr = a;
+	n->spec = spec;
+	n->proxy = proxy;
+	n->key = key;
+}
+
+/* Look up conf's names; tardy_lookup_done() goes on once all are in. */
+static void
+tardy_lookup_start(struct tardy *t, struct config *conf)
+{
+	struct tardy_lookup	*l;
+	struct proxy_conf	*pc;
+	struct tardy_name	*n;
+	struct addr		 a;
+	char			 host[256], err[300];
+	size_t			 i;
+	int			 port;
+
+	l = xcalloc(1, sizeof(*l));
+	l->t = t;
+	l->conf = conf;
+	TAILQ_FOREACH(pc, &conf->proxies, entry) {
+		tardy_lookup_add(l, pc->name, "listen", &pc->listen,
+		    pc->listen_str);
+		if (pc->protocol == PROTO_UDP)
+			tardy_lookup_add(l, pc->name, "upstream",
+			    &pc->upstream, pc->upstream_str);
+	}
+	t->lookup = l;
+	/* The names array is complete: waits may now point into it. */
+	l->waiting = 1;		/* until every lookup is started */
+	for (i = 0; i < l->nnames; i++) {
+		n = &l->names[i];
+		n->wait.cb = tardy_name_cb;
+		if (!addr_name(n->spec, host, sizeof(host), &port)) {
+			tardy_name_answer(n, NULL, "not a host name");
+			continue;
+		}
+		switch (resolver_get(t->resolver, host, &n->wait, &a, err,
+		    sizeof(err))) {
+		case 0:
+			tardy_name_answer(n, &a, NULL);
+			break;
+		case -1:
+			tardy_name_answer(n, NULL, err);
+			break;
+		default:
+			l->waiting++;
+			break;
+		}
+	}
+	if (--l->waiting == 0)
+		tardy_lookup_done(l);
+}
+
 void
 tardy_reload(struct tardy *t)
 {
 	struct config	*conf;
 	char		 err[512];
 
+	if (t->lookup != NULL) {
+		log_info("reload: abandoning the one still looking up names");
+		config_free(t->lookup->conf);
+		tardy_lookup_free(t->lookup);
+		t->lookup = NULL;
+	}
 	t->generation++;
 	log_info("reloading configuration");
 	(void)notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)(util_now_ns() / 1000));
-	conf = tardy_config_load(&t->opts);
+	conf = tardy_config_load(&t->opts, 1);
 	if (conf->nerrors > 0) {
 		tardy_config_print_errors(conf);
 		log_error("reload failed: %zu error%s, keeping the running "
@@ -479,6 +646,19 @@ tardy_reload(struct tardy *t)
 		tardy_reload_done(t, "failed", err);
 		return;
 	}
+	tardy_lookup_start(t, conf);
+}
+
+/* The names of conf are known: make it the running configuration. */
+static void
+tardy_reload_apply(struct tardy *t, struct config *conf)
+{
+	char	err[512];
+
+	/* The API stays where it is until a restart. */
+	if (strcmp(conf->api_str, t->conf->api_str) != 0)
+		log_warnx("api address changes take effect at restart");
+	conf->api = t->conf->api;
 	if (tardy_apply(t, conf, err, sizeof(err)) == -1) {
 		log_error("reload failed: %s; keeping the running "
 		    "configuration", err);
@@ -486,8 +666,6 @@ tardy_reload(struct tardy *t)
 		tardy_reload_done(t, "failed", err);
 		return;
 	}
-	if (!addr_equal(&conf->api, &t->conf->api))
-		log_warnx("api address changes take effect at restart");
 	/* A token is rotated by a reload: a leaked one must stop working. */
 	if ((conf->api_token == NULL) != (t->conf->api_token == NULL) ||
 	    (conf->api_token != NULL &&
@@ -599,6 +777,10 @@ tardy_free(struct tardy *t)
 {
 	struct proxy	*p;
 
+	if (t->lookup != NULL) {
+		config_free(t->lookup->conf);
+		tardy_lookup_free(t->lookup);
+	}
 	while ((p = TAILQ_FIRST(&t->proxies)) != NULL)
 		tardy_remove_proxy(t, p);
 	api_free(t->api);

@@ -18,6 +18,7 @@ struct event_base;
 struct events;
 struct ptimers;
 struct resolver;
+struct tardy_lookup;
 
 /*
  * Event priorities. Sessions' sockets and toxics' timers run below
@@ -61,13 +62,14 @@ struct tardy {
 	struct session_list	 reap;		/* sessions to close */
 	struct event		*reap_ev;
 	struct ptimers		*timers;	/* the toxics' (ptimer.h) */
+	struct tardy_lookup	*lookup;	/* a reload's names, or NULL */
 	unsigned int		 generation;	/* reloads handled */
 	const char		*last_reload;
 	char			 reload_error[512];	/* why it failed */
 	uint64_t		 t_start;
 };
 
-struct config	*tardy_config_load(const struct tardy_options *);
+struct config	*tardy_config_load(const struct tardy_options *, int);
 void		 tardy_config_print_errors(const struct config *);
 struct tardy	*tardy_new(const struct tardy_options *, struct config *);
 int		 tardy_start(struct tardy *);

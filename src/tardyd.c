@@ -193,7 +193,7 @@ main(int argc, char **argv)
 	    (enum log_level)opts.log_level : LOG_LEVEL_INFO);
 	if (tcli.warning != NULL)
 		log_warnx("%s", tcli.warning);
-	conf = tardy_config_load(&opts);
+	conf = tardy_config_load(&opts, 0);
 	if (conf->nerrors > 0) {
 		tardy_config_print_errors(conf);
 		config_free(conf);

@@ -268,6 +268,81 @@ def test_reload_of_an_unchanged_file_touches_nothing():
             s.close()
 
 
+def test_reload_looks_up_names_without_blocking():
+    # A listen address given as a host name is looked up on the event
+    # loop: while the resolver takes its time (here one that never
+    # answers: 2 attempts of 2 s), the API and the proxies carry on, and
+    # the reload then fails with the reason.
+    port = T.free_port((socket.SOCK_DGRAM,))
+    with echo_server() as up, T.Dnsmasq({"svc.tardy.test": "127.0.0.1"}) \
+            as dns:
+        slow = os.path.join(dns.dir, "slow.conf")
+        with open(slow, "w") as f:
+            f.write("nameserver 127.0.0.1:%d\n" % port)
+        base = "[proxy p]\nlisten = 127.0.0.1:0\nupstream = %s\n" % up.spec
+        env = dict(os.environ, TARDY_RESOLV_CONF=slow)
+        with Tardyd(base, env=env) as d:
+            p_addr = d.proxy_addr("p")[1]
+            d.write_config(base + "[proxy q]\nlisten = slow.tardy.test:0\n"
+                           "upstream = %s\n" % up.spec)
+            t0 = now()
+            d.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.2)
+            for _ in range(5):
+                t1 = now()
+                st, _ = d.api("GET", "/version")
+                expect(st == 200 and now() - t1 < 0.5,
+                       "API during the lookup: %s after %.2f s" %
+                       (st, now() - t1))
+            with socket.create_connection(p_addr, timeout=2) as c:
+                c.sendall(b"hi")
+                expect(T.recv_exactly(c, 2) == b"hi", "p during the lookup")
+            expect(now() - t0 < 1.5, "the lookup should still be running")
+            r = d.wait_ready(generation=1, timeout=10)
+            expect(r["last_reload"] == "failed" and "proxy q: listen: "
+                   "cannot resolve \"slow.tardy.test\"" in
+                   (r["reload_error"] or ""), "ready %r" % r)
+            st, ps = d.api("GET", "/proxies")
+            expect(sorted(ps) == ["p"], "proxies %r" % sorted(ps))
+        # A name the resolver knows: the reload applies it.
+        env = dict(os.environ, TARDY_RESOLV_CONF=dns.resolv_conf(
+            os.path.join(dns.dir, "resolv.conf")))
+        with Tardyd(base, env=env) as d:
+            d.write_config(base + "[proxy q]\nlisten = svc.tardy.test:0\n"
+                           "upstream = %s\n" % up.spec)
+            r = d.reload()
+            expect(r["last_reload"] == "ok" and
+                   r["proxies"]["q"].startswith("127.0.0.1:"), "ready %r" % r)
+
+
+def test_sighup_during_a_lookup_reloads_the_new_file():
+    # A second SIGHUP while the first reload still looks up its names
+    # abandons it for the file as it is now: the one answer is the new
+    # file's, at once.
+    port = T.free_port((socket.SOCK_DGRAM,))
+    with echo_server() as up:
+        tmp = os.path.join(T.tempfile.mkdtemp(prefix="tardyslow."), "r")
+        with open(tmp, "w") as f:
+            f.write("nameserver 127.0.0.1:%d\n" % port)
+        base = "[proxy p]\nlisten = 127.0.0.1:0\nupstream = %s\n" % up.spec
+        env = dict(os.environ, TARDY_RESOLV_CONF=tmp)
+        with Tardyd(base, env=env) as d:
+            d.write_config(base + "[proxy q]\nlisten = slow.tardy.test:0\n"
+                           "upstream = %s\n" % up.spec)
+            d.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.2)
+            d.write_config(base + "[proxy r]\nlisten = 127.0.0.1:0\n"
+                           "upstream = %s\n" % up.spec)
+            t0 = now()
+            d.proc.send_signal(signal.SIGHUP)
+            r = d.wait_ready(generation=2, timeout=10)
+            expect(now() - t0 < 1.0, "the new file waited %.1f s" %
+                   (now() - t0))
+            expect(r["last_reload"] == "ok" and sorted(r["proxies"]) ==
+                   ["p", "r"], "ready %r" % r)
+        T.shutil.rmtree(os.path.dirname(tmp), ignore_errors=True)
+
+
 def test_wrong_pid_is_refused_unsignalled():
     with echo_server() as up, Tardyd(conf(up.spec)) as d:
         other = subprocess.Popen(["sleep", "30"])
