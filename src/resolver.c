@@ -86,6 +86,7 @@ resolver_free(struct resolver *r)
 {
 	struct resolver_name	*n;
 	struct resolver_wait	*w;
+	int			 cancelled = 0;
 
 	if (r == NULL)
 		return;
@@ -102,7 +103,15 @@ resolver_free(struct resolver *r)
 		TAILQ_REMOVE(&r->names, n, entry);
 		n->r = NULL;
 		evdns_getaddrinfo_cancel(n->req);
+		cancelled = 1;
 	}
+	/*
+	 * evdns tells a cancelled lookup so from the loop (a deferred
+	 * callback), which has stopped by now: one turn delivers it, and
+	 * frees what the lookup held.
+	 */
+	if (cancelled)
+		(void)event_base_loop(r->base, EVLOOP_NONBLOCK);
 	if (r->dns != NULL)
 		evdns_base_free(r->dns, 0);
 	free(r->conf);

@@ -32,6 +32,9 @@ from tardytest import Tardyd, echo_server, expect, now
 BUILDDIR = os.path.dirname(T.TARDYD)
 UNIT = os.path.join(BUILDDIR, "systemd", "tardyd.service")
 
+# Every daemon these tests stop must exit cleanly (no sanitizer report).
+Tardyd = T.CheckedTardyd
+
 
 def unit_exec_reload():
     """The unit's ExecReload command lines, continuations joined."""
