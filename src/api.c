@@ -46,6 +46,7 @@
 
 #include "addr.h"
 #include "api.h"
+#include "api_auth.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -275,6 +276,17 @@ api_send(struct api_req *ctx, int status, const char *type,
 	 */
 	if (evhttp_request_get_command(ctx->req) == EVHTTP_REQ_HEAD)
 		body = NULL;
+	/*
+	 * Nor does it give a reply to CONNECT a Content-Length (it takes it
+	 * for a tunnel's), yet keeps the connection open after it: without
+	 * one, the client cannot tell where the body ends.
+	 */
+	if (evhttp_request_get_command(ctx->req) == EVHTTP_REQ_CONNECT) {
+		snprintf(buf, sizeof(buf), "%zu",
+		    body != NULL ? evbuffer_get_length(body) : (size_t)0);
+		evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
+		    "Content-Length", buf);
+	}
 	evhttp_send_reply(ctx->req, status, NULL, body);
 }
 
@@ -759,6 +771,24 @@ api_upstream_failure(struct api_req *ctx, const struct api_proxy_in *in,
 }
 
 /*
+ * A unix path a client names must be where the API may put or reach
+ * sockets (api_auth.c). Returns 0, or -1 after replying 403.
+ */
+static int
+api_unix_allowed(struct api_req *ctx, const char *field, const char *where,
+    const struct addr *a)
+{
+	char	err[API_AUTH_MSG_LEN];
+
+	if (addr_family(a) != AF_UNIX || api_auth_unix_path_ok(
+	    addr_unix_path(a), &ctx->api->bound, ctx->api->tardy->conf, err,
+	    sizeof(err)))
+		return (0);
+	api_error(ctx, 403, "%s%s: %s", field, where, err);
+	return (-1);
+}
+
+/*
  * Fill pc from the fields of a new proxy: name and upstream required
  * (in Toxiproxy's order and words), listen by default 127.0.0.1:0.
  * Returns 0, or -1 after replying 400. pc borrows the strings.
@@ -767,7 +797,8 @@ static int
 api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
     const char *where, struct proxy_conf *pc)
 {
-	char	err[256];
+	struct proxy	*old;
+	char		 err[256];
 
 	memset(pc, 0, sizeof(*pc));
 	if (in->name == NULL || *in->name == '\0') {
@@ -822,6 +853,15 @@ api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
 		    "supported)", where);
 		return (-1);
 	}
+	/* Addresses the proxy of that name has already are not new. */
+	old = tardy_find_proxy(ctx->api->tardy, pc->name);
+	if ((old == NULL || !api_same_listen(old, &pc->listen)) &&
+	    api_unix_allowed(ctx, "listen", where, &pc->listen) == -1)
+		return (-1);
+	if ((old == NULL || strcmp(old->upstream_str,
+	    pc->upstream_str) != 0) &&
+	    api_unix_allowed(ctx, "upstream", where, &pc->upstream) == -1)
+		return (-1);
 	return (0);
 }
 
@@ -953,6 +993,9 @@ api_proxy_update(struct api_req *ctx)
 		}
 		/* The address it was given or the one it got: no change. */
 		if (!api_same_listen(p, &pc.listen)) {
+			if (api_unix_allowed(ctx, "listen", "",
+			    &pc.listen) == -1)
+				return;
 			pc.listen_str = (char *)in.listen;
 			relisten = 1;
 		} else
@@ -968,6 +1011,9 @@ api_proxy_update(struct api_req *ctx)
 		}
 		if (strcmp(in.upstream, p->upstream_str) != 0 ||
 		    !addr_equal(&pc.upstream, &p->upstream)) {
+			if (api_unix_allowed(ctx, "upstream", "",
+			    &pc.upstream) == -1)
+				return;
 			pc.upstream_str = (char *)in.upstream;
 			reconnect = 1;
 		}
@@ -1469,50 +1515,6 @@ api_route(struct api_req *ctx)
 	return (-1);
 }
 
-/* Compare in time that depends on the expected length only. */
-static int
-api_token_equal(const char *got, size_t gotlen, const char *want)
-{
-	size_t		wantlen = strlen(want), i;
-	unsigned char	diff = gotlen != wantlen;
-
-	for (i = 0; i < wantlen; i++)
-		diff |= (unsigned char)want[i] ^
-		    (unsigned char)(i < gotlen ? got[i] : 0);
-	return (diff == 0);
-}
-
-/*
- * Who may ask: not a browser (Toxiproxy's guard against cross-site
- * requests from web pages) and, with a token set, only a client that
- * sends "Authorization: Bearer TOKEN". Returns -1 after replying.
- */
-static int
-api_check_client(struct api_req *ctx)
-{
-	struct evkeyvalq	*h = evhttp_request_get_input_headers(ctx->req);
-	const char		*ua, *auth;
-
-	if ((ua = evhttp_find_header(h, "User-Agent")) != NULL &&
-	    strncmp(ua, "Mozilla/", 8) == 0) {
-		api_error(ctx, 403, "User agent not allowed");
-		return (-1);
-	}
-	if (ctx->api->token == NULL)
-		return (0);
-	auth = evhttp_find_header(h, "Authorization");
-	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
-		for (auth += 7; *auth == ' '; auth++)
-			;
-		if (api_token_equal(auth, strlen(auth), ctx->api->token))
-			return (0);
-	}
-	evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
-	    "WWW-Authenticate", "Bearer realm=\"tardy\"");
-	api_error(ctx, 401, "missing or invalid API token");
-	return (-1);
-}
-
 static void
 api_dispatch(struct api_req *ctx)
 {
@@ -1543,11 +1545,17 @@ static void
 api_request_cb(struct evhttp_request *req, void *arg)
 {
 	struct api_req	*ctx;
+	char		 msg[API_AUTH_MSG_LEN];
+	int		 status;
 
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->api = arg;
 	ctx->req = req;
-	if (api_check_client(ctx) == -1 || api_route(ctx) == -1) {
+	/* Who may ask: api_auth.c. */
+	if ((status = api_auth_check(req, &ctx->api->bound,
+	    ctx->api->tardy->conf, ctx->api->token, msg, sizeof(msg))) != 0)
+		api_error(ctx, status, "%s", msg);
+	if (status != 0 || api_route(ctx) == -1) {
 		api_req_free(ctx);
 		return;
 	}
@@ -1668,8 +1676,18 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 	evbuffer_add_printf(reply, "%s\r\nContent-Type: application/json\r\n"
 	    "Connection: close\r\nX-Toxiproxy-Request-Id: %s\r\n",
 	    line, api_request_id(api, id, sizeof(id)));
-	n = (size_t)snprintf(json, sizeof(json), "{\"error\":\"%s\","
-	    "\"status\":%d}\n", msg, status);
+	/*
+	 * evhttp gives its page a Content-Length unless the reply must have
+	 * no body (to HEAD; to CONNECT, whose connection it keeps; in no
+	 * HTTP/1.x): then ours has none either, and says so.
+	 */
+	if (evbuffer_search_range(out, "\r\nContent-Length:", 17, &start,
+	    &body).pos == -1)
+		json[0] = '\0';
+	else
+		(void)snprintf(json, sizeof(json), "{\"error\":\"%s\","
+		    "\"status\":%d}\n", msg, status);
+	n = strlen(json);
 	evbuffer_add_printf(reply, "Content-Length: %zu\r\n\r\n%s", n, json);
 	/* Keep what is queued before the page; replace the page. */
 	if ((keep = evbuffer_new()) != NULL) {
@@ -1742,11 +1760,8 @@ api_new(struct tardy *t, const struct addr *where, const char *token,
 
 	if ((fd = proxy_bind(t, where, &bound, err, errlen)) == -1)
 		return (NULL);
-	/* Group-accessible: the group is who may drive the daemon. */
-	if (addr_family(&bound) == AF_UNIX &&
-	    chmod(addr_unix_path(&bound), 0660) == -1) {
-		snprintf(err, errlen, "chmod %s: %s", addr_unix_path(&bound),
-		    strerror(errno));
+	/* A unix socket's mode and group: api_auth.c. */
+	if (api_auth_socket(&bound, t->conf, err, errlen) == -1) {
 		proxy_unbind(fd, &bound);
 		return (NULL);
 	}

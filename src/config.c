@@ -10,8 +10,14 @@
 #include "autoconf.h"
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +53,7 @@ struct parse_ctx {
 /* Keys of [tardy] and [proxy NAME], with a bit each for duplicates. */
 static const char *const tardy_keys[] = {
 	"api", "api_token", "api_open", "seed", "log_level", "resolv_conf",
-	NULL
+	"api_hosts", "api_group", "unix_dirs", NULL
 };
 static const char *const proxy_keys[] = {
 	"listen", "upstream", "enabled", "connect_timeout", "rcvbuf",
@@ -92,6 +98,16 @@ toxic_conf_free(struct toxic_conf *tc)
 	free(tc);
 }
 
+static void
+config_list_free(char **list, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
 void
 config_free(struct config *conf)
 {
@@ -116,6 +132,9 @@ config_free(struct config *conf)
 	free(conf->api_str);
 	free(conf->api_token);
 	free(conf->resolv_conf);
+	config_list_free(conf->api_hosts, conf->napi_hosts);
+	free(conf->api_group);
+	config_list_free(conf->unix_dirs, conf->nunix_dirs);
 	free(conf);
 }
 
@@ -308,6 +327,127 @@ parse_addr_value(struct parse_ctx *ctx, const char *key, const char *value,
 	return (0);
 }
 
+/*
+ * An api_hosts entry: a host name or an IP address, without a port,
+ * stored as the Host check compares it: lower case, no brackets, no
+ * final dot. Returns NULL if it is neither.
+ */
+static char *
+parse_api_host(const char *word)
+{
+	struct in6_addr	 in6;
+	char		*s, *p;
+	size_t		 len;
+
+	if (*word == '[') {
+		len = strlen(word);
+		if (len < 3 || word[len - 1] != ']')
+			return (NULL);
+		s = xstrdup(word + 1);
+		s[len - 2] = '\0';
+		if (inet_pton(AF_INET6, s, &in6) != 1) {
+			free(s);
+			return (NULL);
+		}
+	} else {
+		s = xstrdup(word);
+		if (inet_pton(AF_INET6, s, &in6) != 1 &&
+		    inet_pton(AF_INET, s, &in6) != 1 && !addr_name_valid(s)) {
+			free(s);
+			return (NULL);
+		}
+	}
+	for (p = s; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (p > s && p[-1] == '.')
+		p[-1] = '\0';
+	return (s);
+}
+
+/*
+ * A comma-separated list: each word, trimmed, checked by what (which
+ * returns what to store, or NULL and sets *why). Errors name the word.
+ */
+static void
+parse_list(struct parse_ctx *ctx, const char *key, const char *value,
+    char *(*what)(const char *, const char **), char ***out, size_t *n)
+{
+	char		 *copy, *word, *next, *end, *v, **list = NULL;
+	const char	 *why;
+	size_t		  len = 0;
+
+	copy = xstrdup(value);
+	for (word = copy; word != NULL; word = next) {
+		if ((next = strchr(word, ',')) != NULL)
+			*next++ = '\0';
+		while (isspace((unsigned char)*word))
+			word++;
+		end = word + strlen(word);
+		while (end > word && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (*word == '\0') {
+			config_error(ctx->conf, ctx->lineno, "%s: empty entry "
+			    "(a comma-separated list)", key);
+			continue;
+		}
+		why = NULL;
+		if ((v = what(word, &why)) == NULL) {
+			config_error(ctx->conf, ctx->lineno, "%s: \"%s\": %s",
+			    key, word, why);
+			continue;
+		}
+		list = reallocarray(list, len + 1, sizeof(*list));
+		if (list == NULL)
+			fatal("reallocarray");
+		list[len++] = v;
+	}
+	free(copy);
+	config_list_free(*out, *n);
+	*out = list;
+	*n = len;
+}
+
+static char *
+parse_api_hosts_word(const char *word, const char **why)
+{
+	char	*s;
+
+	if ((s = parse_api_host(word)) == NULL)
+		*why = "not a host name or an IP address (no port)";
+	return (s);
+}
+
+static char *
+parse_unix_dirs_word(const char *word, const char **why)
+{
+	if (*word != '/') {
+		*why = "not an absolute path";
+		return (NULL);
+	}
+	return (xstrdup(word));
+}
+
+/* A group by name or number: who may drive a unix-socket API. */
+static void
+parse_api_group(struct parse_ctx *ctx, const char *value)
+{
+	struct config	*conf = ctx->conf;
+	struct group	*gr;
+	uint64_t	 gid;
+
+	if ((gr = getgrnam(value)) != NULL)
+		conf->api_gid = gr->gr_gid;
+	else if (util_parse_u64(value, UINT32_MAX - 1, &gid) == 0)
+		conf->api_gid = (gid_t)gid;
+	else {
+		config_error(conf, ctx->lineno, "api_group: no group \"%s\"",
+		    value);
+		return;
+	}
+	free(conf->api_group);
+	conf->api_group = xstrdup(value);
+}
+
 static void
 handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
 {
@@ -340,6 +480,14 @@ handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
 		if (util_parse_bool(value, &conf->api_open) == -1)
 			config_error(conf, ctx->lineno, "api_open: invalid "
 			    "value \"%s\" (yes or no)", value);
+	} else if (strcmp(key, "api_hosts") == 0) {
+		parse_list(ctx, key, value, parse_api_hosts_word,
+		    &conf->api_hosts, &conf->napi_hosts);
+	} else if (strcmp(key, "api_group") == 0) {
+		parse_api_group(ctx, value);
+	} else if (strcmp(key, "unix_dirs") == 0) {
+		parse_list(ctx, key, value, parse_unix_dirs_word,
+		    &conf->unix_dirs, &conf->nunix_dirs);
 	} else if (strcmp(key, "resolv_conf") == 0) {
 		if (access(value, R_OK) == -1) {
 			config_error(conf, ctx->lineno, "resolv_conf: %s: %s",
@@ -1111,6 +1259,13 @@ config_finish(struct config *conf)
 		if (conf->path == NULL)
 			config_errors_origin(conf, conf->nerrors - 1, "--api %s",
 			    conf->api_str);
+	}
+	if (conf->api_group != NULL && addr_family(&conf->api) != AF_UNIX) {
+		/* Peer credentials exist on a unix socket only. */
+		config_error(conf, conf->path != NULL ? 0 : -1, "api_group "
+		    "\"%s\" needs a unix: api (it names who may connect to "
+		    "the API socket); api is %s", conf->api_group,
+		    conf->api_str);
 	}
 	return ((int)conf->nerrors);
 }

@@ -6,6 +6,7 @@
 #ifndef TARDY_CONFIG_H
 #define TARDY_CONFIG_H
 
+#include <sys/types.h>
 #include <sys/queue.h>
 
 #include <stdint.h>
@@ -65,6 +66,12 @@ struct config {
 	struct addr		 api;
 	char			*api_token;
 	int			 api_open;	/* no token off loopback */
+	char			**api_hosts;	/* more names the API is */
+	size_t			 napi_hosts;	/* reached by (Host check) */
+	char			*api_group;	/* may drive a unix: API */
+	gid_t			 api_gid;
+	char			**unix_dirs;	/* where the API may put or */
+	size_t			 nunix_dirs;	/* reach unix sockets */
 	char			*resolv_conf;	/* NULL: the system's */
 	uint64_t		 seed;
 	enum log_level		 log_level;

@@ -51,6 +51,10 @@ class Tardyd:
             self.write_config(config)
             argv += ["-c", self.config_path]
         argv += list(args)
+        # The API may put and reach unix sockets in the test's directory
+        # (api_auth.c); a test that wants otherwise sets it itself.
+        env = dict(os.environ if env is None else env)
+        env.setdefault("TARDY_UNIX_DIRS", self.dir)
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,

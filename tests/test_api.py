@@ -133,7 +133,7 @@ def test_numbers_read_as_toxiproxys():
             T.expect(st == 200, "create: %s %r" % (st, t))
             st, headers, body = raw_request(
                 T.parse_addr(d.ready["api"]),
-                b"GET /proxies/p/toxics/l%s HTTP/1.1\r\nHost: x\r\n"
+                b"GET /proxies/p/toxics/l%s HTTP/1.1\r\nHost: localhost\r\n"
                 b"Connection: close\r\n\r\n" % str(tox).encode())
             T.expect(want in body, "toxicity %s printed as %r" % (tox, body))
 
@@ -147,7 +147,7 @@ def test_every_reply_has_a_request_id():
                     b"DELETE /proxies/none", b"POST /reset",
                     b"PUT /version"):
             st, headers, body = raw_request(
-                addr, req + b" HTTP/1.1\r\nHost: x\r\n"
+                addr, req + b" HTTP/1.1\r\nHost: localhost\r\n"
                 b"Connection: close\r\n\r\n")
             rid = headers.get("x-toxiproxy-request-id", "")
             T.expect(len(rid) == 20 and rid.isalnum(),
@@ -160,7 +160,7 @@ def test_version():
     with Tardyd() as d:
         st, headers, body = raw_request(
             T.parse_addr(d.ready["api"]),
-            b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            b"GET /version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         T.expect(st == 200, "status %d" % st)
         # Byte for byte Toxiproxy's form, with tardy's version.
         T.expect(headers.get("content-type") ==
@@ -589,7 +589,7 @@ def test_metrics_live():
                  "initial %r" % v)
         st, headers, _ = raw_request(
             T.parse_addr(d.ready["api"]),
-            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         T.expect(headers["content-type"].startswith(
             "text/plain; version=0.0.4"), "type %r" % headers)
 
@@ -830,7 +830,7 @@ def test_unix_socket_api():
                      "mode %o" % st.st_mode)
             code, _, body = raw_request(
                 (socket.AF_UNIX, path),
-                b"GET /version HTTP/1.1\r\nHost: x\r\n"
+                b"GET /version HTTP/1.1\r\nHost: localhost\r\n"
                 b"Connection: close\r\n\r\n")
             T.expect(code == 200 and b"version" in body, "%d %r" %
                      (code, body))
@@ -864,7 +864,7 @@ def test_routing():
                                      "GET, POST, PATCH, DELETE")):
             code, headers, body = raw_request(
                 T.parse_addr(d.ready["api"]),
-                ("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                ("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                  "Content-Length: 0\r\n\r\n" % (method, path)).encode())
             T.expect(code == 405 and headers.get("allow") == allow and
                      json.loads(body) == {"error": "method not allowed",
@@ -872,7 +872,7 @@ def test_routing():
                      "%s %s: %d %r %r" % (method, path, code, headers, body))
         code, _, _ = raw_request(
             T.parse_addr(d.ready["api"]),
-            b"HEAD /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            b"HEAD /version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         T.expect(code == 405, "HEAD: %d" % code)
 
 
@@ -892,7 +892,7 @@ def test_slow_client_does_not_block():
     with Tardyd() as d:
         api = T.parse_addr(d.ready["api"])
         slow = T.connect(api)
-        slow.sendall(b"POST /proxies HTTP/1.1\r\nHost: x\r\n"
+        slow.sendall(b"POST /proxies HTTP/1.1\r\nHost: localhost\r\n"
                      b"Content-Length: 100\r\n\r\n{\"name\":")
         t0 = T.now()
         st, _ = d.api("GET", "/version")
@@ -904,7 +904,7 @@ def test_keepalive_and_many_requests():
     """Several requests on one connection, and the API stays responsive."""
     with Tardyd() as d:
         s = T.connect(T.parse_addr(d.ready["api"]))
-        req = b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n"
+        req = b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
         s.sendall(req * 3)
         buf = b""
         deadline = T.now() + 5
