@@ -9,6 +9,7 @@
 
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <jansson.h>
 
 #include "harness.h"
 
@@ -43,6 +45,139 @@ start_proxy(const char *name, const char *listen,
 {
 	return (harness_tardyd_start(h, "--proxy",
 	    harness_printf(h, "%s=%s=%s", name, listen, upstream->text), NULL));
+}
+
+/* --- what the daemon holds ------------------------------------------ */
+
+#define SETTLE_TIMEOUT_MS 5000
+
+/*
+ * GET path from the daemon's API and returns the JSON body of its 200.
+ * HTTP/1.0: the reply ends when the daemon closes (evhttp shuts the
+ * connection down, and closes its descriptor a moment later).
+ */
+static json_t *
+api_get(struct harness_tardyd *t, const char *path)
+{
+	const char *api = harness_tardyd_ready(t)->api;
+	struct harness_addr a;
+	json_error_t jerr;
+	const char *req, *body;
+	char *resp = NULL;
+	size_t len = 0, cap = 0, got;
+	json_t *j;
+	int fd, err, status;
+
+	ck_assert_msg(harness_addr_parse(api, &a) == 0, "API address %s",
+	    api);
+	fd = harness_connect_ok(&a);
+	req = harness_printf(h, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
+	    a.text);
+	err = harness_send_all(fd, req, strlen(req), HARNESS_IO_TIMEOUT_MS);
+	ck_assert_msg(err == 0, "GET %s: %s", path, harness_strerror(err));
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap * 2 + 8192;
+			resp = realloc(resp, cap);
+			ck_assert_ptr_nonnull(resp);
+		}
+		err = harness_recv_some(fd, resp + len, cap - len - 1,
+		    HARNESS_IO_TIMEOUT_MS, &got);
+		if (err == HARNESS_EOF)
+			break;
+		ck_assert_msg(err == 0, "GET %s, after %zu bytes: %s", path,
+		    len, harness_strerror(err));
+		len += got;
+	}
+	close(fd);
+	resp[len] = '\0';
+	ck_assert_msg(sscanf(resp, "HTTP/1.%*d %d", &status) == 1 &&
+	    status == 200 && (body = strstr(resp, "\r\n\r\n")) != NULL,
+	    "GET %s: %s", path, harness_tail(resp, 500));
+	j = json_loads(body + 4, 0, &jerr);
+	ck_assert_msg(j != NULL, "GET %s: %s: %s", path, jerr.text,
+	    harness_tail(body + 4, 500));
+	free(resp);
+	return (j);
+}
+
+/*
+ * Waits up to SETTLE_TIMEOUT_MS for proxy name to have want connections
+ * in GET /proxies/NAME/connections, and fails with what it has if not.
+ */
+static void
+wait_connections(struct harness_tardyd *t, const char *name, size_t want,
+    const char *what)
+{
+	int64_t deadline = harness_now_ms() + SETTLE_TIMEOUT_MS;
+	const char *path = harness_printf(h, "/proxies/%s/connections", name);
+	json_t *j;
+	char *dump;
+	size_t n;
+
+	for (;;) {
+		j = api_get(t, path);
+		ck_assert_msg(json_is_array(j), "GET %s: not an array", path);
+		n = json_array_size(j);
+		if (n == want || harness_now_ms() >= deadline)
+			break;
+		json_decref(j);
+		harness_sleep_ms(50);
+	}
+	dump = json_dumps(j, JSON_COMPACT);
+	ck_assert_msg(n == want, "%s: %zu connections after %d ms, want %zu: "
+	    "%s", what, n, SETTLE_TIMEOUT_MS, want,
+	    harness_tail(dump != NULL ? dump : "?", 1500));
+	free(dump);
+	json_decref(j);
+}
+
+/* How many descriptors the daemon has open: /proc/PID/fd. */
+static int
+fd_count(struct harness_tardyd *t)
+{
+	const char *dir = harness_printf(h, "/proc/%ld/fd",
+	    (long)harness_tardyd_pid(t));
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	ck_assert_msg(d != NULL, "%s: %s", dir, strerror(errno));
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return (n);
+}
+
+/*
+ * fd_count() once it no longer goes down: the daemon closes some
+ * descriptors a moment after a client sees the effect (the ready file's,
+ * after its rename; an API connection's, after the reply's end).
+ */
+static int
+fd_count_steady(struct harness_tardyd *t)
+{
+	int n = fd_count(t), m;
+
+	for (;;) {
+		harness_sleep_ms(50);
+		if ((m = fd_count(t)) >= n)
+			return (n);
+		n = m;
+	}
+}
+
+/* What fd_count() says once down to want, or after SETTLE_TIMEOUT_MS. */
+static int
+fd_count_settled(struct harness_tardyd *t, int want)
+{
+	int64_t deadline = harness_now_ms() + SETTLE_TIMEOUT_MS;
+	int n;
+
+	while ((n = fd_count(t)) > want && harness_now_ms() < deadline)
+		harness_sleep_ms(50);
+	return (n);
 }
 
 
@@ -250,15 +385,21 @@ START_TEST(test_200_concurrent_connections)
 }
 END_TEST
 
-/* A client that resets its connection mid-stream must not hurt others. */
+/*
+ * A client that resets its connection mid-stream must not hurt others,
+ * and leaves nothing behind: its session and both its descriptors go.
+ */
 START_TEST(test_client_abort_is_harmless)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
 	struct harness_tardyd *t = start_proxy("p", "127.0.0.1:0", &up->addr);
 	struct harness_addr a = harness_proxy_ok(t, "p");
-	int keep = harness_connect_ok(&a);
+	int keep, baseline, n;
 
+	/* What the daemon holds with no client. */
+	baseline = fd_count_steady(t);
+	keep = harness_connect_ok(&a);
 	harness_echo_ok(keep, "before", 1000, 1);
 	for (int i = 0; i < 20; i++) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -273,12 +414,20 @@ START_TEST(test_client_abort_is_harmless)
 		close(fd); /* RST */
 	}
 	harness_echo_ok(keep, "after 20 aborted clients", 100000, 2);
+	/* The 20 sessions are gone; the one still open is not. */
+	wait_connections(t, "p", 1, "after 20 aborted clients");
 	close(keep);
 	keep = harness_connect_ok(&a);
 	harness_echo_ok(keep, "new connection", 1000, 3);
 	close(keep);
 	ck_assert_msg(harness_tardyd_alive(t), "tardyd died: %s",
 	    harness_status_str(h, harness_tardyd_status(t)));
+
+	/* All closed: no session, and the descriptors of none. */
+	wait_connections(t, "p", 0, "after every client closed");
+	n = fd_count_settled(t, baseline);
+	ck_assert_msg(n == baseline, "tardyd has %d descriptors open, %d "
+	    "before the clients", n, baseline);
 }
 END_TEST
 
