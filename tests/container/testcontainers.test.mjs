@@ -160,10 +160,23 @@ test("the images are in the local store, so nothing is pulled", T, async () => {
 
 test("ToxiProxyContainer(tardy) starts, waited for on GET /version, with testcontainers-go's -config", T, async (t) => {
     const t0 = performance.now();
-    tardy = await new ToxiProxyContainer(IMAGE)
-        .withCopyContentToContainer([{ content: JSON.stringify(CONFIG), target: CONFIG_PATH }])
-        .withCommand(["-host=0.0.0.0", `-config=${CONFIG_PATH}`])
-        .start();
+    // Podman picks the 33 host ports of Toxiproxy's mappings itself; on a
+    // busy machine one of them can be taken between its pick and its
+    // bind ("address already in use"), which says nothing about tardy:
+    // that start is tried again, at most twice.
+    for (let attempt = 1; ; attempt++) {
+        try {
+            tardy = await new ToxiProxyContainer(IMAGE)
+                .withCopyContentToContainer([{ content: JSON.stringify(CONFIG), target: CONFIG_PATH }])
+                .withCommand(["-host=0.0.0.0", `-config=${CONFIG_PATH}`])
+                .start();
+            break;
+        } catch (e) {
+            if (attempt >= 3 || !/address already in use/.test(String(e.message)))
+                throw e;
+            t.diagnostic(`start ${attempt}: ${e.message.trim()}; again`);
+        }
+    }
     t.diagnostic(`start() to ready: ${Math.round(performance.now() - t0)} ms`);
     const version = await tardy.client.getVersion();
     assert.match(version, /"version"/, `GET /version: ${version}`);
