@@ -51,60 +51,11 @@ teardown(void)
 	h = NULL;
 }
 
-/*
- * GET path from the daemon's API and returns the JSON body of its 200.
- * HTTP/1.0: the reply ends when the daemon closes.
- */
-static json_t *
-api_get(struct harness_tardyd *t, const char *path)
-{
-	const char *api = harness_tardyd_ready(t)->api;
-	struct harness_addr a;
-	json_error_t jerr;
-	const char *req, *body;
-	char *resp = NULL;
-	size_t len = 0, cap = 0, got;
-	json_t *j;
-	int fd, err, status;
-
-	ck_assert_msg(harness_addr_parse(api, &a) == 0, "API address %s",
-	    api);
-	fd = harness_connect_ok(&a);
-	req = harness_printf(h, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
-	    a.text);
-	err = harness_send_all(fd, req, strlen(req), HARNESS_IO_TIMEOUT_MS);
-	ck_assert_msg(err == 0, "GET %s: %s", path, harness_strerror(err));
-	for (;;) {
-		if (cap - len < 65536) {
-			cap = cap * 2 + 131072;
-			resp = realloc(resp, cap);
-			ck_assert_ptr_nonnull(resp);
-		}
-		err = harness_recv_some(fd, resp + len, cap - len - 1,
-		    HARNESS_IO_TIMEOUT_MS, &got);
-		if (err == HARNESS_EOF)
-			break;
-		ck_assert_msg(err == 0, "GET %s, after %zu bytes: %s", path,
-		    len, harness_strerror(err));
-		len += got;
-	}
-	close(fd);
-	resp[len] = '\0';
-	ck_assert_msg(sscanf(resp, "HTTP/1.%*d %d", &status) == 1 &&
-	    status == 200 && (body = strstr(resp, "\r\n\r\n")) != NULL,
-	    "GET %s: %s", path, harness_tail(resp, 500));
-	j = json_loads(body + 4, 0, &jerr);
-	ck_assert_msg(j != NULL, "GET %s: %s: %s", path, jerr.text,
-	    harness_tail(body + 4, 500));
-	free(resp);
-	return (j);
-}
-
 static json_t *
 events_since(struct harness_tardyd *t, uint64_t since)
 {
-	return (api_get(t, harness_printf(h, "/events?since=%" PRIu64,
-	    since)));
+	return (harness_api_get(h, t, harness_printf(h,
+	    "/events?since=%" PRIu64, since)));
 }
 
 /* Event id as the generation made it: see the comment at the top. */
@@ -216,7 +167,8 @@ START_TEST(test_ring_wraps)
 	    "%s", conf), NULL);
 	free(conf);
 	a = harness_proxy_ok(t, "ev");
-	check_events(api_get(t, "/events"), 1, 0, "before any connection");
+	check_events(harness_api_get(h, t, "/events"), 1, 0,
+	    "before any connection");
 
 	for (int c = 1; c <= NCONN; c++) {
 		one_connection(&a, c);
@@ -230,11 +182,11 @@ START_TEST(test_ring_wraps)
 		}
 		/* Just before the ring is full, and just after. */
 		if (n <= EVENTS_MAX && n + PER_CONN > EVENTS_MAX)
-			check_events(api_get(t, "/events"), 1, n,
+			check_events(harness_api_get(h, t, "/events"), 1, n,
 			    "the ring not yet full");
 		if (n > EVENTS_MAX && n - PER_CONN <= EVENTS_MAX) {
 			oldest = n - EVENTS_MAX + 1;
-			check_events(api_get(t, "/events"), oldest, n,
+			check_events(harness_api_get(h, t, "/events"), oldest, n,
 			    "the ring wrapped once");
 			check_events(events_since(t, oldest - 1), oldest, n,
 			    "since the id before the oldest kept");
@@ -247,7 +199,8 @@ START_TEST(test_ring_wraps)
 	n = (uint64_t)NCONN * PER_CONN;
 	ck_assert(n > 2 * EVENTS_MAX);
 	oldest = n - EVENTS_MAX + 1;
-	check_events(api_get(t, "/events"), oldest, n, "GET /events");
+	check_events(harness_api_get(h, t, "/events"), oldest, n,
+	    "GET /events");
 	check_events(events_since(t, 0), oldest, n, "since=0");
 	check_events(events_since(t, 1), oldest, n, "since=1, long gone");
 	check_events(events_since(t, oldest - EVENTS_MAX), oldest, n,

@@ -52,56 +52,6 @@ start_proxy(const char *name, const char *listen,
 #define SETTLE_TIMEOUT_MS 5000
 
 /*
- * GET path from the daemon's API and returns the JSON body of its 200.
- * HTTP/1.0: the reply ends when the daemon closes (evhttp shuts the
- * connection down, and closes its descriptor a moment later).
- */
-static json_t *
-api_get(struct harness_tardyd *t, const char *path)
-{
-	const char *api = harness_tardyd_ready(t)->api;
-	struct harness_addr a;
-	json_error_t jerr;
-	const char *req, *body;
-	char *resp = NULL;
-	size_t len = 0, cap = 0, got;
-	json_t *j;
-	int fd, err, status;
-
-	ck_assert_msg(harness_addr_parse(api, &a) == 0, "API address %s",
-	    api);
-	fd = harness_connect_ok(&a);
-	req = harness_printf(h, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
-	    a.text);
-	err = harness_send_all(fd, req, strlen(req), HARNESS_IO_TIMEOUT_MS);
-	ck_assert_msg(err == 0, "GET %s: %s", path, harness_strerror(err));
-	for (;;) {
-		if (cap - len < 4096) {
-			cap = cap * 2 + 8192;
-			resp = realloc(resp, cap);
-			ck_assert_ptr_nonnull(resp);
-		}
-		err = harness_recv_some(fd, resp + len, cap - len - 1,
-		    HARNESS_IO_TIMEOUT_MS, &got);
-		if (err == HARNESS_EOF)
-			break;
-		ck_assert_msg(err == 0, "GET %s, after %zu bytes: %s", path,
-		    len, harness_strerror(err));
-		len += got;
-	}
-	close(fd);
-	resp[len] = '\0';
-	ck_assert_msg(sscanf(resp, "HTTP/1.%*d %d", &status) == 1 &&
-	    status == 200 && (body = strstr(resp, "\r\n\r\n")) != NULL,
-	    "GET %s: %s", path, harness_tail(resp, 500));
-	j = json_loads(body + 4, 0, &jerr);
-	ck_assert_msg(j != NULL, "GET %s: %s: %s", path, jerr.text,
-	    harness_tail(body + 4, 500));
-	free(resp);
-	return (j);
-}
-
-/*
  * Waits up to SETTLE_TIMEOUT_MS for proxy name to have want connections
  * in GET /proxies/NAME/connections, and fails with what it has if not.
  */
@@ -116,7 +66,7 @@ wait_connections(struct harness_tardyd *t, const char *name, size_t want,
 	size_t n;
 
 	for (;;) {
-		j = api_get(t, path);
+		j = harness_api_get(h, t, path);
 		ck_assert_msg(json_is_array(j), "GET %s: not an array", path);
 		n = json_array_size(j);
 		if (n == want || harness_now_ms() >= deadline)

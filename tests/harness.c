@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <jansson.h>
 
 #include "harness.h"
 
@@ -1666,4 +1667,55 @@ harness_echo_ok(int fd, const char *what, size_t len, uint64_t seed)
 	free(buf);
 	ck_assert_msg(err == 0, "%s: echo of %zu bytes: %s", what, len,
 	    harness_strerror(err));
+}
+
+/*
+ * GET path from the daemon's API and return the JSON body of its 200.
+ * HTTP/1.0: the reply ends when the daemon closes (evhttp shuts the
+ * connection down, and closes its descriptor a moment later).
+ */
+json_t *
+harness_api_get(struct harness *h, struct harness_tardyd *t,
+    const char *path)
+{
+	const char *api = harness_tardyd_ready(t)->api;
+	struct harness_addr a;
+	json_error_t jerr;
+	const char *req, *body;
+	char *resp = NULL;
+	size_t len = 0, cap = 0, got;
+	json_t *j;
+	int fd, err, status;
+
+	ck_assert_msg(harness_addr_parse(api, &a) == 0, "API address %s",
+	    api);
+	fd = harness_connect_ok(&a);
+	req = harness_printf(h, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
+	    a.text);
+	err = harness_send_all(fd, req, strlen(req), HARNESS_IO_TIMEOUT_MS);
+	ck_assert_msg(err == 0, "GET %s: %s", path, harness_strerror(err));
+	for (;;) {
+		if (cap - len < 65536) {
+			cap = cap * 2 + 131072;
+			resp = realloc(resp, cap);
+			ck_assert_ptr_nonnull(resp);
+		}
+		err = harness_recv_some(fd, resp + len, cap - len - 1,
+		    HARNESS_IO_TIMEOUT_MS, &got);
+		if (err == HARNESS_EOF)
+			break;
+		ck_assert_msg(err == 0, "GET %s, after %zu bytes: %s", path,
+		    len, harness_strerror(err));
+		len += got;
+	}
+	close(fd);
+	resp[len] = '\0';
+	ck_assert_msg(sscanf(resp, "HTTP/1.%*d %d", &status) == 1 &&
+	    status == 200 && (body = strstr(resp, "\r\n\r\n")) != NULL,
+	    "GET %s: %s", path, harness_tail(resp, 500));
+	j = json_loads(body + 4, 0, &jerr);
+	ck_assert_msg(j != NULL, "GET %s: %s: %s", path, jerr.text,
+	    harness_tail(body + 4, 500));
+	free(resp);
+	return (j);
 }

@@ -128,6 +128,8 @@ const char *harness_read_file(struct harness *h, const char *path);
 const char *harness_status_str(struct harness *h, int status);
 /* Last `max` bytes of s (for assertion messages, which check bounds). */
 const char *harness_tail(const char *s, size_t max);
+struct json_t *harness_api_get(struct harness *h, struct harness_tardyd *t,
+    const char *path);
 
 /* --- the daemon -------------------------------------------------------- */
 
