@@ -4,8 +4,10 @@ the run itself (killed, crashed, no tests) as one more failing test.
 Used by tests/test_node_client.py and tests/test_container_testcontainers.py.
 """
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +25,43 @@ def fail(suite, what, details=()):
         for part in str(line).splitlines():
             print("# " + part)
     sys.exit(1)
+
+
+def node_modules(suite, suite_dir, env_var, packages, install):
+    """The node_modules ($env_var, else suite_dir's) holding packages at
+    the versions suite_dir/package.json pins, or fail saying how to
+    install them."""
+    nm = os.environ.get(env_var) or os.path.join(suite_dir, "node_modules")
+    with open(os.path.join(suite_dir, "package.json")) as f:
+        want = json.load(f)["dependencies"]
+    for name in packages:
+        try:
+            with open(os.path.join(nm, name, "package.json")) as f:
+                have = json.load(f).get("version")
+        except (OSError, ValueError):
+            fail(suite, "%s not installed in %s" % (name, nm), [
+                "in the source tree run: " + install,
+                "(./bootstrap.sh build and test do; make distcheck needs "
+                "%s=<source tree>/%s/node_modules)" % (
+                    env_var, os.path.relpath(suite_dir, os.path.dirname(
+                        os.path.dirname(suite_dir))))])
+        if have != want[name]:
+            fail(suite, "%s %s installed in %s, package.json pins %s" %
+                 (name, have, nm, want[name]),
+                 ["in the source tree run: " + install])
+    return nm
+
+
+def suite_path(suite_dir, suite, nm, tmp):
+    """The suite where its imports find nm: in place when nm is
+    suite_dir's node_modules, else a copy in tmp beside a link to nm."""
+    here = os.path.join(suite_dir, "node_modules")
+    if os.path.exists(here) and os.path.samefile(nm, here):
+        return os.path.join(suite_dir, suite)
+    copy = os.path.join(tmp, suite)
+    shutil.copyfile(os.path.join(suite_dir, suite), copy)
+    os.symlink(os.path.abspath(nm), os.path.join(tmp, "node_modules"))
+    return copy
 
 
 def run(node, path, env, timeout):

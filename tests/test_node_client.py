@@ -65,39 +65,6 @@ def pinned_version():
         return json.load(f)["dependencies"][CLIENT]
 
 
-def find_node_modules():
-    """The node_modules holding the pinned client, or fail saying how to
-    install it."""
-    nm = os.environ.get("TARDY_NODE_MODULES") or \
-        os.path.join(NODE_DIR, "node_modules")
-    want = pinned_version()
-    pkg = os.path.join(nm, CLIENT, "package.json")
-    try:
-        with open(pkg) as f:
-            have = json.load(f).get("version")
-    except (OSError, ValueError):
-        fail("%s not installed in %s" % (CLIENT, nm), [
-            "in the source tree run: " + INSTALL,
-            "(./bootstrap.sh build and test do; make distcheck needs "
-            "TARDY_NODE_MODULES=<source tree>/tests/node/node_modules)"])
-    if have != want:
-        fail("%s %s installed in %s, package.json pins %s" %
-             (CLIENT, have, nm, want), ["in the source tree run: " + INSTALL])
-    return nm
-
-
-def suite_path(nm, tmp):
-    """The suite where `import "toxiproxy-node-client"` finds nm: in place
-    when nm is tests/node/node_modules, else a copy beside a link to nm."""
-    here = os.path.join(NODE_DIR, "node_modules")
-    if os.path.exists(here) and os.path.samefile(nm, here):
-        return os.path.join(NODE_DIR, SUITE)
-    copy = os.path.join(tmp, SUITE)
-    shutil.copyfile(os.path.join(NODE_DIR, SUITE), copy)
-    os.symlink(os.path.abspath(nm), os.path.join(tmp, "node_modules"))
-    return copy
-
-
 def run_suite(node, path, tmp):
     """Runs the suite; its temporary files go in tmp, removed afterwards
     even if the suite could not clean up."""
@@ -108,10 +75,12 @@ def run_suite(node, path, tmp):
 
 def main():
     node, version = find_node()
-    nm = find_node_modules()
+    nm = nodetap.node_modules("node client suite", NODE_DIR,
+                              "TARDY_NODE_MODULES", [CLIENT], INSTALL)
     tmp = tempfile.mkdtemp(prefix="tardynode.")
     try:
-        lines, status, secs = run_suite(node, suite_path(nm, tmp), tmp)
+        path = nodetap.suite_path(NODE_DIR, SUITE, nm, tmp)
+        lines, status, secs = run_suite(node, path, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     nodetap.report(lines, status, TIMEOUT * SLOW, "%s %s, %s %s, %s: %.1f s"
