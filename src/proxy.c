@@ -325,13 +325,15 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	return (p);
 }
 
+/* Close p's connections now; never from under a session's callback. */
 void
 proxy_close_sessions(struct proxy *p, const char *reason)
 {
 	struct session	*s;
 
-	while ((s = TAILQ_FIRST(&p->sessions)) != NULL)
-		session_close(s, reason, 0);
+	TAILQ_FOREACH(s, &p->sessions, entry)
+		session_close(s, reason, SESSION_NOW);
+	session_reap(p->tardy);
 }
 
 static void

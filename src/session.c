@@ -14,10 +14,16 @@
  * A source's EOF travels the same chain and becomes shutdown(SHUT_WR) on
  * the destination once everything before it was written, so half-closed
  * connections keep flowing the other way. When both directions are shut,
- * the session ends. Every ending goes through session_close(); toxics ask
- * for it through session_close_later(), which runs it from the event loop
- * (after writing what is queued, unless it resets) so no object is freed
- * under a callback still on the stack.
+ * the session ends.
+ *
+ * Every ending, from a socket's callback, a toxic, a timer or the API, is
+ * one call: session_close(s, reason, flags). It only stops the session
+ * (no more reads, no more callbacks) and queues it; session_reap() frees
+ * it from the event loop, so nothing is ever freed under a callback
+ * still on the stack, and no function has to tell its caller that the
+ * session is gone. Code that runs after session_close() in the same
+ * callback finds the session in SESSION_CLOSING (or SESSION_DRAINING)
+ * and does nothing more.
  *
  * No bufferevents: two of them cost about 2 KiB per connection, more than
  * the whole session does without them.
@@ -54,9 +60,9 @@
 static void	session_client_cb(evutil_socket_t, short, void *);
 static void	session_upstream_cb(evutil_socket_t, short, void *);
 static void	session_drain_cb(evutil_socket_t, short, void *);
-static int	dir_flush(struct dir *, int);
-static int	dir_read(struct dir *);
-static int	session_connected(struct session *, int);
+static void	dir_flush(struct dir *);
+static void	dir_read(struct dir *);
+static void	session_connected(struct session *, int);
 
 const char *
 session_state_name(enum session_state state)
@@ -177,11 +183,8 @@ session_fail(struct session *s, const char *reason)
 	session_close(s, reason, SESSION_FAILED);
 }
 
-/*
- * Start connecting to the upstream at a. Returns -1 if the session was
- * closed.
- */
-static int
+/* Start connecting to the upstream at a. */
+static void
 session_connect(struct session *s, const struct addr *a)
 {
 	struct pollfd	 pfd = { .events = POLLOUT };
@@ -195,7 +198,7 @@ session_connect(struct session *s, const struct addr *a)
 		snprintf(reason, sizeof(reason), "upstream socket: %s",
 		    strerror(errno));
 		session_fail(s, reason);
-		return (-1);
+		return;
 	}
 	if (addr_family(a) != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
@@ -206,16 +209,16 @@ session_connect(struct session *s, const struct addr *a)
 		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
 		    strerror(errno));
 		session_fail(s, reason);
-		return (-1);
+		return;
 	}
 	/*
 	 * On loopback the handshake is usually over already: asking poll()
 	 * spares a trip through the event loop for every connection.
 	 */
 	if (poll(&pfd, 1, 0) == 1)
-		return (session_connected(s, pfd.revents == POLLOUT));
-	side_update(s, &s->upstream);
-	return (0);
+		session_connected(s, pfd.revents == POLLOUT);
+	else
+		side_update(s, &s->upstream);
 }
 
 /* The upstream's host name was looked up (resolver.c). */
@@ -238,13 +241,14 @@ session_resolved_cb(struct resolver_wait *w, const struct addr *a,
 	}
 	to = *a;
 	addr_set_port(&to, s->proxy->upstream_port);
-	(void)session_connect(s, &to);
+	session_connect(s, &to);
 }
 
 /*
  * Take over an accepted client socket and start connecting upstream,
  * once the upstream's name is known if it has one. Returns NULL if the
- * session could not start or was closed at once.
+ * session could not be set up (the client is reset); a session that
+ * failed at once is returned closing.
  */
 struct session *
 session_new(struct proxy *p, int fd, const struct addr *peer)
@@ -253,7 +257,6 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	struct session		*s;
 	struct addr		 to;
 	char			 reason[300], err[256];
-	int			 rc;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto fail;
@@ -276,25 +279,28 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	events_session(s, EVENT_ACCEPT, NULL);
 	toxic_attach_all(s);
 	if (s->state != SESSION_RESOLVING)
-		return (NULL);		/* a toxic closes it */
+		return (s);		/* a toxic closes it */
 
-	if (p->upstream_host == NULL)
-		rc = session_connect(s, &p->upstream);
-	else {
-		s->resolving.cb = session_resolved_cb;
-		rc = resolver_get(p->tardy->resolver, p->upstream_host,
-		    &s->resolving, &to, err, sizeof(err));
-		if (rc == 0) {
-			addr_set_port(&to, p->upstream_port);
-			rc = session_connect(s, &to);
-		} else if (rc == -1) {
-			snprintf(reason, sizeof(reason), "upstream %s: %s",
-			    p->upstream_str, err);
-			session_fail(s, reason);
-		} else
-			rc = 0;		/* session_resolved_cb goes on */
+	if (p->upstream_host == NULL) {
+		session_connect(s, &p->upstream);
+		return (s);
 	}
-	return (rc == -1 ? NULL : s);
+	s->resolving.cb = session_resolved_cb;
+	switch (resolver_get(p->tardy->resolver, p->upstream_host,
+	    &s->resolving, &to, err, sizeof(err))) {
+	case 0:
+		addr_set_port(&to, p->upstream_port);
+		session_connect(s, &to);
+		break;
+	case -1:
+		snprintf(reason, sizeof(reason), "upstream %s: %s",
+		    p->upstream_str, err);
+		session_fail(s, reason);
+		break;
+	default:
+		break;		/* session_resolved_cb goes on */
+	}
+	return (s);
 
 fail:
 	log_warn("proxy %s: cannot set up a connection", p->name);
@@ -369,15 +375,19 @@ dir_free(struct dir *d)
 }
 
 /*
- * The one teardown path. Resets the sides named in flags (SO_LINGER 0,
- * so the peer's next call fails with ECONNRESET), frees everything.
+ * Free a closed session: reset the sides named in its close flags
+ * (SO_LINGER 0, so the peer's next call fails with ECONNRESET), close
+ * the rest, log the reason. Only session_reap() calls it.
  */
-void
-session_close(struct session *s, const char *reason, int flags)
+static void
+session_free(struct session *s)
 {
 	struct proxy	*p = s->proxy;
 	char		 buf[ADDR_STRLEN];
+	const char	*reason;
+	int		 flags = s->close_flags;
 
+	reason = s->close_reason != NULL ? s->close_reason : "out of memory";
 	if (flags & SESSION_FAILED) {
 		log_info("proxy %s: connection %llu from %s: %s", p->name,
 		    (unsigned long long)s->id,
@@ -392,11 +402,7 @@ session_close(struct session *s, const char *reason, int flags)
 		    (unsigned long long)s->down.bytes);
 	events_session(s, EVENT_CLOSE, reason);
 
-	resolver_cancel(&s->resolving);
-	if (s->state == SESSION_CLOSING)
-		TAILQ_REMOVE(&p->tardy->reap, s, reap_entry);
-	if (s->flow != NULL)
-		udp_flow_free(s);
+	TAILQ_REMOVE(&p->tardy->reap, s, reap_entry);
 	dir_free(&s->up);
 	dir_free(&s->down);
 	side_close(&s->client, flags & SESSION_RST_CLIENT);
@@ -405,17 +411,16 @@ session_close(struct session *s, const char *reason, int flags)
 		event_free(s->drain_ev);
 	TAILQ_REMOVE(&p->sessions, s, entry);
 	p->nsessions--;
+	free(s->close_reason);
 	free(s);
 }
 
-/* Queue the session for session_reap(), which closes it from the loop. */
+/* Stop the session and queue it for session_reap(). */
 static void
 session_reap_later(struct session *s)
 {
 	struct tardy	*t = s->proxy->tardy;
 
-	if (s->state == SESSION_CLOSING)
-		return;
 	if (s->client.ev != NULL)
 		event_del(s->client.ev);
 	if (s->upstream.ev != NULL)
@@ -426,13 +431,17 @@ session_reap_later(struct session *s)
 	event_active(t->reap_ev, EV_TIMEOUT, 0);
 }
 
+/*
+ * Free the sessions whose close was asked for. From the event loop, or
+ * from code that no session callback is under (the API, a reload).
+ */
 void
 session_reap(struct tardy *t)
 {
 	struct session	*s;
 
 	while ((s = TAILQ_FIRST(&t->reap)) != NULL)
-		session_close(s, s->close_reason, s->close_flags);
+		session_free(s);
 }
 
 static int
@@ -442,22 +451,30 @@ session_drained(const struct session *s)
 }
 
 /*
- * Ask for session_close() from the event loop; the first reason given
- * wins. Both sides stop reading at once. Unless a side is to be reset,
- * what is already queued is written first (for at most SESSION_DRAIN_MS),
- * so a reader gets every byte that passed before the close.
+ * End the session: the one way to, from anywhere. It stops reading at
+ * once, leaves the resolver and (a UDP flow) its proxy's table, so the
+ * peer's next datagram starts a new flow, and is freed by
+ * session_reap(). Unless flags ask for a reset or SESSION_NOW, what is
+ * already queued is written first (for at most SESSION_DRAIN_MS), so a
+ * reader gets every byte that passed before the close. The first reason
+ * given wins, except that a reset, an error or SESSION_NOW ends a drain.
  */
 void
-session_close_later(struct session *s, const char *reason, int flags)
+session_close(struct session *s, const char *reason, int flags)
 {
 	struct timeval	tv = { SESSION_DRAIN_MS / 1000,
 			    (SESSION_DRAIN_MS % 1000) * 1000 };
 
-	if (s->state == SESSION_DRAINING || s->state == SESSION_CLOSING)
+	if (s->state == SESSION_CLOSING ||
+	    (s->state == SESSION_DRAINING && flags == 0))
 		return;
-	s->close_reason = reason;
-	s->close_flags = flags;
+	free(s->close_reason);
+	s->close_reason = strdup(reason);	/* NULL: "out of memory" */
+	s->close_flags = flags & ~SESSION_NOW;
 	s->up.reading = s->down.reading = 0;
+	resolver_cancel(&s->resolving);
+	if (s->flow != NULL)
+		udp_flow_free(s);
 	if (s->state == SESSION_OPEN && flags == 0 && !session_drained(s)) {
 		s->state = SESSION_DRAINING;
 		s->drain_ev = evtimer_new(session_base(s), session_drain_cb, s);
@@ -471,12 +488,13 @@ session_close_later(struct session *s, const char *reason, int flags)
 	session_reap_later(s);
 }
 
+/* The drain took too long: close with what is still queued. */
 static void
 session_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session	*s = arg;
 
-	session_close(s, s->close_reason, s->close_flags);
+	session_reap_later(s);
 }
 
 /*
@@ -511,7 +529,7 @@ dir_out(struct dir *d)
 		log_warnx("proxy %s: connection %llu: out of memory",
 		    d->session->proxy->name,
 		    (unsigned long long)d->session->id);
-		session_close_later(d->session, "out of memory",
+		session_close(d->session, "out of memory",
 		    SESSION_RST_CLIENT | SESSION_RST_UPSTREAM);
 		return (-1);
 	}
@@ -565,12 +583,12 @@ dir_deliver(struct dir *d, struct evbuffer *buf)
 		return;
 	}
 	if (util_evbuffer_append(d->out, buf) == -1) {
-		session_close_later(d->session, "out of memory",
+		session_close(d->session, "out of memory",
 		    SESSION_RST_CLIENT | SESSION_RST_UPSTREAM);
 		return;
 	}
 	dir_count(d, n);
-	(void)dir_flush(d, 0);
+	dir_flush(d);
 }
 
 static void
@@ -586,7 +604,7 @@ dir_try_shutdown(struct dir *d)
 	 * own, so nothing unread turns it into a RST).
 	 */
 	if (s->up.shut && s->down.shut) {
-		session_close_later(s, "closed", 0);
+		session_close(s, "closed", 0);
 		return;
 	}
 	/* The peer may be gone already; its side reports that. */
@@ -617,21 +635,16 @@ session_error(struct session *s, struct side *sd, int err)
 	    SESSION_RST_CLIENT);
 }
 
-/*
- * Write what is queued for the destination. From a side's own callback
- * (direct) the session may be closed here, and -1 says so; from inside
- * a toxic chain it may not, so an error or the end of a graceful close
- * hands the session to the reaper instead.
- */
-static int
-dir_flush(struct dir *d, int direct)
+/* Write what is queued for the destination. */
+static void
+dir_flush(struct dir *d)
 {
 	struct session	*s = d->session;
-	int		 n, err;
+	int		 n;
 
 	if (s->state == SESSION_RESOLVING || s->state == SESSION_CONNECTING ||
 	    s->state == SESSION_CLOSING)
-		return (0);
+		return;
 	/* What is in the pipe came first. */
 	if (d->piped > 0) {
 		n = (int)splice(d->pipe[0], NULL, d->dst->fd, NULL, d->piped,
@@ -643,33 +656,19 @@ dir_flush(struct dir *d, int direct)
 	else
 		n = 0;
 	if (n == -1 && errno != EAGAIN && errno != EINTR) {
-		err = errno;
-		if (direct) {
-			session_error(s, d->dst, err);
-			return (-1);
-		}
-		s->close_reason = d->dst == &s->client ?
-		    "client write failed" : "upstream write failed";
-		s->close_flags = d->dst == &s->client ?
-		    SESSION_RST_UPSTREAM : SESSION_RST_CLIENT;
-		session_reap_later(s);
-		return (0);
+		session_error(s, d->dst, errno);
+		return;
 	}
 	if (s->state == SESSION_DRAINING) {
 		if (session_drained(s)) {
-			if (!direct) {
-				session_reap_later(s);
-				return (0);
-			}
-			session_close(s, s->close_reason, s->close_flags);
-			return (-1);
+			session_reap_later(s);
+			return;
 		}
 	} else {
 		dir_try_shutdown(d);
 		dir_update_read(d);
 	}
 	side_update(s, d->dst);
-	return (0);
 }
 
 static void
@@ -728,7 +727,7 @@ dir_pipe_open(struct dir *d)
 
 /*
  * What a read or splice from the source returned: 1 if it brought bytes,
- * 0 if none (EAGAIN, or EOF, handled here), -1 if the session was closed.
+ * 0 if none (EAGAIN, or EOF or an error, handled here).
  */
 static int
 dir_got(struct dir *d, ssize_t n)
@@ -744,30 +743,28 @@ dir_got(struct dir *d, ssize_t n)
 	if (errno == EAGAIN || errno == EINTR)
 		return (0);
 	session_error(d->session, d->src, errno);
-	return (-1);
+	return (0);
 }
 
-static int
+static void
 dir_splice(struct dir *d)
 {
 	ssize_t	n;
-	int	rc;
 
 	n = splice(d->src->fd, NULL, d->pipe[1], NULL, DIR_HIGH_WATER,
 	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	if ((rc = dir_got(d, n)) != 1)
-		return (rc);
+	if (dir_got(d, n) != 1)
+		return;
 	dir_count(d, (size_t)n);
 	d->piped = (size_t)n;
-	return (dir_flush(d, 1));
+	dir_flush(d);
 }
 
 /*
  * One read from the source. Without toxics, the bytes go straight to the
- * destination; only what it cannot take now is queued. Returns -1 if the
- * session was closed.
+ * destination; only what it cannot take now is queued.
  */
-static int
+static void
 dir_read(struct dir *d)
 {
 	struct session	*s = d->session;
@@ -775,13 +772,14 @@ dir_read(struct dir *d)
 	struct evbuffer	*chunk;
 	char		 buf[DIR_READ_MAX];
 	ssize_t		 n, w = 0;
-	int		 rc;
 
-	if (d->pipe[0] != -1 && dir_splice_ok(d))
-		return (dir_splice(d));
+	if (d->pipe[0] != -1 && dir_splice_ok(d)) {
+		dir_splice(d);
+		return;
+	}
 	n = read(d->src->fd, buf, sizeof(buf));
-	if ((rc = dir_got(d, n)) != 1)
-		return (rc);
+	if (dir_got(d, n) != 1)
+		return;
 	if ((first = TAILQ_FIRST(&d->links)) != NULL) {
 		if ((chunk = evbuffer_new()) == NULL ||
 		    evbuffer_add(chunk, buf, (size_t)n) == -1) {
@@ -789,12 +787,12 @@ dir_read(struct dir *d)
 				evbuffer_free(chunk);
 			session_close(s, "out of memory", SESSION_RST_CLIENT |
 			    SESSION_RST_UPSTREAM);
-			return (-1);
+			return;
 		}
 		link_data(first, chunk, util_now_ns());
 		evbuffer_free(chunk);
 		dir_update_read(d);
-		return (0);
+		return;
 	}
 	dir_count(d, (size_t)n);
 	if (d->out == NULL || evbuffer_get_length(d->out) == 0) {
@@ -802,7 +800,7 @@ dir_read(struct dir *d)
 		if (w == -1) {
 			if (errno != EAGAIN && errno != EINTR) {
 				session_error(s, d->dst, errno);
-				return (-1);
+				return;
 			}
 			w = 0;
 		}
@@ -810,29 +808,28 @@ dir_read(struct dir *d)
 	/* The queue is only made for what the destination could not take. */
 	if (w < n) {
 		if (dir_out(d) == -1)
-			return (0);
+			return;
 		evbuffer_add(d->out, buf + w, (size_t)(n - w));
 		side_update(s, d->dst);
 		dir_update_read(d);
 	} else if (n == (ssize_t)sizeof(buf) && d->pipe[0] == -1 &&
 	    !d->no_pipe && dir_splice_ok(d))
 		dir_pipe_open(d);
-	return (0);
 }
 
 /*
  * The upstream connect finished, one way or the other: SO_ERROR says
  * which, unless the caller knows it succeeded (ok: poll() saw the socket
- * writable without an error). Returns -1 if the session was closed.
+ * writable without an error).
  */
-static int
+static void
 session_connected(struct session *s, int ok)
 {
 	char	buf[ADDR_STRLEN];
 	int	err = 0;
 
 	if (s->state != SESSION_CONNECTING)
-		return (0);	/* a toxic closed it already */
+		return;		/* a toxic closed it already */
 	if (!ok && getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err,
 	    &(socklen_t){ sizeof(err) }) == -1)
 		err = errno;
@@ -842,7 +839,7 @@ session_connected(struct session *s, int ok)
 		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
 		    strerror(err));
 		session_fail(s, reason);
-		return (-1);
+		return;
 	}
 	s->state = SESSION_OPEN;
 	log_debug("proxy %s: connection %llu from %s: upstream %s connected",
@@ -855,8 +852,7 @@ session_connected(struct session *s, int ok)
 	side_update(s, &s->upstream);
 	/* Clients often speak first: their request may be here already. */
 	if (s->up.reading)
-		return (dir_read(&s->up));
-	return (0);
+		dir_read(&s->up);
 }
 
 /*
@@ -869,12 +865,10 @@ session_side_cb(struct session *s, struct side *sd, short what)
 	struct dir	*as_src = sd == &s->client ? &s->up : &s->down;
 	struct dir	*as_dst = sd == &s->client ? &s->down : &s->up;
 
-	if (what & EV_WRITE) {
-		if (dir_flush(as_dst, 1) == -1)
-			return;
-	}
+	if (what & EV_WRITE)
+		dir_flush(as_dst);
 	if ((what & EV_READ) && as_src->reading)
-		(void)dir_read(as_src);
+		dir_read(as_src);
 }
 
 static void
@@ -894,7 +888,7 @@ session_upstream_cb(evutil_socket_t fd, short what, void *arg)
 		if (what & EV_TIMEOUT)
 			session_fail(s, "upstream connect timed out");
 		else
-			(void)session_connected(s, 0);
+			session_connected(s, 0);
 		return;
 	}
 	session_side_cb(s, &s->upstream, what);

@@ -84,7 +84,7 @@ struct session {
 	struct event		*drain_ev;	/* graceful close deadline */
 	struct addr		 peer;
 	uint64_t		 t_accept;	/* ns, monotonic */
-	const char		*close_reason;
+	char			*close_reason;	/* set by session_close() */
 	int			 close_flags;
 	struct udp_flow		*flow;		/* a UDP flow (udp.c), or NULL */
 	struct resolver_wait	 resolving;	/* the upstream's name */
@@ -95,11 +95,11 @@ TAILQ_HEAD(session_list, session);
 #define SESSION_RST_CLIENT	0x1
 #define SESSION_RST_UPSTREAM	0x2
 #define SESSION_FAILED		0x4	/* upstream never connected */
+#define SESSION_NOW		0x8	/* close without draining */
 
 struct session	*session_new(struct proxy *, int, const struct addr *);
 struct session	*session_new_dgram(struct proxy *, int, const struct addr *);
 void		 session_close(struct session *, const char *, int);
-void		 session_close_later(struct session *, const char *, int);
 void		 session_reap(struct tardy *);
 const char	*session_state_name(enum session_state);
 struct dir	*session_dir(struct session *, enum toxic_stream);

@@ -839,13 +839,13 @@ link_stall(struct link *l, int on)
 void
 link_close(struct link *l, const char *reason)
 {
-	session_close_later(l->dir->session, reason, 0);
+	session_close(l->dir->session, reason, 0);
 }
 
 void
 link_reset(struct link *l, const char *reason)
 {
-	session_close_later(l->dir->session, reason,
+	session_close(l->dir->session, reason,
 	    SESSION_RST_CLIENT | SESSION_RST_UPSTREAM);
 }
 
