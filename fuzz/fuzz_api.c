@@ -43,6 +43,7 @@
 #include "addr.h"
 #include "api.h"
 #include "config.h"
+#include "control.h"
 #include "proxy.h"
 #include "session.h"
 #include "tardy.h"
@@ -118,7 +119,7 @@ add_proxy(const char *name, const char *listen, const char *upstream,
 	pc.line = -1;
 	if (addr_parse(listen, &pc.listen, err, sizeof(err)) == -1 ||
 	    addr_parse(upstream, &pc.upstream, err, sizeof(err)) == -1 ||
-	    tardy_add_proxy(T, &pc, &p, err, sizeof(err)) != 0)
+	    control_proxy_add(T, &pc, &p, err, sizeof(err)) != 0)
 		fuzz_fail(__FILE__, __LINE__, "proxy %s: %s", name, err);
 	return (p);
 }
@@ -154,7 +155,7 @@ state_reset(void)
 		conn_fds[i] = -1;
 	}
 	while ((p = TAILQ_FIRST(&T->proxies)) != NULL)
-		tardy_remove_proxy(T, p);
+		control_proxy_remove(T, p);
 
 	snprintf(upstream, sizeof(upstream), "unix:%s", up_path);
 	p = add_proxy("p", "127.0.0.1:0", upstream, 1);

@@ -48,6 +48,7 @@
 #include "api.h"
 #include "api_auth.h"
 #include "config.h"
+#include "control.h"
 #include "events.h"
 #include "log.h"
 #include "proxy.h"
@@ -683,33 +684,6 @@ api_find_toxic(struct api_req *ctx, struct proxy *p)
 	return (t);
 }
 
-/*
- * Put a new proxy on the daemon's list, after "after" (the proxy it
- * replaces, so listings keep their order) or at the end.
- */
-static struct proxy *
-api_proxy_insert(struct tardy *t, const struct proxy_conf *pc, int fd,
-    const struct addr *bound, struct proxy *after)
-{
-	struct proxy	*p;
-
-	p = proxy_new(t, pc, fd, bound);
-	if (after != NULL)
-		TAILQ_INSERT_AFTER(&t->proxies, after, p, entry);
-	else
-		TAILQ_INSERT_TAIL(&t->proxies, p, entry);
-	t->nproxies++;
-	return (p);
-}
-
-/* Whether a proxy already listens where the client asks it to. */
-static int
-api_same_listen(const struct proxy *p, const struct addr *listen)
-{
-	return (addr_equal(listen, &p->bound) ||
-	    addr_equal(listen, &p->listen));
-}
-
 /* The fields of a proxy in a request body. */
 struct api_proxy_in {
 	const char	*name;
@@ -789,62 +763,97 @@ api_unix_allowed(struct api_req *ctx, const char *field, const char *where,
 }
 
 /*
- * Fill pc from the fields of a new proxy: name and upstream required
- * (in Toxiproxy's order and words), listen by default 127.0.0.1:0.
- * Returns 0, or -1 after replying 400. pc borrows the strings.
+ * Fill pc from the fields of a proxy in a request. With base (the proxy
+ * of that name, if there is one), what the request does not say is as
+ * base has it; without, as a new proxy has it (listen 127.0.0.1:0).
+ * Unless partial (PATCH), name and upstream are required, in Toxiproxy's
+ * order and words. Returns 0, or -1 after replying 4xx. pc borrows.
  */
 static int
 api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
-    const char *where, struct proxy_conf *pc)
+    const char *where, const struct proxy *base, int partial,
+    struct proxy_conf *pc)
 {
-	struct proxy	*old;
-	char		 err[256];
+	char	err[256];
+	int	relisten, reconnect;
 
-	memset(pc, 0, sizeof(*pc));
-	if (in->name == NULL || *in->name == '\0') {
-		api_error(ctx, 400, "missing required field: name%s", where);
-		return (-1);
+	if (!partial) {
+		if (in->name == NULL || *in->name == '\0') {
+			api_error(ctx, 400, "missing required field: name%s",
+			    where);
+			return (-1);
+		}
+		if (!in->has_upstream) {
+			api_error(ctx, 400, "missing required field: "
+			    "upstream%s", where);
+			return (-1);
+		}
+		if (!util_name_valid(in->name)) {
+			api_error(ctx, 400, "bad request body: name: invalid "
+			    "proxy name%s (1 to %d printable ASCII "
+			    "characters, none of '/', '\"', '\\', '[', ']' "
+			    "or whitespace)", where, NAME_MAX_LEN);
+			return (-1);
+		}
 	}
-	if (!in->has_upstream) {
-		api_error(ctx, 400, "missing required field: upstream%s",
-		    where);
-		return (-1);
-	}
-	if (!util_name_valid(in->name)) {
-		api_error(ctx, 400, "bad request body: name: invalid proxy "
-		    "name%s (1 to %d printable ASCII characters, none of "
-		    "'/', '\"', '\\', '[', ']' or whitespace)", where,
-		    NAME_MAX_LEN);
-		return (-1);
-	}
-	pc->name = (char *)in->name;
-	pc->listen_str = (char *)(in->has_listen ? in->listen : "127.0.0.1:0");
-	pc->upstream_str = (char *)in->upstream;
-	pc->enabled = in->has_enabled ? in->enabled : 1;
-	pc->connect_timeout = CONFIG_DEFAULT_CONNECT_TIMEOUT;
-	pc->line = -1;		/* made through the API */
-	if (in->protocol == NULL || strcmp(in->protocol, "tcp") == 0)
-		pc->protocol = PROTO_TCP;
-	else if (strcmp(in->protocol, "udp") == 0)
-		pc->protocol = PROTO_UDP;
+	if (base != NULL)
+		control_proxy_conf(base, pc);
 	else {
-		api_error(ctx, 400, "bad request body: protocol%s: must be "
-		    "tcp or udp", where);
-		return (-1);
+		memset(pc, 0, sizeof(*pc));
+		pc->name = (char *)in->name;
+		pc->listen_str = "127.0.0.1:0";
+		pc->enabled = 1;
+		pc->connect_timeout = CONFIG_DEFAULT_CONNECT_TIMEOUT;
+		pc->protocol = PROTO_TCP;
+		pc->line = -1;		/* made through the API */
+	}
+	if (in->has_enabled)
+		pc->enabled = in->enabled;
+	if (in->protocol != NULL && !partial) {
+		if (strcmp(in->protocol, "tcp") == 0)
+			pc->protocol = PROTO_TCP;
+		else if (strcmp(in->protocol, "udp") == 0)
+			pc->protocol = PROTO_UDP;
+		else {
+			api_error(ctx, 400, "bad request body: protocol%s: "
+			    "must be tcp or udp", where);
+			return (-1);
+		}
 	}
 	if (api_upstream_failure(ctx, in, where, &pc->upstream_reset) == -1)
 		return (-1);
-	if (api_addr(ctx, pc->listen_str, 0, &pc->listen, err,
-	    sizeof(err)) == -1) {
-		api_error(ctx, 400, "bad request body: listen%s: %s", where,
-		    err);
-		return (-1);
+
+	/* The address a proxy was given or the one it got: no change. */
+	relisten = base == NULL;
+	if (in->has_listen || base == NULL) {
+		if (api_addr(ctx, in->has_listen ? in->listen : pc->listen_str,
+		    0, &pc->listen, err, sizeof(err)) == -1) {
+			api_error(ctx, 400, "bad request body: listen%s: %s",
+			    where, err);
+			return (-1);
+		}
+		if (base != NULL && control_same_listen(base, &pc->listen))
+			pc->listen = base->listen;
+		else {
+			if (in->has_listen)
+				pc->listen_str = (char *)in->listen;
+			relisten = 1;
+		}
 	}
-	if (api_addr(ctx, pc->upstream_str, pc->protocol == PROTO_TCP,
-	    &pc->upstream, err, sizeof(err)) == -1) {
-		api_error(ctx, 400, "bad request body: upstream%s: %s", where,
-		    err);
-		return (-1);
+	reconnect = base == NULL;
+	if (in->has_upstream) {
+		if (api_addr(ctx, in->upstream, pc->protocol == PROTO_TCP,
+		    &pc->upstream, err, sizeof(err)) == -1) {
+			api_error(ctx, 400, "bad request body: upstream%s: %s",
+			    where, err);
+			return (-1);
+		}
+		if (base == NULL || strcmp(in->upstream,
+		    base->upstream_str) != 0 ||
+		    !addr_equal(&pc->upstream, &base->upstream)) {
+			pc->upstream_str = (char *)in->upstream;
+			reconnect = 1;
+		}
 	}
 	if (pc->protocol == PROTO_UDP && (addr_family(&pc->listen) ==
 	    AF_UNIX || addr_family(&pc->upstream) == AF_UNIX)) {
@@ -853,14 +862,10 @@ api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
 		    "supported)", where);
 		return (-1);
 	}
-	/* Addresses the proxy of that name has already are not new. */
-	old = tardy_find_proxy(ctx->api->tardy, pc->name);
-	if ((old == NULL || !api_same_listen(old, &pc->listen)) &&
-	    api_unix_allowed(ctx, "listen", where, &pc->listen) == -1)
-		return (-1);
-	if ((old == NULL || strcmp(old->upstream_str,
-	    pc->upstream_str) != 0) &&
-	    api_unix_allowed(ctx, "upstream", where, &pc->upstream) == -1)
+	/* Addresses the proxy has already are not the client's to check. */
+	if ((relisten && api_unix_allowed(ctx, "listen", where,
+	    &pc->listen) == -1) || (reconnect && api_unix_allowed(ctx,
+	    "upstream", where, &pc->upstream) == -1))
 		return (-1);
 	return (0);
 }
@@ -894,7 +899,6 @@ api_proxy_index(struct api_req *ctx)
 static void
 api_proxy_create(struct api_req *ctx)
 {
-	struct tardy		*t = ctx->api->tardy;
 	struct api_proxy_in	 in;
 	struct proxy_conf	 pc;
 	struct proxy		*p;
@@ -905,9 +909,10 @@ api_proxy_create(struct api_req *ctx)
 	memset(&in, 0, sizeof(in));
 	if ((body = api_body(ctx, 1)) == NULL ||
 	    api_proxy_fields(ctx, body, "", &in) == -1 ||
-	    api_proxy_conf(ctx, &in, "", &pc) == -1)
+	    api_proxy_conf(ctx, &in, "", NULL, 0, &pc) == -1)
 		return;
-	if ((status = tardy_add_proxy(t, &pc, &p, err, sizeof(err))) != 0) {
+	status = control_proxy_add(ctx->api->tardy, &pc, &p, err, sizeof(err));
+	if (status != 0) {
 		api_error(ctx, status, "%s", err);
 		return;
 	}
@@ -915,120 +920,30 @@ api_proxy_create(struct api_req *ctx)
 }
 
 /*
- * Give p a new listen and/or upstream address: a new proxy takes its
- * place, with its toxics, counters and connection numbers, and p closes
- * its connections as Toxiproxy's restart does. A new listen address is
- * bound before anything else, so if that fails p is left as it was;
- * otherwise the listening socket passes from p to its successor and the
- * port is never released.
+ * PATCH (or POST) /proxies/NAME: what the body does not say stays as it
+ * is; the name cannot change. control.c says what a change keeps.
  */
-static struct proxy *
-api_proxy_restart(struct tardy *t, struct proxy *p,
-    const struct proxy_conf *pc, char *err, size_t errlen)
-{
-	struct proxy	*np;
-	struct toxic	*tx;
-	struct addr	 bound;
-	int		 fd;
-
-	if (!api_same_listen(p, &pc->listen)) {
-		if ((fd = proxy_bind_type(t, &pc->listen, pc->protocol ==
-		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &bound, err,
-		    errlen)) == -1)
-			return (NULL);
-	} else
-		fd = proxy_take_listener(p, &bound);
-	np = api_proxy_insert(t, pc, fd, &bound, p);
-	np->from_config = p->from_config;
-	np->started |= p->started;
-	np->stats = p->stats;
-	np->next_id = p->next_id;
-	TAILQ_FOREACH(tx, &p->toxics, entry)
-		proxy_add_toxic(np, toxic_copy(tx));
-	tardy_remove_proxy(t, p);
-	return (np);
-}
-
 static void
 api_proxy_update(struct api_req *ctx)
 {
-	struct tardy		*t = ctx->api->tardy;
 	struct api_proxy_in	 in;
 	struct proxy_conf	 pc;
 	struct proxy		*p;
 	json_t			*body;
 	char			 err[256];
-	int			 relisten, reconnect;
+	int			 status;
 
 	memset(&in, 0, sizeof(in));
 	if ((p = api_find_proxy(ctx)) == NULL ||
 	    (body = api_body(ctx, 1)) == NULL ||
-	    api_proxy_fields(ctx, body, "", &in) == -1)
+	    api_proxy_fields(ctx, body, "", &in) == -1 ||
+	    api_proxy_conf(ctx, &in, "", p, 1, &pc) == -1)
 		return;
-
-	/* What is not sent stays as it is (the name cannot change). */
-	memset(&pc, 0, sizeof(pc));
-	pc.name = p->name;
-	pc.listen = p->listen;
-	pc.listen_str = p->listen_str;
-	pc.upstream = p->upstream;
-	pc.upstream_str = p->upstream_str;
-	pc.enabled = in.has_enabled ? in.enabled : p->enabled;
-	pc.upstream_reset = p->upstream_reset;
-	if (api_upstream_failure(ctx, &in, "", &pc.upstream_reset) == -1)
+	status = control_proxy_set(ctx->api->tardy, &pc, &p, err,
+	    sizeof(err));
+	if (status != 0) {
+		api_error(ctx, status, "%s", err);
 		return;
-	pc.connect_timeout = p->connect_timeout;
-	pc.rcvbuf = p->rcvbuf;
-	pc.protocol = p->protocol;
-	pc.flow_timeout = p->flow_timeout;
-	pc.max_flows = p->max_flows;
-	pc.line = p->from_config ? 0 : -1;
-	relisten = reconnect = 0;
-	if (in.has_listen) {
-		if (api_addr(ctx, in.listen, 0, &pc.listen, err,
-		    sizeof(err)) == -1) {
-			api_error(ctx, 400, "bad request body: listen: %s",
-			    err);
-			return;
-		}
-		/* The address it was given or the one it got: no change. */
-		if (!api_same_listen(p, &pc.listen)) {
-			if (api_unix_allowed(ctx, "listen", "",
-			    &pc.listen) == -1)
-				return;
-			pc.listen_str = (char *)in.listen;
-			relisten = 1;
-		} else
-			pc.listen = p->listen;
-	}
-	if (in.has_upstream) {
-		if (api_addr(ctx, in.upstream, p->protocol == PROTO_TCP,
-		    &pc.upstream, err,
-		    sizeof(err)) == -1) {
-			api_error(ctx, 400, "bad request body: upstream: %s",
-			    err);
-			return;
-		}
-		if (strcmp(in.upstream, p->upstream_str) != 0 ||
-		    !addr_equal(&pc.upstream, &p->upstream)) {
-			if (api_unix_allowed(ctx, "upstream", "",
-			    &pc.upstream) == -1)
-				return;
-			pc.upstream_str = (char *)in.upstream;
-			reconnect = 1;
-		}
-	}
-
-	if (relisten || reconnect) {
-		if ((p = api_proxy_restart(t, p, &pc, err, sizeof(err))) ==
-		    NULL) {
-			api_error(ctx, 500, "%s", err);
-			return;
-		}
-		(void)tardy_write_ready(t);
-	} else {
-		p->upstream_reset = pc.upstream_reset;
-		proxy_set_enabled(p, pc.enabled);
 	}
 	api_reply(ctx, 200, api_proxy_json(p));
 }
@@ -1050,38 +965,33 @@ api_proxy_delete(struct api_req *ctx)
 
 	if ((p = api_find_proxy(ctx)) == NULL)
 		return;
-	tardy_remove_proxy(t, p);
+	control_proxy_remove(t, p);
 	(void)tardy_write_ready(t);
 	api_reply_empty(ctx, 204);
 }
 
-struct api_plan {
-	struct api_proxy_in	 in;
-	struct proxy_conf	 pc;
-	struct proxy		*old;
-	int			 keep;	/* old stays as it is */
-	int			 take;	/* from old: same address */
-	int			 fd;
-	struct addr		 bound;
+struct api_populate_item {
+	struct api_proxy_in	in;
+	struct proxy_conf	pc;
 };
 
 /*
- * POST /populate: make each proxy of a list exist as described. A proxy
- * of that name with the same listen and upstream addresses is kept as it
- * is (with its connections and toxics); one that differs is replaced by a
- * new one. Proxies not in the list are left alone. All entries are
- * checked and every listener bound before any proxy changes, so the
- * request applies whole or not at all.
+ * POST /populate: make each proxy of a list exist as described, through
+ * one plan (control.c): a proxy of that name already as described is
+ * kept as it is (with its connections and toxics), one that differs is
+ * changed, a missing one is created. Proxies not in the list are left
+ * alone. All entries are checked and every listener bound before any
+ * proxy changes, so the request applies whole or not at all.
  */
 static void
 api_populate(struct api_req *ctx)
 {
-	struct tardy	*t = ctx->api->tardy;
-	struct api_plan	*plans = NULL, *pl;
-	json_t		*body, *list, *item, *out;
-	struct proxy	*p;
-	char		 where[64], err[256];
-	size_t		 n, i, j;
+	struct tardy			*t = ctx->api->tardy;
+	struct api_populate_item	*items = NULL, *it;
+	struct control_plan		 pl;
+	json_t				*body, *list, *item, *out;
+	char				 where[64], err[256];
+	size_t				 n, i, j;
 
 	if ((body = api_body(ctx, 0)) == NULL)
 		return;
@@ -1095,22 +1005,21 @@ api_populate(struct api_req *ctx)
 		return;
 	}
 	n = json_array_size(list);
-	plans = xcalloc(n + 1, sizeof(*plans));
-
+	items = xcalloc(n + 1, sizeof(*items));
 	json_array_foreach(list, i, item) {
-		pl = &plans[i];
-		pl->fd = -1;
+		it = &items[i];
 		snprintf(where, sizeof(where), " at proxy %zu", i + 1);
 		if (!json_is_object(item)) {
 			api_error(ctx, 400, "bad request body: expected an "
 			    "object%s", where);
 			goto out;
 		}
-		if (api_proxy_fields(ctx, item, where, &pl->in) == -1 ||
-		    api_proxy_conf(ctx, &pl->in, where, &pl->pc) == -1)
+		if (api_proxy_fields(ctx, item, where, &it->in) == -1 ||
+		    api_proxy_conf(ctx, &it->in, where, it->in.name == NULL ?
+		    NULL : tardy_find_proxy(t, it->in.name), 0, &it->pc) == -1)
 			goto out;
 		for (j = 0; j < i; j++) {
-			if (strcmp(plans[j].pc.name, pl->pc.name) == 0) {
+			if (strcmp(items[j].pc.name, it->pc.name) == 0) {
 				api_error(ctx, 400, "bad request body: "
 				    "duplicate proxy name%s", where);
 				goto out;
@@ -1118,68 +1027,30 @@ api_populate(struct api_req *ctx)
 		}
 	}
 
-	/* Bind what is new; a proxy changing only its upstream keeps its. */
-	for (i = 0; i < n; i++) {
-		pl = &plans[i];
-		pl->old = tardy_find_proxy(t, pl->pc.name);
-		if (pl->old != NULL && pl->old->protocol == pl->pc.protocol &&
-		    api_same_listen(pl->old, &pl->pc.listen)) {
-			if (strcmp(pl->old->upstream_str,
-			    pl->pc.upstream_str) == 0)
-				pl->keep = 1;
-			else
-				pl->take = 1;
-			continue;
-		}
-		pl->fd = proxy_bind_type(t, &pl->pc.listen, pl->pc.protocol ==
-		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &pl->bound, err,
-		    sizeof(err));
-		if (pl->fd == -1) {
-			api_error(ctx, 500, "%s", err);
-			goto rollback;
-		}
+	control_plan_init(&pl, t);
+	for (i = 0; i < n; i++)
+		(void)control_plan_set(&pl, &items[i].pc, 0);
+	if (control_plan_bind(&pl, err, sizeof(err)) == -1) {
+		api_error(ctx, 500, "%s", err);
+		control_plan_free(&pl);
+		goto out;
 	}
-
-	/* Commit: nothing below fails. */
+	control_plan_commit(&pl);
 	out = json_array();
-	for (i = 0; i < n; i++) {
-		pl = &plans[i];
-		if (!pl->keep) {
-			if (pl->take)
-				pl->fd = proxy_take_listener(pl->old,
-				    &pl->bound);
-			p = api_proxy_insert(t, &pl->pc, pl->fd, &pl->bound,
-			    pl->old);
-			if (pl->old != NULL)
-				tardy_remove_proxy(t, pl->old);
-			pl->old = p;
-		}
-		json_array_append_new(out, api_proxy_json(pl->old));
-	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(out, api_proxy_json(
+		    pl.changes[i].result));
+	control_plan_free(&pl);
 	(void)tardy_write_ready(t);
 	api_reply(ctx, 201, json_pack("{s:o}", "proxies", out));
-	goto out;
-
-rollback:
-	for (i = 0; i < n; i++) {
-		if (plans[i].fd != -1)
-			proxy_unbind(plans[i].fd, &plans[i].bound);
-	}
 out:
-	free(plans);
+	free(items);
 }
 
 static void
 api_reset(struct api_req *ctx)
 {
-	struct proxy	*p;
-	struct toxic	*tx;
-
-	TAILQ_FOREACH(p, &ctx->api->tardy->proxies, entry) {
-		proxy_set_enabled(p, 1);
-		while ((tx = TAILQ_FIRST(&p->toxics)) != NULL)
-			proxy_remove_toxic(p, tx);
-	}
+	control_reset(ctx->api->tardy);
 	api_reply_empty(ctx, 204);
 }
 

@@ -267,6 +267,20 @@ proxy_set_rcvbuf(struct proxy *p)
 		log_warn("proxy %s: SO_RCVBUF %d", p->name, size);
 }
 
+/*
+ * One libevent common timeout per duration: every connect timer of the
+ * proxy shares a queue instead of churning the timer heap (and the
+ * timerfd) once per connection. Connections already connecting keep the
+ * timeout they started with.
+ */
+void
+proxy_set_connect_timeout(struct proxy *p, unsigned int ms)
+{
+	p->connect_timeout = ms;
+	p->connect_tv = event_base_init_common_timeout(p->tardy->base,
+	    &(const struct timeval){ ms / 1000, (ms % 1000) * 1000 });
+}
+
 struct proxy *
 proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
     const struct addr *bound)
@@ -292,15 +306,7 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 		p->upstream_host = xstrdup(host);
 	}
 	p->upstream_reset = pc->upstream_reset;
-	p->connect_timeout = pc->connect_timeout;
-	/*
-	 * One libevent common timeout per duration: every connect timer of
-	 * the proxy shares a queue instead of churning the timer heap (and
-	 * the timerfd) once per connection.
-	 */
-	p->connect_tv = event_base_init_common_timeout(t->base,
-	    &(const struct timeval){ pc->connect_timeout / 1000,
-	    (pc->connect_timeout % 1000) * 1000 });
+	proxy_set_connect_timeout(p, pc->connect_timeout);
 	p->rcvbuf = pc->rcvbuf;
 	p->enabled = p->started = pc->enabled;
 	p->from_config = pc->line >= 0;

@@ -80,6 +80,7 @@ int		 proxy_take_listener(struct proxy *, struct addr *);
 void		 proxy_close_sessions(struct proxy *, const char *);
 int		 proxy_fds_low(int, int);
 void		 proxy_set_enabled(struct proxy *, int);
+void		 proxy_set_connect_timeout(struct proxy *, unsigned int);
 void		 proxy_refuse(struct proxy *, int);
 void		 proxy_drop_syn(struct proxy *, int);
 struct toxic	*proxy_find_toxic(struct proxy *, const char *);

@@ -1,12 +1,8 @@
 /*
- * The daemon context: building proxies from a configuration, replacing
- * them on reload, signals and the ready file.
- *
- * Applying a configuration is done in two phases so a reload either
- * happens whole or not at all: first every listener the new configuration
- * needs is bound (or taken over from the proxy that has it), and only
- * when all of them succeeded are proxies stopped, restarted and started.
- * Unchanged proxies, with their connections and toxics, are left alone.
+ * The daemon context: start-up, the reload of the configuration file
+ * (its names looked up without blocking, then applied through the
+ * control layer's plan, so a reload happens whole or not at all),
+ * signals, systemd status and the ready file.
  */
 #include "autoconf.h"
 
@@ -24,6 +20,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "control.h"
 #include "events.h"
 #include "log.h"
 #include "notify.h"
@@ -33,15 +30,6 @@
 #include "tardy.h"
 #include "toxic.h"
 #include "util.h"
-
-struct plan {
-	struct proxy_conf	*pc;
-	struct proxy		*old;	/* same name, running */
-	struct proxy		*donor;	/* gives us its listener */
-	int			 keep;	/* old stays as it is */
-	int			 fd;
-	struct addr		 bound;
-};
 
 static void	tardy_signal_cb(evutil_socket_t, short, void *);
 static void	tardy_reap_cb(evutil_socket_t, short, void *);
@@ -182,231 +170,50 @@ tardy_proxy_unchanged(struct tardy *t, const struct proxy *p,
 	return (config_proxy_equal(old, pc));
 }
 
-static struct plan *
-plan_find_donor(struct plan *plans, size_t n, const struct proxy *p)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++) {
-		if (plans[i].donor == p)
-			return (&plans[i]);
-	}
-	return (NULL);
-}
-
 /*
- * A proxy that is going away (or being restarted) can hand its listener
- * to a new proxy with the same listen address, so the port is never
- * released during a reload. A port-0 listener only goes to a proxy of the
- * same name: another one asked for a fresh port.
- */
-static struct proxy *
-tardy_find_donor(struct tardy *t, struct plan *plans, size_t n,
-    const struct proxy_conf *pc, struct config *newconf)
-{
-	struct proxy		*p;
-	struct proxy_conf	*npc;
-
-	TAILQ_FOREACH(p, &t->proxies, entry) {
-		if (!addr_equal(&p->listen, &pc->listen) ||
-		    p->protocol != pc->protocol)
-			continue;
-		if (addr_port(&pc->listen) == 0 && strcmp(p->name, pc->name))
-			continue;
-		if (plan_find_donor(plans, n, p) != NULL)
-			continue;
-		/* p must be going away or restarting. */
-		npc = config_find_proxy(newconf, p->name);
-		if (npc != NULL && tardy_proxy_unchanged(t, p, npc))
-			continue;
-		if (npc == NULL && !p->from_config)
-			continue;
-		return (p);
-	}
-	return (NULL);
-}
-
-static void
-tardy_add_conf_toxic(struct proxy *p, const struct toxic_conf *tc)
-{
-	struct toxic	*tx;
-	char		 err[256];
-	int		 status;
-
-	tx = toxic_new(p, tc->name, tc->type, tc->stream,
-	    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes, err,
-	    sizeof(err), &status);
-	if (tx == NULL) {
-		log_warnx("proxy %s: toxic %s: %s", p->name, tc->name, err);
-		return;
-	}
-	tx->from_config = 1;
-	proxy_add_toxic(p, tx);
-}
-
-static void
-tardy_add_conf_toxics(struct proxy *p, struct config *conf)
-{
-	struct toxic_conf	*tc;
-
-	TAILQ_FOREACH(tc, &conf->toxics, entry) {
-		if (strcmp(tc->proxy, p->name) == 0)
-			tardy_add_conf_toxic(p, tc);
-	}
-}
-
-/*
- * On reload, a kept proxy's toxics follow the file as proxies do: a
- * [toxic] section that did not change leaves its toxic as it is (with its
- * decisions on open connections, and whatever the API did to it); a
- * changed or new one is (re)made, replacing an API toxic of that name; a
- * section removed removes its toxic.
- */
-static void
-tardy_replace_conf_toxics(struct tardy *t, struct proxy *p,
-    struct config *conf)
-{
-	struct toxic_conf	*tc, *old;
-	struct toxic		*tx, *next;
-
-	for (tx = TAILQ_FIRST(&p->toxics); tx != NULL; tx = next) {
-		next = TAILQ_NEXT(tx, entry);
-		if (tx->from_config &&
-		    config_find_toxic(conf, p->name, tx->name) == NULL)
-			proxy_remove_toxic(p, tx);
-	}
-	TAILQ_FOREACH(tc, &conf->toxics, entry) {
-		if (strcmp(tc->proxy, p->name) != 0)
-			continue;
-		old = config_find_toxic(t->conf, p->name, tc->name);
-		if (old != NULL && config_toxic_equal(old, tc))
-			continue;	/* its section did not change */
-		if ((tx = proxy_find_toxic(p, tc->name)) != NULL) {
-			if (!tx->from_config)
-				log_warnx("proxy %s: toxic %s from the "
-				    "configuration replaces the one added "
-				    "through the API", p->name, tc->name);
-			proxy_remove_toxic(p, tx);
-		}
-		tardy_add_conf_toxic(p, tc);
-	}
-}
-
-/*
- * Make the running proxies those of conf. On failure (a listener cannot
- * be bound) nothing has changed and err says why.
+ * Make the running proxies those of conf, through one plan (control.c):
+ * a proxy whose section did not change is kept as it is; one that
+ * changed becomes what its section says; one whose section is gone is
+ * removed; proxies made through the API are not the file's to touch.
+ * On failure (a listener cannot be bound) nothing has changed and err
+ * says why.
  */
 static int
 tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 {
+	struct control_plan	 pl;
+	struct control_change	*c;
 	struct proxy_conf	*pc;
-	struct proxy		*p, *next;
-	struct plan		*plans, *pl;
-	size_t			 n = 0, i;
+	struct proxy		*p;
+	struct config		*old = t->conf != conf ? t->conf : NULL;
 	char			 berr[256];
+	size_t			 i;
 
-	TAILQ_FOREACH(pc, &conf->proxies, entry)
-		n++;
-	plans = xcalloc(n + 1, sizeof(*plans));
-
-	/* Phase 1: bind or borrow every listener; touch nothing yet. */
-	i = 0;
+	control_plan_init(&pl, t);
+	TAILQ_FOREACH(p, &t->proxies, entry) {
+		if (p->from_config && config_find_proxy(conf, p->name) == NULL)
+			control_plan_remove(&pl, p);
+	}
 	TAILQ_FOREACH(pc, &conf->proxies, entry) {
-		pl = &plans[i++];
-		pl->pc = pc;
-		pl->fd = -1;
-		pl->old = tardy_find_proxy(t, pc->name);
-		if (pl->old != NULL && tardy_proxy_unchanged(t, pl->old, pc)) {
-			pl->keep = 1;
-			continue;
-		}
-		pl->donor = tardy_find_donor(t, plans, n, pc, conf);
-		if (pl->donor != NULL)
-			continue;
-		pl->fd = proxy_bind_type(t, &pc->listen, pc->protocol ==
-		    PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, &pl->bound, berr,
-		    sizeof(berr));
-		if (pl->fd == -1) {
-			snprintf(err, errlen, "proxy %s: %s", pc->name, berr);
-			goto rollback;
-		}
+		p = tardy_find_proxy(t, pc->name);
+		(void)control_plan_set(&pl, pc, p != NULL &&
+		    tardy_proxy_unchanged(t, p, pc));
 	}
-
-	/* Phase 2: commit. */
-	for (i = 0; i < n; i++) {
-		pl = &plans[i];
-		if (pl->donor != NULL)
-			pl->fd = proxy_take_listener(pl->donor, &pl->bound);
+	if (control_plan_bind(&pl, berr, sizeof(berr)) == -1) {
+		snprintf(err, errlen, "proxy %s: %s", pl.failed->pc->name,
+		    berr);
+		control_plan_free(&pl);
+		return (-1);
 	}
-	for (p = TAILQ_FIRST(&t->proxies); p != NULL; p = next) {
-		next = TAILQ_NEXT(p, entry);
-		pc = config_find_proxy(conf, p->name);
-		if (pc == NULL && !p->from_config)
-			continue;	/* made through the API: not ours */
-		if (pc != NULL && tardy_proxy_unchanged(t, p, pc))
-			continue;
-		log_info("proxy %s: %s", p->name,
-		    pc == NULL ? "removed" : "changed, restarting");
-		tardy_remove_proxy(t, p);
+	control_plan_commit(&pl);
+	for (i = 0; i < pl.n; i++) {
+		c = &pl.changes[i];
+		if (c->result != NULL)
+			control_conf_toxics(c->result, c->op == CONTROL_ADD ?
+			    NULL : old, conf);
 	}
-	for (i = 0; i < n; i++) {
-		pl = &plans[i];
-		if (pl->keep) {
-			tardy_replace_conf_toxics(t, pl->old, conf);
-			continue;
-		}
-		p = proxy_new(t, pl->pc, pl->fd, &pl->bound);
-		TAILQ_INSERT_TAIL(&t->proxies, p, entry);
-		t->nproxies++;
-		tardy_add_conf_toxics(p, conf);
-	}
-	free(plans);
+	control_plan_free(&pl);
 	return (0);
-
-rollback:
-	for (i = 0; i < n; i++) {
-		if (plans[i].fd != -1 && plans[i].donor == NULL)
-			proxy_unbind(plans[i].fd, &plans[i].bound);
-	}
-	free(plans);
-	return (-1);
-}
-
-/*
- * Add one proxy (from the API). On failure *out is NULL and err says why.
- * Returns an HTTP-ish status: 0 on success, 409 for a name in use, 500 for
- * a listener that cannot be bound.
- */
-int
-tardy_add_proxy(struct tardy *t, const struct proxy_conf *pc,
-    struct proxy **out, char *err, size_t errlen)
-{
-	struct addr	 bound;
-	struct proxy	*p;
-	int		 fd;
-
-	*out = NULL;
-	if (tardy_find_proxy(t, pc->name) != NULL) {
-		snprintf(err, errlen, "proxy already exists");
-		return (409);
-	}
-	if ((fd = proxy_bind_type(t, &pc->listen, pc->protocol == PROTO_UDP ?
-	    SOCK_DGRAM : SOCK_STREAM, &bound, err, errlen)) == -1)
-		return (500);
-	p = proxy_new(t, pc, fd, &bound);
-	TAILQ_INSERT_TAIL(&t->proxies, p, entry);
-	t->nproxies++;
-	*out = p;
-	(void)tardy_write_ready(t);
-	return (0);
-}
-
-void
-tardy_remove_proxy(struct tardy *t, struct proxy *p)
-{
-	TAILQ_REMOVE(&t->proxies, p, entry);
-	t->nproxies--;
-	proxy_free(p);
 }
 
 int
@@ -782,7 +589,7 @@ tardy_free(struct tardy *t)
 		tardy_lookup_free(t->lookup);
 	}
 	while ((p = TAILQ_FIRST(&t->proxies)) != NULL)
-		tardy_remove_proxy(t, p);
+		control_proxy_remove(t, p);
 	api_free(t->api);
 	resolver_free(t->resolver);
 	events_free(t->events);

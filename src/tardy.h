@@ -76,9 +76,6 @@ int		 tardy_start(struct tardy *);
 void		 tardy_reload(struct tardy *);
 void		 tardy_free(struct tardy *);
 struct proxy	*tardy_find_proxy(struct tardy *, const char *);
-int		 tardy_add_proxy(struct tardy *, const struct proxy_conf *,
-		    struct proxy **, char *, size_t);
-void		 tardy_remove_proxy(struct tardy *, struct proxy *);
 int		 tardy_write_ready(struct tardy *);
 
 #endif

@@ -125,6 +125,14 @@ xcalloc(size_t n, size_t size)
 	return (p);
 }
 
+void *
+xreallocarray(void *p, size_t n, size_t size)
+{
+	if ((p = reallocarray(p, n, size)) == NULL)
+		fatal("reallocarray");
+	return (p);
+}
+
 char *
 xstrdup(const char *s)
 {

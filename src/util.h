@@ -22,6 +22,7 @@ int		 util_name_valid(const char *);
 int		 util_set_linger0(int);
 int		 util_evbuffer_append(struct evbuffer *, struct evbuffer *);
 void		*xcalloc(size_t, size_t);
+void		*xreallocarray(void *, size_t, size_t);
 char		*xstrdup(const char *);
 
 #endif
