@@ -1,0 +1,36 @@
+/*
+ * tardyctl's warnings and its allocation that cannot fail: a client
+ * that runs one request has nothing to save when memory runs out, so it
+ * says so and exits.
+ */
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ctl_util.h"
+
+void
+ctl_util_warnx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fputs("tardyctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void *
+ctl_util_alloc(size_t n)
+{
+	void	*p;
+
+	if ((p = calloc(1, n)) == NULL) {
+		ctl_util_warnx("out of memory");
+		exit(EXIT_FAIL);
+	}
+	return (p);
+}
