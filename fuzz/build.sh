@@ -1,11 +1,12 @@
 #!/bin/sh
 # Build the libFuzzer targets (fuzz/fuzz_*.c) into fuzz/build/.
 #
-# The daemon's own sources (src/*.c but tardyd.c and tardyctl.c, i.e. the
-# objects of libtardy.a) are compiled here with the fuzzing flags, so a
-# target runs exactly the shipped code, instrumented. Nothing is written
-# outside fuzz/build/: the autotools build tree is left alone, and the
-# autoconf.h the sources include is generated here.
+# The daemon's own sources (src/*.c but tardyd.c and tardyctl's
+# tardyctl.c and ctl_*.c, i.e. the objects of libtardy.a) are compiled
+# here with the fuzzing flags, so a target runs exactly the shipped code,
+# instrumented. Nothing is written outside fuzz/build/: the autotools
+# build tree is left alone, and the autoconf.h the sources include is
+# generated here.
 #
 # Usage: fuzz/build.sh [target...]     (default: every fuzz/fuzz_*.c)
 # Environment: FUZZ_CC (default clang), FUZZ_CFLAGS (added), FUZZ_BUILD_DIR.
@@ -92,7 +93,7 @@ compile() {	# compile SRC OBJ EXTRA-FLAGS
 objs=
 for src in "$top"/src/*.c; do
 	case $(basename "$src") in
-	tardyd.c|tardyctl.c) continue ;;
+	tardyd.c|tardyctl.c|ctl_*.c) continue ;;
 	esac
 	obj="$out/obj/$(basename "$src" .c).o"
 	compile "$src" "$obj" -fsanitize=fuzzer-no-link

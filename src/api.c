@@ -1,14 +1,15 @@
 /*
- * The control API: Toxiproxy's v2 HTTP API, so every Toxiproxy client
- * drives tardyd unchanged, plus tardy's extensions (/metrics, /events,
- * /proxies/{p}/connections).
+ * The control API's server: Toxiproxy's v2 HTTP API, so every Toxiproxy
+ * client drives tardyd unchanged, plus tardy's extensions (/metrics,
+ * /events, /proxies/{p}/connections).
  *
  * It is served by libevent's evhttp on the daemon's own event loop and
- * never blocks it: a host name in a listen or upstream address is looked
- * up with evdns before the request is handled (api_resolve_*), and a
- * request is handled only once every name it needs is known. Each
- * handler validates everything it was sent before it changes anything,
- * so a request that fails leaves the daemon as it was.
+ * never blocks it. This file takes a request from evhttp, checks who is
+ * asking (api_auth.c), routes it, looks up the host names its body holds
+ * (a resolver batch: the request is handled only once every name it
+ * needs is known), and gives the handlers (api_proxy.c, api_toxic.c,
+ * api_view.c) what they need to read it and reply (api_handler.h). The
+ * handlers change the daemon only through the control layer (control.c).
  *
  * Status codes, messages and the order in which errors are checked follow
  * Toxiproxy's api.go; doc/api.md lists where and why tardy differs.
@@ -47,13 +48,11 @@
 #include "addr.h"
 #include "api.h"
 #include "api_auth.h"
+#include "api_handler.h"
 #include "config.h"
-#include "control.h"
-#include "events.h"
 #include "log.h"
 #include "proxy.h"
 #include "resolver.h"
-#include "session.h"
 #include "tardy.h"
 #include "toxic.h"
 #include "util.h"
@@ -84,16 +83,6 @@ struct api_route {
 };
 #define API_F_ADDRS	0x1	/* the body may hold host names */
 
-/* A host name one request needs, looked up before it is handled. */
-struct api_name {
-	struct api_req		*ctx;
-	char			*spec;		/* "host:port", as sent */
-	int			 port;
-	struct addr		 addr;
-	char			*err;		/* why it did not resolve */
-	struct resolver_wait	 wait;
-};
-
 struct api_req {
 	TAILQ_ENTRY(api_req)	 entry;		/* api->waiting */
 	struct api		*api;
@@ -104,9 +93,7 @@ struct api_req {
 	char			*body_err;
 	int			 body_parsed;
 	int			 replied;
-	struct api_name		*names;
-	size_t			 nnames;
-	size_t			 nlookups;	/* still running */
+	struct resolver_batch	*names;		/* host names it needs */
 };
 TAILQ_HEAD(api_req_list, api_req);
 
@@ -120,34 +107,17 @@ struct api {
 	int			 rewriting;	/* in api_output_cb */
 };
 
-static void	api_version(struct api_req *);
-static void	api_proxy_index(struct api_req *);
-static void	api_proxy_create(struct api_req *);
-static void	api_populate(struct api_req *);
-static void	api_reset(struct api_req *);
-static void	api_proxy_show(struct api_req *);
-static void	api_proxy_update(struct api_req *);
-static void	api_proxy_delete(struct api_req *);
-static void	api_toxic_index(struct api_req *);
-static void	api_toxic_create(struct api_req *);
-static void	api_toxic_show(struct api_req *);
-static void	api_toxic_update(struct api_req *);
-static void	api_toxic_delete(struct api_req *);
-static void	api_connections(struct api_req *);
-static void	api_events(struct api_req *);
-static void	api_prometheus(struct api_req *);
-
 static const struct api_route api_routes[] = {
 	{ { "version" },		EVHTTP_REQ_GET,		0,
-	    api_version },
+	    api_view_version },
 	{ { "proxies" },		EVHTTP_REQ_GET,		0,
 	    api_proxy_index },
 	{ { "proxies" },		EVHTTP_REQ_POST,	API_F_ADDRS,
 	    api_proxy_create },
 	{ { "populate" },		EVHTTP_REQ_POST,	API_F_ADDRS,
-	    api_populate },
+	    api_proxy_populate },
 	{ { "reset" },			EVHTTP_REQ_POST,	0,
-	    api_reset },
+	    api_proxy_reset },
 	{ { "proxies", "*" },		EVHTTP_REQ_GET,		0,
 	    api_proxy_show },
 	{ { "proxies", "*" },		EVHTTP_REQ_POST | EVHTTP_REQ_PATCH,
@@ -165,11 +135,11 @@ static const struct api_route api_routes[] = {
 	{ { "proxies", "*", "toxics", "*" }, EVHTTP_REQ_DELETE, 0,
 	    api_toxic_delete },
 	{ { "proxies", "*", "connections" }, EVHTTP_REQ_GET,	0,
-	    api_connections },
+	    api_view_connections },
 	{ { "events" },			EVHTTP_REQ_GET,		0,
-	    api_events },
+	    api_view_events },
 	{ { "metrics" },		EVHTTP_REQ_GET,		0,
-	    api_prometheus },
+	    api_view_metrics },
 };
 #define API_NROUTES	(sizeof(api_routes) / sizeof(api_routes[0]))
 
@@ -250,7 +220,7 @@ api_request_id(struct api *api, char *buf, size_t len)
 	return (buf);
 }
 
-static void
+void
 api_send(struct api_req *ctx, int status, const char *type,
     struct evbuffer *body)
 {
@@ -292,7 +262,7 @@ api_send(struct api_req *ctx, int status, const char *type,
 }
 
 /* Reply with j (taken), or a 500 if building it failed. */
-static void
+void
 api_reply(struct api_req *ctx, int status, json_t *j)
 {
 	struct evbuffer	*out;
@@ -320,7 +290,7 @@ api_reply(struct api_req *ctx, int status, json_t *j)
 	evbuffer_free(out);
 }
 
-static void
+void
 api_reply_empty(struct api_req *ctx, int status)
 {
 	api_send(ctx, status, NULL, NULL);
@@ -331,11 +301,7 @@ api_reply_empty(struct api_req *ctx, int status)
  * what the client sent, cut to fit: any byte that would not be valid
  * UTF-8 is replaced, so the reply can always be encoded.
  */
-static void
-api_error(struct api_req *ctx, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
+void
 api_error(struct api_req *ctx, int status, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -392,7 +358,7 @@ api_body_parse(struct api_req *ctx)
 }
 
 /* The body, which must be a JSON object if object is set. */
-static json_t *
+json_t *
 api_body(struct api_req *ctx, int object)
 {
 	json_t	*j;
@@ -414,7 +380,7 @@ api_body(struct api_req *ctx, int object)
  * after replying 400 for a value of the wrong type. "where" is appended
  * to messages (" at proxy 3" for /populate).
  */
-static int
+int
 api_field_string(struct api_req *ctx, json_t *obj, const char *key,
     const char *where, const char **out)
 {
@@ -431,7 +397,7 @@ api_field_string(struct api_req *ctx, json_t *obj, const char *key,
 	return (1);
 }
 
-static int
+int
 api_field_bool(struct api_req *ctx, json_t *obj, const char *key,
     const char *where, int *out)
 {
@@ -448,7 +414,7 @@ api_field_bool(struct api_req *ctx, json_t *obj, const char *key,
 	return (1);
 }
 
-static int
+int
 api_field_number(struct api_req *ctx, json_t *obj, const char *key,
     double *out)
 {
@@ -472,59 +438,28 @@ api_field_number(struct api_req *ctx, json_t *obj, const char *key,
  * upstream's name is left for when a connection needs it (lazy), unless
  * the proxy is a UDP one, whose flows start from a datagram.
  */
-static int
+int
 api_addr(struct api_req *ctx, const char *spec, int lazy, struct addr *a,
     char *err, size_t errlen)
 {
 	char	host[NI_MAXHOST];
-	size_t	i;
 	int	port;
 
 	if (lazy)
 		return (addr_parse_lazy(spec, a, err, errlen));
 	if (!addr_name(spec, host, sizeof(host), &port))
 		return (addr_parse(spec, a, err, errlen));
-	for (i = 0; i < ctx->nnames; i++) {
-		if (strcmp(ctx->names[i].spec, spec) != 0)
-			continue;
-		if (ctx->names[i].err != NULL) {
-			snprintf(err, errlen, "%s", ctx->names[i].err);
-			return (-1);
-		}
-		*a = ctx->names[i].addr;
-		return (0);
-	}
-	snprintf(err, errlen, "cannot resolve \"%.200s\"", host);
-	return (-1);
+	return (resolver_batch_get(ctx->names, spec, a, err, errlen));
 }
 
+/* A name in a body's field, to look up before the request is handled. */
 static void
 api_name_add(struct api_req *ctx, json_t *obj, const char *key)
 {
-	json_t		*j = json_object_get(obj, key);
-	struct api_name	*names;
-	char		 host[NI_MAXHOST];
-	const char	*spec;
-	size_t		 i;
-	int		 port;
+	json_t	*j = json_object_get(obj, key);
 
-	if (!json_is_string(j))
-		return;
-	spec = json_string_value(j);
-	if (!addr_name(spec, host, sizeof(host), &port))
-		return;
-	for (i = 0; i < ctx->nnames; i++) {
-		if (strcmp(ctx->names[i].spec, spec) == 0)
-			return;
-	}
-	names = reallocarray(ctx->names, ctx->nnames + 1, sizeof(*names));
-	if (names == NULL)
-		fatal("reallocarray");
-	ctx->names = names;
-	memset(&names[ctx->nnames], 0, sizeof(*names));
-	names[ctx->nnames].ctx = ctx;
-	names[ctx->nnames].port = port;
-	names[ctx->nnames++].spec = xstrdup(spec);
+	if (json_is_string(j))
+		resolver_batch_add(ctx->names, json_string_value(j));
 }
 
 /* Whether a proxy in a body is a UDP one (its own field, or as it is). */
@@ -571,100 +506,51 @@ api_names_collect(struct api_req *ctx)
 }
 
 static void
-api_name_cb(struct resolver_wait *w, const struct addr *a, const char *err)
+api_names_cb(void *arg)
 {
-	struct api_name	*n = (struct api_name *)((char *)w -
-			    offsetof(struct api_name, wait));
-	struct api_req	*ctx = n->ctx;
+	struct api_req	*ctx = arg;
 
-	if (a != NULL) {
-		n->addr = *a;
-		addr_set_port(&n->addr, n->port);
-	} else
-		n->err = xstrdup(err);
-	if (--ctx->nlookups == 0) {
-		TAILQ_REMOVE(&ctx->api->waiting, ctx, entry);
-		api_dispatch(ctx);
-	}
+	TAILQ_REMOVE(&ctx->api->waiting, ctx, entry);
+	api_dispatch(ctx);
 }
 
 /*
  * Start looking up the host names the request needs. Returns 1 if it
- * must wait for them (api_dispatch runs when the last one is in), 0 if
+ * must wait for them (api_names_cb dispatches it once they are in), 0 if
  * it can be handled now.
  */
 static int
 api_resolve_start(struct api_req *ctx)
 {
-	struct api_name	*n;
-	char		 host[NI_MAXHOST], err[300];
-	size_t		 i;
-	int		 port;
-
+	ctx->names = resolver_batch_new(ctx->api->tardy->resolver,
+	    api_names_cb, ctx);
 	api_names_collect(ctx);
-	for (i = 0; i < ctx->nnames; i++) {
-		n = &ctx->names[i];
-		(void)addr_name(n->spec, host, sizeof(host), &port);
-		n->wait.cb = api_name_cb;
-		switch (resolver_get(ctx->api->tardy->resolver, host, &n->wait,
-		    &n->addr, err, sizeof(err))) {
-		case 0:
-			addr_set_port(&n->addr, n->port);
-			break;
-		case -1:
-			n->err = xstrdup(err);
-			break;
-		default:
-			ctx->nlookups++;
-			break;
-		}
-	}
-	if (ctx->nlookups == 0)
+	if (resolver_batch_start(ctx->names) == 0)
 		return (0);
 	TAILQ_INSERT_TAIL(&ctx->api->waiting, ctx, entry);
 	return (1);
 }
 
-/* --- objects --------------------------------------------------------- */
+/* --- for the handlers ------------------------------------------------- */
 
-/* Toxiproxy lists upstream toxics before downstream ones. */
-static json_t *
-api_toxics_json(struct proxy *p)
+struct tardy *
+api_tardy(struct api_req *ctx)
 {
-	const enum toxic_stream	 order[] = {
-		TOXIC_UPSTREAM, TOXIC_DOWNSTREAM
-	};
-	struct toxic		*t;
-	json_t			*a = json_array();
-	size_t			 i;
-
-	for (i = 0; i < 2; i++) {
-		TAILQ_FOREACH(t, &p->toxics, entry) {
-			if (t->stream == order[i])
-				json_array_append_new(a, toxic_json(t));
-		}
-	}
-	return (a);
+	return (ctx->api->tardy);
 }
 
-static json_t *
-api_proxy_json(struct proxy *p)
+/* The query string of the request's URI, or NULL. */
+const char *
+api_query(struct api_req *ctx)
 {
-	char	buf[ADDR_STRLEN];
+	const struct evhttp_uri	*uri;
 
-	/* Never enabled, it shows the address it was given, as Toxiproxy. */
-	return (json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:o}",
-	    "name", p->name,
-	    "listen", p->started ? addr_fmt(&p->bound, buf, sizeof(buf)) :
-	    p->listen_str,
-	    "upstream", p->upstream_str,
-	    "enabled", p->enabled,
-	    "protocol", p->protocol == PROTO_UDP ? "udp" : "tcp",
-	    "upstream_failure", p->upstream_reset ? "reset" : "close",
-	    "toxics", api_toxics_json(p)));
+	uri = evhttp_request_get_evhttp_uri(ctx->req);
+	return (uri != NULL ? evhttp_uri_get_query(uri) : NULL);
 }
 
-static struct proxy *
+/* The proxy the path names, or NULL after replying 404. */
+struct proxy *
 api_find_proxy(struct api_req *ctx)
 {
 	struct proxy	*p;
@@ -674,7 +560,8 @@ api_find_proxy(struct api_req *ctx)
 	return (p);
 }
 
-static struct toxic *
+/* The toxic of p the path names, or NULL after replying 404. */
+struct toxic *
 api_find_toxic(struct api_req *ctx, struct proxy *p)
 {
 	struct toxic	*t;
@@ -684,71 +571,12 @@ api_find_toxic(struct api_req *ctx, struct proxy *p)
 	return (t);
 }
 
-/* The fields of a proxy in a request body. */
-struct api_proxy_in {
-	const char	*name;
-	const char	*listen;
-	const char	*upstream;
-	const char	*protocol;
-	const char	*upstream_failure;
-	int		 enabled;
-	int		 has_listen;
-	int		 has_upstream;
-	int		 has_enabled;
-};
-
-/* Read them, checking types. Returns 0, or -1 after replying 400. */
-static int
-api_proxy_fields(struct api_req *ctx, json_t *obj, const char *where,
-    struct api_proxy_in *in)
-{
-	int	rc;
-
-	if ((rc = api_field_string(ctx, obj, "name", where, &in->name)) < 0)
-		return (-1);
-	if ((rc = api_field_string(ctx, obj, "listen", where,
-	    &in->listen)) < 0)
-		return (-1);
-	in->has_listen = rc && *in->listen != '\0';
-	if ((rc = api_field_string(ctx, obj, "upstream", where,
-	    &in->upstream)) < 0)
-		return (-1);
-	in->has_upstream = rc && *in->upstream != '\0';
-	if ((rc = api_field_bool(ctx, obj, "enabled", where,
-	    &in->enabled)) < 0)
-		return (-1);
-	in->has_enabled = rc;
-	if (api_field_string(ctx, obj, "protocol", where, &in->protocol) < 0 ||
-	    api_field_string(ctx, obj, "upstream_failure", where,
-	    &in->upstream_failure) < 0)
-		return (-1);
-	return (0);
-}
-
-/* upstream_failure: "close" (EOF, as Toxiproxy) or "reset" (RST). */
-static int
-api_upstream_failure(struct api_req *ctx, const struct api_proxy_in *in,
-    const char *where, int *reset)
-{
-	if (in->upstream_failure == NULL)
-		return (0);
-	if (strcmp(in->upstream_failure, "close") == 0)
-		*reset = 0;
-	else if (strcmp(in->upstream_failure, "reset") == 0)
-		*reset = 1;
-	else {
-		api_error(ctx, 400, "bad request body: upstream_failure%s: "
-		    "must be close or reset", where);
-		return (-1);
-	}
-	return (0);
-}
 
 /*
  * A unix path a client names must be where the API may put or reach
  * sockets (api_auth.c). Returns 0, or -1 after replying 403.
  */
-static int
+int
 api_unix_allowed(struct api_req *ctx, const char *field, const char *where,
     const struct addr *a)
 {
@@ -760,523 +588,6 @@ api_unix_allowed(struct api_req *ctx, const char *field, const char *where,
 		return (0);
 	api_error(ctx, 403, "%s%s: %s", field, where, err);
 	return (-1);
-}
-
-/*
- * Fill pc from the fields of a proxy in a request. With base (the proxy
- * of that name, if there is one), what the request does not say is as
- * base has it; without, as a new proxy has it (listen 127.0.0.1:0).
- * Unless partial (PATCH), name and upstream are required, in Toxiproxy's
- * order and words. Returns 0, or -1 after replying 4xx. pc borrows.
- */
-static int
-api_proxy_conf(struct api_req *ctx, const struct api_proxy_in *in,
-    const char *where, const struct proxy *base, int partial,
-    struct proxy_conf *pc)
-{
-	char	err[256];
-	int	relisten, reconnect;
-
-	if (!partial) {
-		if (in->name == NULL || *in->name == '\0') {
-			api_error(ctx, 400, "missing required field: name%s",
-			    where);
-			return (-1);
-		}
-		if (!in->has_upstream) {
-			api_error(ctx, 400, "missing required field: "
-			    "upstream%s", where);
-			return (-1);
-		}
-		if (!util_name_valid(in->name)) {
-			api_error(ctx, 400, "bad request body: name: invalid "
-			    "proxy name%s (1 to %d printable ASCII "
-			    "characters, none of '/', '\"', '\\', '[', ']' "
-			    "or whitespace)", where, NAME_MAX_LEN);
-			return (-1);
-		}
-	}
-	if (base != NULL)
-		control_proxy_conf(base, pc);
-	else {
-		memset(pc, 0, sizeof(*pc));
-		pc->name = (char *)in->name;
-		pc->listen_str = "127.0.0.1:0";
-		pc->enabled = 1;
-		pc->connect_timeout = CONFIG_DEFAULT_CONNECT_TIMEOUT;
-		pc->protocol = PROTO_TCP;
-		pc->line = -1;		/* made through the API */
-	}
-	if (in->has_enabled)
-		pc->enabled = in->enabled;
-	if (in->protocol != NULL && !partial) {
-		if (strcmp(in->protocol, "tcp") == 0)
-			pc->protocol = PROTO_TCP;
-		else if (strcmp(in->protocol, "udp") == 0)
-			pc->protocol = PROTO_UDP;
-		else {
-			api_error(ctx, 400, "bad request body: protocol%s: "
-			    "must be tcp or udp", where);
-			return (-1);
-		}
-	}
-	if (api_upstream_failure(ctx, in, where, &pc->upstream_reset) == -1)
-		return (-1);
-
-	/* The address a proxy was given or the one it got: no change. */
-	relisten = base == NULL;
-	if (in->has_listen || base == NULL) {
-		if (api_addr(ctx, in->has_listen ? in->listen : pc->listen_str,
-		    0, &pc->listen, err, sizeof(err)) == -1) {
-			api_error(ctx, 400, "bad request body: listen%s: %s",
-			    where, err);
-			return (-1);
-		}
-		if (base != NULL && control_same_listen(base, &pc->listen))
-			pc->listen = base->listen;
-		else {
-			if (in->has_listen)
-				pc->listen_str = (char *)in->listen;
-			relisten = 1;
-		}
-	}
-	reconnect = base == NULL;
-	if (in->has_upstream) {
-		if (api_addr(ctx, in->upstream, pc->protocol == PROTO_TCP,
-		    &pc->upstream, err, sizeof(err)) == -1) {
-			api_error(ctx, 400, "bad request body: upstream%s: %s",
-			    where, err);
-			return (-1);
-		}
-		if (base == NULL || strcmp(in->upstream,
-		    base->upstream_str) != 0 ||
-		    !addr_equal(&pc->upstream, &base->upstream)) {
-			pc->upstream_str = (char *)in->upstream;
-			reconnect = 1;
-		}
-	}
-	if (pc->protocol == PROTO_UDP && (addr_family(&pc->listen) ==
-	    AF_UNIX || addr_family(&pc->upstream) == AF_UNIX)) {
-		api_error(ctx, 400, "bad request body: protocol%s: udp needs "
-		    "host:port addresses (unix datagram sockets are not "
-		    "supported)", where);
-		return (-1);
-	}
-	/* Addresses the proxy has already are not the client's to check. */
-	if ((relisten && api_unix_allowed(ctx, "listen", where,
-	    &pc->listen) == -1) || (reconnect && api_unix_allowed(ctx,
-	    "upstream", where, &pc->upstream) == -1))
-		return (-1);
-	return (0);
-}
-
-/* --- handlers -------------------------------------------------------- */
-
-/* Byte for byte as Toxiproxy writes it, for clients that compare. */
-static void
-api_version(struct api_req *ctx)
-{
-	struct evbuffer	*out;
-
-	if ((out = evbuffer_new()) == NULL)
-		fatalx("evbuffer_new");
-	evbuffer_add_printf(out, "{\"version\": \"%s\"}\n", PACKAGE_VERSION);
-	api_send(ctx, 200, "application/json;charset=utf-8", out);
-	evbuffer_free(out);
-}
-
-static void
-api_proxy_index(struct api_req *ctx)
-{
-	struct proxy	*p;
-	json_t		*o = json_object();
-
-	TAILQ_FOREACH(p, &ctx->api->tardy->proxies, entry)
-		json_object_set_new(o, p->name, api_proxy_json(p));
-	api_reply(ctx, 200, o);
-}
-
-static void
-api_proxy_create(struct api_req *ctx)
-{
-	struct api_proxy_in	 in;
-	struct proxy_conf	 pc;
-	struct proxy		*p;
-	json_t			*body;
-	char			 err[256];
-	int			 status;
-
-	memset(&in, 0, sizeof(in));
-	if ((body = api_body(ctx, 1)) == NULL ||
-	    api_proxy_fields(ctx, body, "", &in) == -1 ||
-	    api_proxy_conf(ctx, &in, "", NULL, 0, &pc) == -1)
-		return;
-	status = control_proxy_add(ctx->api->tardy, &pc, &p, err, sizeof(err));
-	if (status != 0) {
-		api_error(ctx, status, "%s", err);
-		return;
-	}
-	api_reply(ctx, 201, api_proxy_json(p));
-}
-
-/*
- * PATCH (or POST) /proxies/NAME: what the body does not say stays as it
- * is; the name cannot change. control.c says what a change keeps.
- */
-static void
-api_proxy_update(struct api_req *ctx)
-{
-	struct api_proxy_in	 in;
-	struct proxy_conf	 pc;
-	struct proxy		*p;
-	json_t			*body;
-	char			 err[256];
-	int			 status;
-
-	memset(&in, 0, sizeof(in));
-	if ((p = api_find_proxy(ctx)) == NULL ||
-	    (body = api_body(ctx, 1)) == NULL ||
-	    api_proxy_fields(ctx, body, "", &in) == -1 ||
-	    api_proxy_conf(ctx, &in, "", p, 1, &pc) == -1)
-		return;
-	status = control_proxy_set(ctx->api->tardy, &pc, &p, err,
-	    sizeof(err));
-	if (status != 0) {
-		api_error(ctx, status, "%s", err);
-		return;
-	}
-	api_reply(ctx, 200, api_proxy_json(p));
-}
-
-static void
-api_proxy_show(struct api_req *ctx)
-{
-	struct proxy	*p;
-
-	if ((p = api_find_proxy(ctx)) != NULL)
-		api_reply(ctx, 200, api_proxy_json(p));
-}
-
-static void
-api_proxy_delete(struct api_req *ctx)
-{
-	struct tardy	*t = ctx->api->tardy;
-	struct proxy	*p;
-
-	if ((p = api_find_proxy(ctx)) == NULL)
-		return;
-	control_proxy_remove(t, p);
-	(void)tardy_write_ready(t);
-	api_reply_empty(ctx, 204);
-}
-
-struct api_populate_item {
-	struct api_proxy_in	in;
-	struct proxy_conf	pc;
-};
-
-/*
- * POST /populate: make each proxy of a list exist as described, through
- * one plan (control.c): a proxy of that name already as described is
- * kept as it is (with its connections and toxics), one that differs is
- * changed, a missing one is created. Proxies not in the list are left
- * alone. All entries are checked and every listener bound before any
- * proxy changes, so the request applies whole or not at all.
- */
-static void
-api_populate(struct api_req *ctx)
-{
-	struct tardy			*t = ctx->api->tardy;
-	struct api_populate_item	*items = NULL, *it;
-	struct control_plan		 pl;
-	json_t				*body, *list, *item, *out;
-	char				 where[64], err[256];
-	size_t				 n, i, j;
-
-	if ((body = api_body(ctx, 0)) == NULL)
-		return;
-	/* Toxiproxy takes a bare array; we also take {"proxies": [...]}. */
-	list = body;
-	if (json_is_object(body) && json_object_get(body, "proxies") != NULL)
-		list = json_object_get(body, "proxies");
-	if (!json_is_array(list)) {
-		api_error(ctx, 400, "bad request body: expected an array of "
-		    "proxies");
-		return;
-	}
-	n = json_array_size(list);
-	items = xcalloc(n + 1, sizeof(*items));
-	json_array_foreach(list, i, item) {
-		it = &items[i];
-		snprintf(where, sizeof(where), " at proxy %zu", i + 1);
-		if (!json_is_object(item)) {
-			api_error(ctx, 400, "bad request body: expected an "
-			    "object%s", where);
-			goto out;
-		}
-		if (api_proxy_fields(ctx, item, where, &it->in) == -1 ||
-		    api_proxy_conf(ctx, &it->in, where, it->in.name == NULL ?
-		    NULL : tardy_find_proxy(t, it->in.name), 0, &it->pc) == -1)
-			goto out;
-		for (j = 0; j < i; j++) {
-			if (strcmp(items[j].pc.name, it->pc.name) == 0) {
-				api_error(ctx, 400, "bad request body: "
-				    "duplicate proxy name%s", where);
-				goto out;
-			}
-		}
-	}
-
-	control_plan_init(&pl, t);
-	for (i = 0; i < n; i++)
-		(void)control_plan_set(&pl, &items[i].pc, 0);
-	if (control_plan_bind(&pl, err, sizeof(err)) == -1) {
-		api_error(ctx, 500, "%s", err);
-		control_plan_free(&pl);
-		goto out;
-	}
-	control_plan_commit(&pl);
-	out = json_array();
-	for (i = 0; i < n; i++)
-		json_array_append_new(out, api_proxy_json(
-		    pl.changes[i].result));
-	control_plan_free(&pl);
-	(void)tardy_write_ready(t);
-	api_reply(ctx, 201, json_pack("{s:o}", "proxies", out));
-out:
-	free(items);
-}
-
-static void
-api_reset(struct api_req *ctx)
-{
-	control_reset(ctx->api->tardy);
-	api_reply_empty(ctx, 204);
-}
-
-static void
-api_toxic_index(struct api_req *ctx)
-{
-	struct proxy	*p;
-
-	if ((p = api_find_proxy(ctx)) != NULL)
-		api_reply(ctx, 200, api_toxics_json(p));
-}
-
-/*
- * Checks in Toxiproxy's order: body, stream, type, name in use; then
- * toxicity and attributes, which toxic_new() validates.
- */
-static void
-api_toxic_create(struct api_req *ctx)
-{
-	struct proxy	*p;
-	struct toxic	*tx;
-	json_t		*body, *attrs;
-	const char	*name = NULL, *type = NULL, *stream = "downstream";
-	char		 lstream[16], defname[NAME_MAX_LEN + 32], err[256];
-	double		 toxicity = 1.0;
-	size_t		 i;
-	int		 status;
-
-	if ((p = api_find_proxy(ctx)) == NULL ||
-	    (body = api_body(ctx, 1)) == NULL)
-		return;
-	if (api_field_string(ctx, body, "name", "", &name) < 0 ||
-	    api_field_string(ctx, body, "type", "", &type) < 0 ||
-	    api_field_string(ctx, body, "stream", "", &stream) < 0 ||
-	    api_field_number(ctx, body, "toxicity", &toxicity) < 0)
-		return;
-	attrs = json_object_get(body, "attributes");
-
-	/* Toxiproxy takes the stream in any case. */
-	for (i = 0; stream[i] != '\0' && i < sizeof(lstream) - 1; i++)
-		lstream[i] = (char)tolower((unsigned char)stream[i]);
-	lstream[i] = '\0';
-	if (stream[i] != '\0' || (strcmp(lstream, "upstream") != 0 &&
-	    strcmp(lstream, "downstream") != 0)) {
-		api_error(ctx, 400, "stream was invalid, can be either "
-		    "upstream or downstream");
-		return;
-	}
-	if (type == NULL || toxic_type_find(type) == NULL) {
-		api_error(ctx, 400, "invalid toxic type");
-		return;
-	}
-	if (name == NULL || *name == '\0') {
-		snprintf(defname, sizeof(defname), "%s_%s", type, lstream);
-		name = defname;
-	}
-	if (!util_name_valid(name)) {
-		api_error(ctx, 400, "bad request body: name: invalid toxic "
-		    "name (1 to %d printable ASCII characters, none of '/', "
-		    "'\"', '\\', '[', ']' or whitespace)", NAME_MAX_LEN);
-		return;
-	}
-	if (proxy_find_toxic(p, name) != NULL) {
-		api_error(ctx, 409, "toxic already exists");
-		return;
-	}
-	tx = toxic_new(p, name, type, lstream, toxicity, attrs, err,
-	    sizeof(err), &status);
-	if (tx == NULL) {
-		api_error(ctx, status, "%s%s", status == 400 ?
-		    "bad request body: " : "", err);
-		return;
-	}
-	proxy_add_toxic(p, tx);
-	api_reply(ctx, 200, toxic_json(tx));
-}
-
-static void
-api_toxic_show(struct api_req *ctx)
-{
-	struct proxy	*p;
-	struct toxic	*tx;
-
-	if ((p = api_find_proxy(ctx)) != NULL &&
-	    (tx = api_find_toxic(ctx, p)) != NULL)
-		api_reply(ctx, 200, toxic_json(tx));
-}
-
-/* Attributes sent are merged into the toxic's; the rest stays. */
-static void
-api_toxic_update(struct api_req *ctx)
-{
-	struct proxy	*p;
-	struct toxic	*tx;
-	json_t		*body;
-	double		 toxicity = 0;
-	char		 err[256];
-	int		 has_toxicity;
-
-	if ((p = api_find_proxy(ctx)) == NULL ||
-	    (tx = api_find_toxic(ctx, p)) == NULL ||
-	    (body = api_body(ctx, 1)) == NULL)
-		return;
-	if ((has_toxicity = api_field_number(ctx, body, "toxicity",
-	    &toxicity)) < 0)
-		return;
-	if (toxic_update(tx, json_object_get(body, "attributes"), toxicity,
-	    has_toxicity, err, sizeof(err)) == -1) {
-		api_error(ctx, 400, "bad request body: %s", err);
-		return;
-	}
-	api_reply(ctx, 200, toxic_json(tx));
-}
-
-static void
-api_toxic_delete(struct api_req *ctx)
-{
-	struct proxy	*p;
-	struct toxic	*tx;
-
-	if ((p = api_find_proxy(ctx)) == NULL ||
-	    (tx = api_find_toxic(ctx, p)) == NULL)
-		return;
-	proxy_remove_toxic(p, tx);
-	api_reply_empty(ctx, 204);
-}
-
-/* Names of the toxics acting on a direction right now. */
-static void
-api_active_links(json_t *a, struct dir *d)
-{
-	struct link	*l;
-
-	TAILQ_FOREACH(l, &d->links, entry) {
-		if (l->state == LINK_ACTIVE)
-			json_array_append_new(a, json_string(l->toxic->name));
-	}
-}
-
-static void
-api_connections(struct api_req *ctx)
-{
-	struct proxy	*p;
-	struct session	*s;
-	json_t		*a, *c, *toxics;
-	char		 buf[ADDR_STRLEN];
-	uint64_t	 now = util_now_ns();
-
-	if ((p = api_find_proxy(ctx)) == NULL)
-		return;
-	a = json_array();
-	TAILQ_FOREACH(s, &p->sessions, entry) {
-		toxics = json_array();
-		api_active_links(toxics, &s->up);
-		api_active_links(toxics, &s->down);
-		c = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:o}",
-		    "id", (json_int_t)s->id,
-		    "peer", addr_fmt(&s->peer, buf, sizeof(buf)),
-		    "state", session_state_name(s->state),
-		    "bytes_up", (json_int_t)s->up.bytes,
-		    "bytes_down", (json_int_t)s->down.bytes,
-		    "age_ms", (json_int_t)((now - s->t_accept) / 1000000),
-		    "toxics", toxics);
-		if (s->up.dgram)
-			json_object_update_new(c, json_pack("{s:s, s:I, s:I}",
-			    "protocol", "udp",
-			    "datagrams_up", (json_int_t)s->up.dgrams,
-			    "datagrams_down", (json_int_t)s->down.dgrams));
-		json_array_append_new(a, c);
-	}
-	api_reply(ctx, 200, a);
-}
-
-/* ?since=ID: a plain decimal, no sign, no hex, no octal. */
-static int
-api_parse_since(const char *s, uint64_t *out)
-{
-	uint64_t	v = 0;
-
-	if (*s == '\0')
-		return (-1);
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
-			return (-1);
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return (0);
-}
-
-static void
-api_events(struct api_req *ctx)
-{
-	const struct evhttp_uri	*uri;
-	struct evkeyvalq	 query;
-	const char		*q, *since;
-	uint64_t		 id = 0;
-	int			 bad = 0;
-
-	TAILQ_INIT(&query);
-	uri = evhttp_request_get_evhttp_uri(ctx->req);
-	if ((q = evhttp_uri_get_query(uri)) != NULL) {
-		if (evhttp_parse_query_str(q, &query) == -1)
-			bad = 1;
-		else if ((since = evhttp_find_header(&query, "since")) !=
-		    NULL && api_parse_since(since, &id) == -1)
-			bad = 1;
-		evhttp_clear_headers(&query);
-	}
-	if (bad) {
-		api_error(ctx, 400, "since must be a non-negative integer");
-		return;
-	}
-	api_reply(ctx, 200, events_json(ctx->api->tardy->events, id));
-}
-
-static void
-api_prometheus(struct api_req *ctx)
-{
-	struct evbuffer	*out;
-
-	if ((out = evbuffer_new()) == NULL)
-		fatalx("evbuffer_new");
-	api_metrics_render(ctx->api->tardy, out);
-	api_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", out);
-	evbuffer_free(out);
 }
 
 /* --- routing --------------------------------------------------------- */
@@ -1402,11 +713,7 @@ api_req_free(struct api_req *ctx)
 
 	for (i = 0; i < API_MAX_ARGS; i++)
 		free(ctx->arg[i]);
-	for (i = 0; i < ctx->nnames; i++) {
-		free(ctx->names[i].spec);
-		free(ctx->names[i].err);
-	}
-	free(ctx->names);
+	resolver_batch_free(ctx->names);
 	json_decref(ctx->body);
 	free(ctx->body_err);
 	free(ctx);
@@ -1431,7 +738,7 @@ api_request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if ((ctx->route->flags & API_F_ADDRS) && api_resolve_start(ctx))
-		return;		/* api_lookup_cb dispatches it */
+		return;		/* api_names_cb dispatches it */
 	api_dispatch(ctx);
 }
 
@@ -1685,15 +992,12 @@ void
 api_free(struct api *api)
 {
 	struct api_req	*ctx;
-	size_t		 i;
 
 	if (api == NULL)
 		return;
 	evhttp_free(api->http);	/* and the requests waiting for names */
 	while ((ctx = TAILQ_FIRST(&api->waiting)) != NULL) {
 		TAILQ_REMOVE(&api->waiting, ctx, entry);
-		for (i = 0; i < ctx->nnames; i++)
-			resolver_cancel(&ctx->names[i].wait);
 		api_req_free(ctx);
 	}
 	if (addr_family(&api->bound) == AF_UNIX)

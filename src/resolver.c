@@ -321,3 +321,166 @@ resolver_cancel(struct resolver_wait *w)
 	TAILQ_REMOVE(&w->name->waiting, w, entry);
 	w->name = NULL;
 }
+
+/*
+ * A batch: the names one piece of work needs before it can go on (the
+ * listen addresses of a reloaded file, the host names in an API request),
+ * looked up together. Each is "host:port" as written; the callback runs
+ * once every answer is in, never from resolver_batch_start().
+ */
+struct resolver_batch_name {
+	struct resolver_wait	 wait;		/* first: see the callback */
+	struct resolver_batch	*batch;
+	char			*spec;
+	struct addr		 addr;		/* with the spec's port */
+	char			*err;		/* NULL: resolved */
+};
+
+struct resolver_batch {
+	struct resolver			*r;
+	struct resolver_batch_name	*names;
+	size_t				 n;
+	size_t				 waiting;
+	void				(*cb)(void *);
+	void				*arg;
+};
+
+struct resolver_batch *
+resolver_batch_new(struct resolver *r, void (*cb)(void *), void *arg)
+{
+	struct resolver_batch	*b;
+
+	b = xcalloc(1, sizeof(*b));
+	b->r = r;
+	b->cb = cb;
+	b->arg = arg;
+	return (b);
+}
+
+void
+resolver_batch_free(struct resolver_batch *b)
+{
+	size_t	i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < b->n; i++) {
+		resolver_cancel(&b->names[i].wait);
+		free(b->names[i].spec);
+		free(b->names[i].err);
+	}
+	free(b->names);
+	free(b);
+}
+
+/* Add spec, "host:port", unless it is there already or is no name. */
+void
+resolver_batch_add(struct resolver_batch *b, const char *spec)
+{
+	struct resolver_batch_name	*n;
+	char				 host[256];
+	size_t				 i;
+	int				 port;
+
+	if (!addr_name(spec, host, sizeof(host), &port))
+		return;
+	for (i = 0; i < b->n; i++) {
+		if (strcmp(b->names[i].spec, spec) == 0)
+			return;
+	}
+	b->names = xreallocarray(b->names, b->n + 1, sizeof(*b->names));
+	n = &b->names[b->n++];
+	memset(n, 0, sizeof(*n));
+	n->batch = b;
+	n->spec = xstrdup(spec);
+}
+
+static void
+resolver_batch_answer(struct resolver_batch_name *n, const struct addr *a,
+    const char *err)
+{
+	char	host[256];
+	int	port;
+
+	if (a != NULL) {
+		(void)addr_name(n->spec, host, sizeof(host), &port);
+		n->addr = *a;
+		addr_set_port(&n->addr, port);
+	} else
+		n->err = xstrdup(err);
+}
+
+static void
+resolver_batch_cb(struct resolver_wait *w, const struct addr *a,
+    const char *err)
+{
+	struct resolver_batch_name	*n = (struct resolver_batch_name *)w;
+	struct resolver_batch		*b = n->batch;
+
+	resolver_batch_answer(n, a, err);
+	if (--b->waiting == 0)
+		b->cb(b->arg);
+}
+
+/*
+ * Look up every name of the batch. Returns 1 if some answers are still
+ * to come (the callback runs when the last one is in), 0 if all are here.
+ * The batch takes no names once started.
+ */
+int
+resolver_batch_start(struct resolver_batch *b)
+{
+	struct resolver_batch_name	*n;
+	struct addr			 a;
+	char				 host[256], err[300];
+	size_t				 i;
+	int				 port;
+
+	b->waiting = 1;		/* until every lookup is started */
+	for (i = 0; i < b->n; i++) {
+		n = &b->names[i];
+		n->wait.cb = resolver_batch_cb;
+		(void)addr_name(n->spec, host, sizeof(host), &port);
+		switch (resolver_get(b->r, host, &n->wait, &a, err,
+		    sizeof(err))) {
+		case 0:
+			resolver_batch_answer(n, &a, NULL);
+			break;
+		case -1:
+			resolver_batch_answer(n, NULL, err);
+			break;
+		default:
+			b->waiting++;
+			break;
+		}
+	}
+	return (--b->waiting > 0);
+}
+
+/*
+ * The answer for spec: 0 and its address (with its port), or -1 and why
+ * not in err (also for a name the batch did not have).
+ */
+int
+resolver_batch_get(struct resolver_batch *b, const char *spec, struct addr *a,
+    char *err, size_t errlen)
+{
+	char	host[256];
+	size_t	i;
+	int	port;
+
+	for (i = 0; b != NULL && i < b->n; i++) {
+		if (strcmp(b->names[i].spec, spec) != 0)
+			continue;
+		if (b->names[i].err != NULL) {
+			snprintf(err, errlen, "%s", b->names[i].err);
+			return (-1);
+		}
+		*a = b->names[i].addr;
+		return (0);
+	}
+	if (!addr_name(spec, host, sizeof(host), &port))
+		snprintf(host, sizeof(host), "%.200s", spec);
+	snprintf(err, errlen, "cannot resolve \"%s\"", host);
+	return (-1);
+}

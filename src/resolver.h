@@ -15,6 +15,7 @@
 struct event_base;
 struct evdns_base;
 struct resolver;
+struct resolver_batch;
 struct resolver_name;
 
 /* How long an answer is used before the name is looked up again. */
@@ -38,5 +39,14 @@ int			 resolver_get(struct resolver *, const char *,
 			    struct resolver_wait *, struct addr *, char *,
 			    size_t);
 void			 resolver_cancel(struct resolver_wait *);
+
+struct resolver_batch	*resolver_batch_new(struct resolver *,
+			    void (*)(void *), void *);
+void			 resolver_batch_free(struct resolver_batch *);
+void			 resolver_batch_add(struct resolver_batch *,
+			    const char *);
+int			 resolver_batch_start(struct resolver_batch *);
+int			 resolver_batch_get(struct resolver_batch *,
+			    const char *, struct addr *, char *, size_t);
 
 #endif

@@ -270,6 +270,7 @@ tardy_status_cb(evutil_socket_t fd, short what, void *arg)
 
 static void	tardy_reload_done(struct tardy *, const char *,
 		    const char *);
+static void	tardy_reload_apply(struct tardy *, struct config *);
 
 /*
  * A reload waiting for the host names of its configuration (listen
@@ -281,148 +282,85 @@ static void	tardy_reload_done(struct tardy *, const char *,
  * file, --reload), so every answer is about the file as it was when its
  * signal was sent.
  */
-struct tardy_name {
-	struct resolver_wait	 wait;		/* first: see tardy_name_cb */
-	struct tardy_lookup	*lookup;
-	struct addr		*addr;		/* in the configuration */
-	const char		*spec;		/* "host:port", the config's */
-	const char		*proxy;
-	const char		*key;
-};
-
-struct tardy_lookup {
-	struct tardy		*t;
-	struct config		*conf;
-	struct tardy_name	*names;
-	size_t			 nnames;
-	size_t			 waiting;
-	char			 err[512];	/* the first failure */
-};
-
-static void	tardy_reload_apply(struct tardy *, struct config *);
-
 static void
-tardy_lookup_free(struct tardy_lookup *l)
+tardy_lookup_free(struct tardy *t)
 {
-	size_t	i;
-
-	for (i = 0; i < l->nnames; i++)
-		resolver_cancel(&l->names[i].wait);
-	free(l->names);
-	free(l);
+	resolver_batch_free(t->lookup);
+	config_free(t->lookup_conf);
+	t->lookup = NULL;
+	t->lookup_conf = NULL;
 }
 
-static void
-tardy_lookup_done(struct tardy_lookup *l)
+/* Put the answer for one of pc's addresses in place. */
+static int
+tardy_lookup_addr(struct resolver_batch *b, const struct proxy_conf *pc,
+    const char *key, struct addr *a, const char *spec, char *msg,
+    size_t len)
 {
-	struct tardy	*t = l->t;
-	struct config	*conf = l->conf;
+	char	err[300];
 
-	t->lookup = NULL;
-	if (l->err[0] != '\0') {
+	if (addr_family(a) != AF_UNSPEC ||
+	    resolver_batch_get(b, spec, a, err, sizeof(err)) == 0)
+		return (0);
+	snprintf(msg, len, "proxy %s: %s: %s", pc->name, key, err);
+	return (-1);
+}
+
+/* Every name of the reload's configuration is in: apply it, or fail. */
+static void
+tardy_lookup_done(void *arg)
+{
+	struct tardy		*t = arg;
+	struct config		*conf = t->lookup_conf;
+	struct proxy_conf	*pc;
+	char			 msg[512];
+
+	msg[0] = '\0';
+	TAILQ_FOREACH(pc, &conf->proxies, entry) {
+		if (tardy_lookup_addr(t->lookup, pc, "listen", &pc->listen,
+		    pc->listen_str, msg, sizeof(msg)) == -1 ||
+		    (pc->protocol == PROTO_UDP && tardy_lookup_addr(t->lookup,
+		    pc, "upstream", &pc->upstream, pc->upstream_str, msg,
+		    sizeof(msg)) == -1))
+			break;
+	}
+	t->lookup_conf = NULL;		/* ours now */
+	tardy_lookup_free(t);
+	if (msg[0] != '\0') {
 		log_error("reload failed: %s; keeping the running "
-		    "configuration", l->err);
-		tardy_reload_done(t, "failed", l->err);
+		    "configuration", msg);
+		tardy_reload_done(t, "failed", msg);
 		config_free(conf);
 	} else
 		tardy_reload_apply(t, conf);
-	tardy_lookup_free(l);
 }
 
-static void
-tardy_name_answer(struct tardy_name *n, const struct addr *a,
-    const char *err)
-{
-	struct tardy_lookup	*l = n->lookup;
-	char			 host[256];
-	int			 port;
-
-	if (a != NULL) {
-		(void)addr_name(n->spec, host, sizeof(host), &port);
-		*n->addr = *a;
-		addr_set_port(n->addr, port);
-	} else if (l->err[0] == '\0')
-		snprintf(l->err, sizeof(l->err), "proxy %s: %s: %s", n->proxy,
-		    n->key, err);
-}
-
-static void
-tardy_name_cb(struct resolver_wait *w, const struct addr *a, const char *err)
-{
-	struct tardy_name	*n = (struct tardy_name *)w;
-
-	tardy_name_answer(n, a, err);
-	if (--n->lookup->waiting == 0)
-		tardy_lookup_done(n->lookup);
-}
-
-static void
-tardy_lookup_add(struct tardy_lookup *l, const char *proxy, const char *key,
-    struct addr *a, const char *spec)
-{
-	struct tardy_name	*n;
-
-	if (addr_family(a) != AF_UNSPEC)
-		return;
-	l->names = reallocarray(l->names, l->nnames + 1, sizeof(*l->names));
-	if (l->names == NULL)
-		fatal("reallocarray");
-	n = &l->names[l->nnames++];
-	memset(n, 0, sizeof(*n));
-	n->lookup = l;
-	n->addr = a;
-	n->spec = spec;
-	n->proxy = proxy;
-	n->key = key;
-}
-
-/* Look up conf's names; tardy_lookup_done() goes on once all are in. */
+/*
+ * A reload waits for the host names of its configuration (listen
+ * addresses, UDP upstreams): looked up on the event loop (resolver.c),
+ * never with a blocking getaddrinfo() in the signal's callback, so the
+ * proxies and the API carry on meanwhile; the configuration is applied
+ * once every name is known. A SIGHUP meanwhile abandons that reload for
+ * a new one of the file as it is then: only the last is answered (ready
+ * file, --reload), so every answer is about the file as it was when its
+ * signal was sent.
+ */
 static void
 tardy_lookup_start(struct tardy *t, struct config *conf)
 {
-	struct tardy_lookup	*l;
 	struct proxy_conf	*pc;
-	struct tardy_name	*n;
-	struct addr		 a;
-	char			 host[256], err[300];
-	size_t			 i;
-	int			 port;
 
-	l = xcalloc(1, sizeof(*l));
-	l->t = t;
-	l->conf = conf;
+	t->lookup = resolver_batch_new(t->resolver, tardy_lookup_done, t);
+	t->lookup_conf = conf;
 	TAILQ_FOREACH(pc, &conf->proxies, entry) {
-		tardy_lookup_add(l, pc->name, "listen", &pc->listen,
-		    pc->listen_str);
-		if (pc->protocol == PROTO_UDP)
-			tardy_lookup_add(l, pc->name, "upstream",
-			    &pc->upstream, pc->upstream_str);
+		if (addr_family(&pc->listen) == AF_UNSPEC)
+			resolver_batch_add(t->lookup, pc->listen_str);
+		if (pc->protocol == PROTO_UDP &&
+		    addr_family(&pc->upstream) == AF_UNSPEC)
+			resolver_batch_add(t->lookup, pc->upstream_str);
 	}
-	t->lookup = l;
-	/* The names array is complete: waits may now point into it. */
-	l->waiting = 1;		/* until every lookup is started */
-	for (i = 0; i < l->nnames; i++) {
-		n = &l->names[i];
-		n->wait.cb = tardy_name_cb;
-		if (!addr_name(n->spec, host, sizeof(host), &port)) {
-			tardy_name_answer(n, NULL, "not a host name");
-			continue;
-		}
-		switch (resolver_get(t->resolver, host, &n->wait, &a, err,
-		    sizeof(err))) {
-		case 0:
-			tardy_name_answer(n, &a, NULL);
-			break;
-		case -1:
-			tardy_name_answer(n, NULL, err);
-			break;
-		default:
-			l->waiting++;
-			break;
-		}
-	}
-	if (--l->waiting == 0)
-		tardy_lookup_done(l);
+	if (resolver_batch_start(t->lookup) == 0)
+		tardy_lookup_done(t);
 }
 
 void
@@ -433,9 +371,7 @@ tardy_reload(struct tardy *t)
 
 	if (t->lookup != NULL) {
 		log_info("reload: abandoning the one still looking up names");
-		config_free(t->lookup->conf);
-		tardy_lookup_free(t->lookup);
-		t->lookup = NULL;
+		tardy_lookup_free(t);
 	}
 	t->generation++;
 	log_info("reloading configuration");
@@ -584,10 +520,7 @@ tardy_free(struct tardy *t)
 {
 	struct proxy	*p;
 
-	if (t->lookup != NULL) {
-		config_free(t->lookup->conf);
-		tardy_lookup_free(t->lookup);
-	}
+	tardy_lookup_free(t);
 	while ((p = TAILQ_FIRST(&t->proxies)) != NULL)
 		control_proxy_remove(t, p);
 	api_free(t->api);

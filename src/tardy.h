@@ -18,7 +18,7 @@ struct event_base;
 struct events;
 struct ptimers;
 struct resolver;
-struct tardy_lookup;
+struct resolver_batch;
 
 /*
  * Event priorities. Sessions' sockets and toxics' timers run below
@@ -62,7 +62,8 @@ struct tardy {
 	struct session_list	 reap;		/* sessions to close */
 	struct event		*reap_ev;
 	struct ptimers		*timers;	/* the toxics' (ptimer.h) */
-	struct tardy_lookup	*lookup;	/* a reload's names, or NULL */
+	struct resolver_batch	*lookup;	/* a reload's names, or NULL */
+	struct config		*lookup_conf;	/* what waits for them */
 	unsigned int		 generation;	/* reloads handled */
 	const char		*last_reload;
 	char			 reload_error[512];	/* why it failed */

@@ -120,11 +120,13 @@ stale() {
 	return 1
 }
 
-objs=
+objs=		# the daemon's modules (libtardy.a's)
+ctl_objs=	# tardyctl's own: its HTTP client and printer
 for src in "$top"/src/*.c; do
 	obj="$out/obj/$(basename "$src" .c).o"
 	case $(basename "$src") in
 	tardyd.c|tardyctl.c) ;;
+	ctl_*.c) ctl_objs="$ctl_objs $obj" ;;
 	*) objs="$objs $obj" ;;
 	esac
 	stale "$obj" || continue
@@ -136,10 +138,10 @@ for src in "$top"/src/*.c; do
 done
 
 # -static-pie keeps ASLR; plain -static where the toolchain lacks it.
-link() {	# link MAIN-OBJECT OUTPUT
+link() {	# link "MAIN-OBJECTS" OUTPUT
 	for mode in -static-pie -static; do
 		# shellcheck disable=SC2086
-		if "$cc" $mode -O2 -o "$2$tmp" "$1" $objs $LIBS \
+		if "$cc" $mode -O2 -o "$2$tmp" $1 $objs $LIBS \
 		    2>"$out/ld.log$tmp"; then
 			# glibc's warnings about NSS calls are expected (see above).
 			grep -v -e 'in statically linked applications' -e 'in function' "$out/ld.log$tmp" \
@@ -154,7 +156,7 @@ link() {	# link MAIN-OBJECT OUTPUT
 }
 echo "  LD    tardyd, tardyctl (static)"
 link "$out/obj/tardyd.o" "$ctx/rootfs/tardyd"
-link "$out/obj/tardyctl.o" "$ctx/rootfs/tardyctl"
+link "$out/obj/tardyctl.o $ctl_objs" "$ctx/rootfs/tardyctl"
 ln -sf tardyd "$ctx/rootfs/toxiproxy-server"
 chmod 0755 "$ctx/rootfs/tardyd" "$ctx/rootfs/tardyctl"
 chmod 1777 "$ctx/rootfs/tmp"
