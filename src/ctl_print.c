@@ -110,16 +110,13 @@ ctl_print_attrs_text(json_t *attrs)
 
 	json_object_foreach(attrs, k, v) {
 		vs = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		if (asprintf(&ns, "%s%s%s=%s", s != NULL ? s : "",
-		    s != NULL ? " " : "", k, vs != NULL ? vs : "?") == -1) {
-			ctl_util_warnx("out of memory");
-			exit(EXIT_FAIL);
-		}
+		ns = ctl_util_printf("%s%s%s=%s", s != NULL ? s : "",
+		    s != NULL ? " " : "", k, vs != NULL ? vs : "?");
 		free(vs);
 		free(s);
 		s = ns;
 	}
-	return (s != NULL ? s : strdup("-"));
+	return (s != NULL ? s : ctl_util_printf("-"));
 }
 
 static int
@@ -150,10 +147,9 @@ ctl_print_proxies(json_t *proxies)
 		p = json_object_get(proxies, names[i]);
 		toxics = NULL;
 		json_array_foreach(json_object_get(p, "toxics"), k, x) {
-			if (asprintf(&s, "%s%s%s", toxics != NULL ?
+			s = ctl_util_printf("%s%s%s", toxics != NULL ?
 			    toxics : "", toxics != NULL ? "," : "",
-			    ctl_print_str(x, "name")) == -1)
-				exit(EXIT_FAIL);
+			    ctl_print_str(x, "name"));
 			free(toxics);
 			toxics = s;
 		}

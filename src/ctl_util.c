@@ -23,6 +23,24 @@ ctl_util_warnx(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* asprintf(3) or exit 1 saying why. */
+char *
+ctl_util_printf(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	int	 rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (rc == -1) {
+		ctl_util_warnx("out of memory");
+		exit(EXIT_FAIL);
+	}
+	return (s);
+}
+
 void *
 ctl_util_alloc(size_t n)
 {

@@ -16,5 +16,7 @@
 void	 ctl_util_warnx(const char *, ...)
 	    __attribute__((format(printf, 1, 2)));
 void	*ctl_util_alloc(size_t);
+char	*ctl_util_printf(const char *, ...)
+	    __attribute__((format(printf, 1, 2)));
 
 #endif

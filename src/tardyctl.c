@@ -38,6 +38,7 @@
 #define O_NAME		0x080
 #define O_PROTOCOL	0x100
 #define O_UPFAIL	0x200
+#define O_LAST		O_UPFAIL
 
 struct ctl {
 	struct ctl_http	 http;		/* the API and its token */
@@ -705,7 +706,7 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		return (ctl_usage_error(cmd, "%s: expected %d argument%s, "
 		    "got %d", cmd->name, cmd->maxargs,
 		    cmd->maxargs == 1 ? "" : "s", nargs));
-	for (bit = 1; bit <= O_PROTOCOL; bit <<= 1) {
+	for (bit = 1; bit <= O_LAST; bit <<= 1) {
 		if ((ctl->given & bit) && !(cmd->opts & bit))
 			return (ctl_usage_error(cmd, "%s: %s does not apply",
 			    cmd->name, ctl_opt_name(bit)));

@@ -222,6 +222,9 @@ def test_usage_errors_exit_2():
             (["toxic", "add", "p"], "--type is required"),
             (["delete", "p", "--listen", "127.0.0.1:1"],
              "--listen does not apply"),
+            # The last option bit was left out of this check.
+            (["show", "p", "--upstream-failure", "reset"],
+             "--upstream-failure does not apply"),
             (["toxic", "add", "p", "-T", "noop", "--toxicity", "abc"],
              "--toxicity"),
             (["toxic", "add", "p", "-T", "noop", "--toxicity", "nan"],
