@@ -206,6 +206,17 @@ api_proxy_index(struct api_req *ctx)
 	api_reply(ctx, 200, o);
 }
 
+/* Reply with what a change made of p, or (status) why it could not. */
+static void
+api_proxy_result(struct api_req *ctx, int status, int ok, struct proxy *p,
+    const char *err)
+{
+	if (status != 0)
+		api_error(ctx, status, "%s", err);
+	else
+		api_reply(ctx, ok, api_view_proxy(p));
+}
+
 void
 api_proxy_create(struct api_req *ctx)
 {
@@ -222,11 +233,7 @@ api_proxy_create(struct api_req *ctx)
 	    api_proxy_conf(ctx, &in, "", NULL, 0, &pc) == -1)
 		return;
 	status = control_proxy_add(api_tardy(ctx), &pc, &p, err, sizeof(err));
-	if (status != 0) {
-		api_error(ctx, status, "%s", err);
-		return;
-	}
-	api_reply(ctx, 201, api_view_proxy(p));
+	api_proxy_result(ctx, status, 201, p, err);
 }
 
 /*
@@ -251,11 +258,7 @@ api_proxy_update(struct api_req *ctx)
 		return;
 	status = control_proxy_set(api_tardy(ctx), &pc, &p, err,
 	    sizeof(err));
-	if (status != 0) {
-		api_error(ctx, status, "%s", err);
-		return;
-	}
-	api_reply(ctx, 200, api_view_proxy(p));
+	api_proxy_result(ctx, status, 200, p, err);
 }
 
 void

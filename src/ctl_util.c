@@ -12,15 +12,21 @@
 #include "ctl_util.h"
 
 void
+ctl_util_vwarnx(const char *fmt, va_list ap)
+{
+	fputs("tardyctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
 ctl_util_warnx(const char *fmt, ...)
 {
 	va_list	ap;
 
-	fputs("tardyctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ctl_util_vwarnx(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* asprintf(3) or exit 1 saying why. */

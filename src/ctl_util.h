@@ -7,6 +7,7 @@
 #ifndef TARDY_CTL_UTIL_H
 #define TARDY_CTL_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* The exit status documented in tardyctl(1) and its usage. */
@@ -15,6 +16,8 @@
 
 void	 ctl_util_warnx(const char *, ...)
 	    __attribute__((format(printf, 1, 2)));
+void	 ctl_util_vwarnx(const char *, va_list)
+	    __attribute__((format(printf, 1, 0)));
 void	*ctl_util_alloc(size_t);
 char	*ctl_util_printf(const char *, ...)
 	    __attribute__((format(printf, 1, 2)));

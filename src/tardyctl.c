@@ -525,11 +525,9 @@ ctl_usage_error(const struct ctl_cmd *c, const char *fmt, ...)
 {
 	va_list	ap;
 
-	fputs("tardyctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ctl_util_vwarnx(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (c != NULL) {
 		ctl_cmd_usage(c, stderr);
 		fprintf(stderr, "Try \"tardyctl %s --help\".\n", c->name);

@@ -322,6 +322,36 @@ def echo_server(**kw):
     return Server(echo_handler, **kw)
 
 
+def tagged_server(tag):
+    """A server that answers every chunk with tag + chunk."""
+    def handler(c):
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            c.sendall(tag + d)
+    return Server(handler)
+
+
+def expect_closed(s, timeout=2.0):
+    """The proxy closed (or reset) the connection."""
+    s.settimeout(timeout)
+    try:
+        d = s.recv(100)
+    except ConnectionResetError:
+        return
+    except socket.timeout:
+        raise AssertionError("connection still open")
+    expect(d == b"", "connection still open, got %r" % d)
+
+
+def roundtrip_tag(s, tag):
+    """One byte through a tagged_server: tag and the byte come back."""
+    s.sendall(b"q")
+    got = recv_exactly(s, len(tag) + 1)
+    expect(got == tag + b"q", "got %r" % got)
+
+
 def recv_exactly(s, n, timeout=5.0):
     deadline = now() + timeout
     out = b""

@@ -19,17 +19,6 @@ Tardyd = T.CheckedTardyd
 
 # --- helpers --------------------------------------------------------------
 
-def tagged_server(tag):
-    """A server that answers every chunk with tag + chunk."""
-    def handler(c):
-        while True:
-            d = c.recv(65536)
-            if not d:
-                return
-            c.sendall(tag + d)
-    return T.Server(handler)
-
-
 def create(d, name, upstream, **kw):
     body = dict(name=name, upstream=upstream, **kw)
     st, p = d.api("POST", "/proxies", body)
@@ -51,18 +40,6 @@ def roundtrip(s, data=b"ping"):
     got = T.recv_exactly(s, len(data), timeout=5)
     T.expect(got == data, "echo returned %r" % got)
     return T.now() - t0
-
-
-def expect_closed(s, timeout=2.0):
-    """The proxy closed (or reset) the connection."""
-    s.settimeout(timeout)
-    try:
-        d = s.recv(100)
-    except ConnectionResetError:
-        return
-    except socket.timeout:
-        raise AssertionError("connection still open")
-    T.expect(d == b"", "connection still open, got %r" % d)
 
 
 def expect_refused(addr):
@@ -257,7 +234,7 @@ def test_delete():
         roundtrip(s)
         st, body = d.api("DELETE", "/proxies/gone")
         T.expect(st == 204 and body is None, "delete: %d %r" % (st, body))
-        expect_closed(s)
+        T.expect_closed(s)
         s.close()
         expect_refused(addr)
         expect_error(d.api("GET", "/proxies/gone"), 404, "proxy not found")
@@ -289,7 +266,7 @@ def test_enabled_toggle():
         st, q = d.api("PATCH", "/proxies/t", {"enabled": False})
         T.expect(st == 200 and q["enabled"] is False and
                  q["listen"] == p["listen"], "disable: %d %r" % (st, q))
-        expect_closed(s)
+        T.expect_closed(s)
         s.close()
         expect_refused(addr)
         # The port stays tardyd's while disabled.
@@ -314,8 +291,8 @@ def test_enabled_toggle():
 # --- changing listen and upstream -----------------------------------------
 
 def test_update_upstream_and_listen():
-    with Tardyd() as d, tagged_server(b"1:") as one, \
-            tagged_server(b"2:") as two:
+    with Tardyd() as d, T.tagged_server(b"1:") as one, \
+            T.tagged_server(b"2:") as two:
         p = create(d, "m", one.spec)
         st, _ = d.api("POST", "/proxies/m/toxics",
                       {"type": "noop", "name": "kept", "toxicity": 0.5,
@@ -339,7 +316,7 @@ def test_update_upstream_and_listen():
         T.expect(st == 200 and q["upstream"] == two.spec and
                  q["listen"] == p["listen"] and q["toxics"] == p["toxics"],
                  "upstream change, toxics kept as they were: %r" % q)
-        expect_closed(s)
+        T.expect_closed(s)
         s.close()
         with T.connect(addr) as s:
             s.sendall(b"z")
@@ -376,8 +353,8 @@ def test_update_upstream_and_listen():
 # --- /populate --------------------------------------------------------------
 
 def test_populate_keep_and_replace():
-    with Tardyd() as d, tagged_server(b"1:") as one, \
-            tagged_server(b"2:") as two:
+    with Tardyd() as d, T.tagged_server(b"1:") as one, \
+            T.tagged_server(b"2:") as two:
         kept = create(d, "kept", one.spec)
         repl = create(d, "repl", one.spec)
         for name in ("kept", "repl"):
@@ -385,9 +362,9 @@ def test_populate_keep_and_replace():
                           {"type": "noop"})
             T.expect(st == 200, "toxic on %s" % name)
         ks = T.connect(T.parse_addr(kept["listen"]))
-        roundtrip_tag(ks, b"1:")
+        T.roundtrip_tag(ks, b"1:")
         rs = T.connect(T.parse_addr(repl["listen"]))
-        roundtrip_tag(rs, b"1:")
+        T.roundtrip_tag(rs, b"1:")
 
         st, body = d.api("POST", "/populate", [
             {"name": "kept", "listen": kept["listen"], "upstream": one.spec},
@@ -406,14 +383,14 @@ def test_populate_keep_and_replace():
                  got["repl"]["listen"] == repl["listen"],
                  "replaced: %r" % got["repl"])
         # The kept proxy's connection is untouched; the replaced one's ends.
-        roundtrip_tag(ks, b"1:")
+        T.roundtrip_tag(ks, b"1:")
         ks.close()
-        expect_closed(rs)
+        T.expect_closed(rs)
         rs.close()
         with T.connect(T.parse_addr(got["repl"]["listen"])) as s:
-            roundtrip_tag(s, b"2:")
+            T.roundtrip_tag(s, b"2:")
         with T.connect(T.parse_addr(got["new"]["listen"])) as s:
-            roundtrip_tag(s, b"2:")
+            T.roundtrip_tag(s, b"2:")
 
         # tardy also takes {"proxies": [...]}, the shape of the reply.
         st, body = d.api("POST", "/populate", {"proxies": [
@@ -423,12 +400,6 @@ def test_populate_keep_and_replace():
         st, all_ = d.api("GET", "/proxies")
         T.expect(sorted(all_) == ["kept", "new", "other", "repl"],
                  "proxies not in the list stay: %r" % sorted(all_))
-
-
-def roundtrip_tag(s, tag):
-    s.sendall(b"q")
-    got = T.recv_exactly(s, len(tag) + 1)
-    T.expect(got == tag + b"q", "got %r" % got)
 
 
 def test_populate_all_or_nothing():

@@ -16,31 +16,6 @@ import tardytest as T
 from tardytest import Tardyd, expect
 
 
-def tagged_server(tag):
-    def handler(c):
-        while True:
-            d = c.recv(65536)
-            if not d:
-                return
-            c.sendall(tag + d)
-    return T.Server(handler)
-
-
-def roundtrip_tag(s, tag):
-    s.sendall(b"q")
-    got = T.recv_exactly(s, len(tag) + 1)
-    expect(got == tag + b"q", "got %r, expected %r" % (got, tag + b"q"))
-
-
-def expect_closed(s, timeout=2.0):
-    s.settimeout(timeout)
-    try:
-        d = s.recv(100)
-    except ConnectionResetError:
-        return
-    expect(d == b"", "connection still open: got %r" % d)
-
-
 def accepted(d, name):
     st, text = d.api("GET", "/metrics")
     expect(st == 200, "metrics: %d" % st)
@@ -66,10 +41,10 @@ def check_replaced(d, before, one_conn, two):
            "listener moved: %r -> %r" % (before["listen"], p["listen"]))
     expect([t["name"] for t in p["toxics"]] == ["api_toxic"],
            "toxics after the change: %r" % p["toxics"])
-    expect_closed(one_conn)
+    T.expect_closed(one_conn)
     one_conn.close()
     with T.connect(T.parse_addr(p["listen"])) as s:
-        roundtrip_tag(s, b"2:")
+        T.roundtrip_tag(s, b"2:")
         # Numbering and counters go on: two connections came before.
         expect(connection_ids(d, "p") == [3],
                "connection ids %r" % connection_ids(d, "p"))
@@ -84,15 +59,15 @@ def setup(d, one):
                   {"type": "noop", "name": "api_toxic"})
     expect(st == 200, "API toxic: %d" % st)
     with T.connect(T.parse_addr(p["listen"])) as s:
-        roundtrip_tag(s, b"1:")
+        T.roundtrip_tag(s, b"1:")
     s = T.connect(T.parse_addr(p["listen"]))
-    roundtrip_tag(s, b"1:")
+    T.roundtrip_tag(s, b"1:")
     return p, s
 
 
 def test_patch_replaces_by_the_rule():
-    with Tardyd() as d, tagged_server(b"1:") as one, \
-            tagged_server(b"2:") as two:
+    with Tardyd() as d, T.tagged_server(b"1:") as one, \
+            T.tagged_server(b"2:") as two:
         st, _ = d.api("POST", "/proxies", {"name": "p", "upstream": one.spec})
         expect(st == 201, "create: %d" % st)
         before, s = setup(d, one)
@@ -102,8 +77,8 @@ def test_patch_replaces_by_the_rule():
 
 
 def test_populate_replaces_by_the_rule():
-    with Tardyd() as d, tagged_server(b"1:") as one, \
-            tagged_server(b"2:") as two:
+    with Tardyd() as d, T.tagged_server(b"1:") as one, \
+            T.tagged_server(b"2:") as two:
         st, _ = d.api("POST", "/proxies", {"name": "p", "upstream": one.spec})
         expect(st == 201, "create: %d" % st)
         before, s = setup(d, one)
@@ -114,7 +89,7 @@ def test_populate_replaces_by_the_rule():
 
 
 def test_reload_replaces_by_the_rule():
-    with tagged_server(b"1:") as one, tagged_server(b"2:") as two:
+    with T.tagged_server(b"1:") as one, T.tagged_server(b"2:") as two:
         conf = "[proxy p]\nlisten = 127.0.0.1:0\nupstream = %s\n"
         with Tardyd(conf % one.spec) as d:
             before, s = setup(d, one)
@@ -126,7 +101,7 @@ def test_reload_replaces_by_the_rule():
 
 def test_update_in_place_keeps_connections():
     # connect_timeout changed in the file: applied without a restart.
-    with tagged_server(b"1:") as one:
+    with T.tagged_server(b"1:") as one:
         conf = ("[proxy p]\nlisten = 127.0.0.1:0\nupstream = %s\n"
                 "connect_timeout = %d\n")
         with Tardyd(conf % (one.spec, 1000)) as d:
@@ -134,7 +109,7 @@ def test_update_in_place_keeps_connections():
             d.write_config(conf % (one.spec, 2000))
             d.reload()
             expect(d.ready["last_reload"] == "ok", "reload %r" % d.ready)
-            roundtrip_tag(s, b"1:")
+            T.roundtrip_tag(s, b"1:")
             s.close()
             st, p = d.api("GET", "/proxies/p")
             expect(p["listen"] == before["listen"] and
@@ -147,16 +122,16 @@ def test_populate_applies_enabled_to_a_kept_proxy():
     # Same addresses, "enabled": false: the proxy is disabled (its
     # connections closed), not left as it was; without "enabled" a
     # proxy's state stays as it is.
-    with Tardyd() as d, tagged_server(b"1:") as one:
+    with Tardyd() as d, T.tagged_server(b"1:") as one:
         st, p = d.api("POST", "/proxies", {"name": "p", "upstream": one.spec})
         expect(st == 201, "create: %d" % st)
         s = T.connect(T.parse_addr(p["listen"]))
-        roundtrip_tag(s, b"1:")
+        T.roundtrip_tag(s, b"1:")
         item = {"name": "p", "listen": p["listen"], "upstream": one.spec}
         st, body = d.api("POST", "/populate", [dict(item, enabled=False)])
         expect(st == 201 and body["proxies"][0]["enabled"] is False,
                "populate: %d %r" % (st, body))
-        expect_closed(s)
+        T.expect_closed(s)
         s.close()
         addr = T.parse_addr(p["listen"])
         c = socket.socket(addr[0], socket.SOCK_STREAM)
