@@ -194,9 +194,29 @@ def sh(cmd, check=True, input=None, timeout=60):
         [LAB.cid, "sh", "-c", cmd]
     r = LAB.podman.podman(*args, check=False, input=input, timeout=timeout)
     if check and r.returncode != 0:
-        raise AssertionError("`%s` exited %d: %s" % (
-            cmd, r.returncode, (r.stdout + r.stderr).strip()[-3000:]))
+        why = ""
+        if STARTS.search(cmd):
+            why = "\n" + unit_log()
+        raise AssertionError("`%s` exited %d: %s%s" % (
+            cmd, r.returncode, (r.stdout + r.stderr).strip()[-3000:], why))
     return r
+
+
+# systemctl's own message ("the control process exited with error code")
+# never says why: a failed start, reload or restart shows the unit's log.
+STARTS = re.compile(r"systemctl (start|reload|restart|try-restart|"
+                    r"reload-or-restart)\b")
+
+
+def unit_log(lines=50):
+    """The end of the unit's journal, for a failure message."""
+    try:
+        r = LAB.podman.podman("exec", LAB.cid, "journalctl", "-u", "tardyd",
+                              "--no-pager", "-n", str(lines), check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "(no journal: %s)" % e
+    return "journalctl -u tardyd -n %d:\n%s" % (
+        lines, (r.stdout + r.stderr).strip())
 
 
 def put(path, text):
@@ -242,9 +262,15 @@ def proxies():
 
 
 def systemctl(cmd, check=False):
+    """(exit status, output, seconds) of `systemctl cmd tardyd`; a failed
+    start, reload or restart's output ends with the unit's journal."""
     t0 = now()
     r = sh("systemctl %s tardyd" % cmd, check=check)
-    return r.returncode, (r.stdout + r.stderr).strip(), now() - t0
+    took = now() - t0
+    out = (r.stdout + r.stderr).strip()
+    if r.returncode != 0 and STARTS.search("systemctl " + cmd):
+        out += "\n" + unit_log()
+    return r.returncode, out, took
 
 
 def lab_proxies(*extra):
@@ -256,8 +282,9 @@ def lab_proxies(*extra):
 
 def expect_running(pid=None, what=""):
     s = show("ActiveState", "SubState", "MainPID", "NRestarts", "Result")
-    expect(s["ActiveState"] == "active" and s["SubState"] == "running" and
-           s["NRestarts"] == "0", "%s: unit %r" % (what, s))
+    if not (s["ActiveState"] == "active" and s["SubState"] == "running" and
+            s["NRestarts"] == "0"):
+        raise AssertionError("%s: unit %r\n%s" % (what, s, unit_log()))
     if pid is not None:
         expect(s["MainPID"] == pid, "%s: MainPID %s, was %s" %
                (what, s["MainPID"], pid))
@@ -334,11 +361,14 @@ def test_make_install_and_daemon_reload():
     # Where the admin's shell would find them, whatever the prefix.
     LAB.path = "%s:%s" % (os.path.dirname(found["tardyctl"]),
                           os.path.dirname(found["tardyd"]))
-    # Copy in over the rootfs's merged-/usr links, as dpkg would.
+    # Copy in over the rootfs's merged-/usr links, as dpkg would, and
+    # leave the directories there as they are (the stage's ./tmp, for a
+    # prefix under /tmp, would make the container's /tmp 0755).
     tar = subprocess.Popen(["tar", "-C", stage, "-cf", "-", "."],
                            stdout=subprocess.PIPE)
     r = subprocess.run(["podman", "exec", "-i", LAB.cid, "tar",
-                        "--keep-directory-symlink", "-C", "/", "-xf", "-"],
+                        "--keep-directory-symlink", "--no-overwrite-dir",
+                        "-C", "/", "-xf", "-"],
                        env=LAB.podman.env, stdin=tar.stdout,
                        capture_output=True, text=True, timeout=120)
     tar.stdout.close()
@@ -367,18 +397,30 @@ def test_make_install_and_daemon_reload():
     expect(m, "ExecStart %r" % s["ExecStart"])
     # ProtectHome= and PrivateTmp= hide these from the unit. A prefix
     # there (make distcheck's, in a checkout under /root or /tmp) gets a
-    # drop-in that shows that tree, read-only, and nothing else.
-    for hidden, relax in (("/home/", "ProtectHome=read-only"),
-                          ("/root/", "ProtectHome=read-only"),
-                          ("/run/user/", "ProtectHome=read-only"),
-                          ("/tmp/", "PrivateTmp=no"),
-                          ("/var/tmp/", "PrivateTmp=no")):
-        if m.group(1).startswith(hidden):
-            put(DROPIN_DIR + "/prefix.conf", "[Service]\n%s\n" % relax)
-            sh("systemctl daemon-reload")
-            print("# tardyd installed under %s, which the sandbox hides: "
-                  "%s for this prefix" % (hidden, relax))
-            break
+    # drop-in that shows the directories of tardyd and its file,
+    # read-only, and nothing else: BindReadOnlyPaths= on a private /tmp,
+    # or on ProtectHome=tmpfs's empty /home, /root and /run/user (under
+    # ProtectHome=yes they cannot be mount points). PrivateTmp=no would
+    # not do: DynamicUser= forces PrivateTmp=yes (252 ignores the no, and
+    # the unit fails with 203/EXEC, "Failed to locate executable").
+    relax, shown = [], []
+    for path in (os.path.dirname(m.group(1)), os.path.dirname(m.group(2))):
+        for hidden, also in (("/home/", "ProtectHome=tmpfs"),
+                             ("/root/", "ProtectHome=tmpfs"),
+                             ("/run/user/", "ProtectHome=tmpfs"),
+                             ("/tmp/", None), ("/var/tmp/", None)):
+            if path.startswith(hidden):
+                if also and also not in relax:
+                    relax.append(also)
+                if path not in shown:
+                    shown.append(path)
+    if shown:
+        relax.append("BindReadOnlyPaths=" + " ".join(shown))
+        put(DROPIN_DIR + "/prefix.conf", "[Service]\n%s\n" %
+            "\n".join(relax))
+        sh("systemctl daemon-reload")
+        print("# tardyd installed where the sandbox hides it: %s" %
+              ", ".join(relax))
     LAB.conf = m.group(2)
     LAB.shipped = sh("cat %s" % LAB.conf).stdout
     print("# %s runs %s -c %s" % (s["FragmentPath"], m.group(1), LAB.conf))
