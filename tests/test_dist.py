@@ -94,4 +94,50 @@ def test_shipped_config_checks():
     T.expect(r.stdout == "configuration OK\n", repr(r.stdout))
 
 
+
+def configure_without(tmp, hidden, *args):
+    """Run the shipped configure script in a copy of what it reads, with
+    pkg-config seeing every package of this machine but hidden. Returns
+    the CompletedProcess."""
+    src = os.path.join(tmp, "src")
+    os.makedirs(src)
+    for name in ("configure", "Makefile.in", "autoconf.h.in"):
+        shutil.copy(os.path.join(T.TOP_SRCDIR, name), tmp)
+    shutil.copy(os.path.join(T.TOP_SRCDIR, "src", "tardyd.c"), src)
+    shutil.copytree(os.path.join(T.TOP_SRCDIR, "build-aux"),
+                    os.path.join(tmp, "build-aux"))
+    pc = os.path.join(tmp, "pc")
+    os.makedirs(pc)
+    path = subprocess.run(["pkg-config", "--variable", "pc_path",
+                           "pkg-config"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    for d in path.split(":"):
+        for name in (os.listdir(d) if os.path.isdir(d) else ()):
+            if (name.endswith(".pc") and name != hidden + ".pc" and
+                    not os.path.exists(os.path.join(pc, name))):
+                os.symlink(os.path.join(d, name), os.path.join(pc, name))
+    env = dict(os.environ, PKG_CONFIG_LIBDIR=pc, PKG_CONFIG_PATH="")
+    return subprocess.run(["sh", "./configure",
+                           "--disable-dependency-tracking"] + list(args),
+                          cwd=tmp,
+                          env=env, capture_output=True, text=True,
+                          timeout=300 * T.SLOW)
+
+
+def test_configure_requires_check():
+    # Without check the C suites could not run, and configure used to
+    # warn while make check passed without them: CI must never pass so.
+    need("pkg-config")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = configure_without(tmp, "check")
+        T.expect(r.returncode != 0, "configure passed without check")
+        T.expect("check >= 0.11 not found" in r.stderr and
+                 "--without-check" in r.stderr,
+                 "configure's error: %r" % r.stderr[-500:])
+    with tempfile.TemporaryDirectory() as tmp:
+        r = configure_without(tmp, "check", "--without-check")
+        T.expect(r.returncode == 0, "--without-check: %r" %
+                 (r.stdout[-300:] + r.stderr[-300:]))
+
+
 T.main(globals())
