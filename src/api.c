@@ -107,6 +107,7 @@ struct api {
 	int			 rewriting;	/* in api_output_cb */
 };
 
+/* clang-format off */
 static const struct api_route api_routes[] = {
 	{ { "version" },		EVHTTP_REQ_GET,		0,
 	    api_view_version },
@@ -141,8 +142,10 @@ static const struct api_route api_routes[] = {
 	{ { "metrics" },		EVHTTP_REQ_GET,		0,
 	    api_view_metrics },
 };
+/* clang-format on */
 #define API_NROUTES	(sizeof(api_routes) / sizeof(api_routes[0]))
 
+/* clang-format off */
 static const struct {
 	int		 method;
 	const char	*name;
@@ -157,6 +160,7 @@ static const struct {
 	{ EVHTTP_REQ_TRACE,	"TRACE" },
 	{ EVHTTP_REQ_CONNECT,	"CONNECT" },
 };
+/* clang-format on */
 
 static void	api_dispatch(struct api_req *);
 static void	api_req_free(struct api_req *);

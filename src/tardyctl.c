@@ -327,6 +327,7 @@ ctl_toxic_list(struct ctl *ctl, char **argv)
 	return (0);
 }
 
+/* clang-format off */
 static const struct ctl_cmd ctl_cmds[] = {
 	{ "list", "", 0, 0, 0, ctl_list,
 "List every proxy: its name, the address it listens on, its upstream,\n"
@@ -390,6 +391,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "version", "", 0, 0, 0, ctl_version,
 "Print tardyctl's version and the server's.\n" },
 };
+/* clang-format on */
 #define CTL_NCMDS	(sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 
 static void
@@ -566,6 +568,7 @@ ctl_set_api(struct ctl *ctl, const char *spec)
 static int
 ctl_main(struct ctl *ctl, int argc, char **argv)
 {
+	/* clang-format off */
 	static const struct option longopts[] = {
 		{ "api",	required_argument,	NULL, 'a' },
 		{ "token",	required_argument,	NULL, 't' },
@@ -584,6 +587,7 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		{ "upstream-failure", required_argument, NULL, 'F' },
 		{ NULL,		0,			NULL, 0 }
 	};
+	/* clang-format on */
 	const struct ctl_cmd	*cmd;
 	json_t			*num;
 	const char		*api = NULL, *eq;

@@ -71,6 +71,7 @@ usage(int status)
 int
 main(int argc, char **argv)
 {
+	/* clang-format off */
 	static const struct option longopts[] = {
 		{ "config",		required_argument,	NULL, 'c' },
 		{ "api",		required_argument,	NULL, 'a' },
@@ -88,6 +89,7 @@ main(int argc, char **argv)
 		{ "help",		no_argument,		NULL, 'h' },
 		{ NULL,			0,			NULL, 0 }
 	};
+	/* clang-format on */
 	struct tardy_options	 opts;
 	struct toxiproxy_cli	 tcli;
 	struct config		*conf;

@@ -50,6 +50,7 @@ static const struct toxic_type *const toxic_types[] = {
 
 /* Scheduling attributes every type accepts (ext). */
 #define DAY_MS		(24ULL * 3600 * 1000)
+/* clang-format off */
 static const struct toxic_attr sched_attrs[] = {
 	{ "after_bytes",	0, INT64_MAX,	0, 0 },
 	{ "after_ms",		0, DAY_MS,	0, 0 },
@@ -58,6 +59,7 @@ static const struct toxic_attr sched_attrs[] = {
 	{ "first",		0, INT64_MAX,	0, 0 },
 	{ NULL,			0, 0,		0, 0 },
 };
+/* clang-format on */
 
 static void	link_sched_cb(void *);
 static void	toxic_listener_cb(void *);

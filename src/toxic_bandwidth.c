@@ -21,10 +21,12 @@
 
 enum { A_RATE };
 
+/* clang-format off */
 static const struct toxic_attr bandwidth_attrs[] = {
 	{ "rate",	0, 100000000,	0, 0 },	/* KB/s, up to 100 GB/s */
 	{ NULL,		0, 0,		0, 0 },
 };
+/* clang-format on */
 
 /*
  * The pacing clock is when the bytes sent so far were due, kept exactly:

@@ -16,12 +16,14 @@ enum { A_PROBABILITY };
 
 #define DUPLICATE_PARTS	1000000000	/* of a probability, as loss's */
 
+/* clang-format off */
 static const struct toxic_attr duplicate_attrs[] = {
 	{ "probability",	0, DUPLICATE_PARTS, 0,
 	    TOXIC_A_REQUIRED | TOXIC_A_UNIT },
 	{ "probability_ppm",	0, 1000000,	0, TOXIC_A_ALIAS },
 	{ NULL,			0, 0,		0, 0 },
 };
+/* clang-format on */
 
 static void
 duplicate_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)

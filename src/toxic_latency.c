@@ -10,11 +10,13 @@
 
 enum { A_LATENCY, A_JITTER };
 
+/* clang-format off */
 static const struct toxic_attr latency_attrs[] = {
 	{ "latency",	0, 86400000,	0, 0 },
 	{ "jitter",	0, 86400000,	0, 0 },
 	{ NULL,		0, 0,		0, 0 },
 };
+/* clang-format on */
 
 struct latency {
 	struct chunkq	 q;

@@ -16,10 +16,12 @@
 
 enum { A_BYTES };
 
+/* clang-format off */
 static const struct toxic_attr limit_data_attrs[] = {
 	{ "bytes",	0, INT64_MAX,	0, 0 },
 	{ NULL,		0, 0,		0, 0 },
 };
+/* clang-format on */
 
 struct limit_data {
 	uint64_t	passed;

@@ -16,12 +16,14 @@ enum { A_PROBABILITY };
 
 #define LOSS_PARTS	1000000000	/* of a probability: 1e-9 resolution */
 
+/* clang-format off */
 static const struct toxic_attr loss_attrs[] = {
 	{ "probability",	0, LOSS_PARTS,	0,
 	    TOXIC_A_REQUIRED | TOXIC_A_UNIT },
 	{ "probability_ppm",	0, 1000000,	0, TOXIC_A_ALIAS },
 	{ NULL,			0, 0,		0, 0 },
 };
+/* clang-format on */
 
 /*
  * A draw below probability in parts per billion. For a probability in

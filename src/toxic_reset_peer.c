@@ -13,10 +13,12 @@
 
 enum { A_TIMEOUT };
 
+/* clang-format off */
 static const struct toxic_attr reset_peer_attrs[] = {
 	{ "timeout",	0, 86400000,	0, 0 },
 	{ NULL,		0, 0,		0, 0 },
 };
+/* clang-format on */
 
 struct reset_peer {
 	struct ptimer	 timer;

@@ -18,12 +18,14 @@ enum { A_AVERAGE_SIZE, A_SIZE_VARIATION, A_DELAY };
 
 #define SLICER_RETRY_MS	10	/* while the direction past us is full */
 
+/* clang-format off */
 static const struct toxic_attr slicer_attrs[] = {
 	{ "average_size",	1, 1 << 30,	0, 1 },
 	{ "size_variation",	0, 1 << 30,	0, 0 },
 	{ "delay",		0, 86400000000LL, 0, 0 },	/* µs */
 	{ NULL,			0, 0,		0, 0 },
 };
+/* clang-format on */
 
 struct slicer {
 	struct evbuffer	*queue;

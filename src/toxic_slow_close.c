@@ -7,10 +7,12 @@
 
 enum { A_DELAY };
 
+/* clang-format off */
 static const struct toxic_attr slow_close_attrs[] = {
 	{ "delay",	0, 86400000,	0, 0 },
 	{ NULL,		0, 0,		0, 0 },
 };
+/* clang-format on */
 
 struct slow_close {
 	struct ptimer	 timer;

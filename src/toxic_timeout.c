@@ -12,10 +12,12 @@
 
 enum { A_TIMEOUT };
 
+/* clang-format off */
 static const struct toxic_attr timeout_attrs[] = {
 	{ "timeout",	0, 86400000,	0, 0 },
 	{ NULL,		0, 0,		0, 0 },
 };
+/* clang-format on */
 
 struct timeout {
 	struct ptimer	 timer;

@@ -38,6 +38,7 @@ struct toxiproxy_flag {
 };
 
 /* In the order Go's usage lists them: sorted by name. */
+/* clang-format off */
 static const struct toxiproxy_flag toxiproxy_flags[] = {
 	{ "config", FLAG_STRING,
 	    "JSON file containing proxies to create on startup", NULL },
@@ -57,6 +58,7 @@ static const struct toxiproxy_flag toxiproxy_flags[] = {
 	{ "version", FLAG_BOOL,
 	    "print the version (default \"false\")", NULL },
 };
+/* clang-format on */
 #define TOXIPROXY_NFLAGS (sizeof(toxiproxy_flags) / sizeof(toxiproxy_flags[0]))
 
 static void

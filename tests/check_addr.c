@@ -17,6 +17,7 @@ struct good {
 	const char	*out;
 };
 
+/* clang-format off */
 static const struct good goods[] = {
 	{ "127.0.0.1:80",		AF_INET,	"127.0.0.1:80" },
 	{ "127.0.0.1:0",		AF_INET,	"127.0.0.1:0" },
@@ -28,6 +29,7 @@ static const struct good goods[] = {
 	{ "unix:/tmp/x.sock",		AF_UNIX,	"unix:/tmp/x.sock" },
 	{ "unix:relative.sock",		AF_UNIX,	"unix:relative.sock" },
 };
+/* clang-format on */
 
 START_TEST(test_parse_good)
 {
@@ -55,6 +57,7 @@ struct bad {
  * No unresolvable host name here: resolving one would send a DNS query
  * off this machine. "localhost" above comes from /etc/hosts.
  */
+/* clang-format off */
 static const struct bad bads[] = {
 	{ "",				"invalid address" },
 	{ "127.0.0.1",			"expected host:port" },
@@ -71,6 +74,7 @@ static const struct bad bads[] = {
 	{ "[127.0.0.1]:80",		"cannot resolve" },
 	{ "unix:",			"empty unix socket path" },
 };
+/* clang-format on */
 
 START_TEST(test_parse_bad)
 {
@@ -96,6 +100,7 @@ struct lazy {
 	int		 port;
 };
 
+/* clang-format off */
 static const struct lazy lazies[] = {
 	{ "redis:6379",			1, "redis",		6379 },
 	{ "db.tardy.invalid:5432",	1, "db.tardy.invalid",	5432 },
@@ -115,6 +120,7 @@ static const struct lazy lazies[] = {
 	{ "x.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1",
 					0, NULL,		0 },
 };
+/* clang-format on */
 
 START_TEST(test_parse_lazy)
 {

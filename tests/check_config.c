@@ -100,6 +100,7 @@ struct bad {
 };
 
 #define P "[proxy a]\nlisten = 127.0.0.1:0\nupstream = 127.0.0.1:1\n"
+/* clang-format off */
 static const struct bad bads[] = {
 	{ "[tardy]\nbogus = 1\n", 2, "unknown key \"bogus\" in section [tardy]" },
 	{ "[nope]\n", 1, "unknown section [nope]" },
@@ -168,6 +169,7 @@ static const struct bad bads[] = {
 	{ "[tardy]\nseed = 0x10\n", 2, "seed: invalid value \"0x10\"" },
 	{ P "connect_timeout = 0x100\n", 4, "connect_timeout: invalid value" },
 };
+/* clang-format on */
 
 START_TEST(test_bad)
 {

@@ -377,6 +377,7 @@ struct bad_config {
 #define UP "upstream = 127.0.0.1:9\n"
 #define LISTEN "listen = 127.0.0.1:0\n"
 
+/* clang-format off */
 static const struct bad_config bad_configs[] = {
 	{ "unknown key",
 	  "[tardy]\nseed = 1\nbogus_key = 3\n",
@@ -436,6 +437,7 @@ static const struct bad_config bad_configs[] = {
 	  "listen = 127.0.0.1:0\n[tardy]\nseed = 1\n",
 	  1, { "listen" } },
 };
+/* clang-format on */
 
 #define NBAD ((int)(sizeof(bad_configs) / sizeof(bad_configs[0])))
 
