@@ -35,7 +35,7 @@ void
 bench_fatal(const char *fmt, ...)
 {
 	int	errnum = errno;
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	bench_vlog(errnum, fmt, ap);
@@ -46,7 +46,7 @@ bench_fatal(const char *fmt, ...)
 void
 bench_fatalx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	bench_vlog(0, fmt, ap);
@@ -57,7 +57,7 @@ bench_fatalx(const char *fmt, ...)
 void
 bench_warnx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	bench_vlog(0, fmt, ap);
@@ -67,7 +67,7 @@ bench_warnx(const char *fmt, ...)
 void *
 bench_xcalloc(size_t n, size_t size)
 {
-	void	*p;
+	void *p;
 
 	if ((p = calloc(n, size)) == NULL)
 		bench_fatal("calloc");
@@ -77,7 +77,7 @@ bench_xcalloc(size_t n, size_t size)
 uint64_t
 bench_now_ns(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * BENCH_NS_PER_S + (uint64_t)ts.tv_nsec);
@@ -86,8 +86,8 @@ bench_now_ns(void)
 double
 bench_parse_real(const char *s, double min, double max, const char *what)
 {
-	char	*end;
-	double	 v;
+	char  *end;
+	double v;
 
 	errno = 0;
 	v = strtod(s, &end);
@@ -101,15 +101,14 @@ bench_parse_real(const char *s, double min, double max, const char *what)
 uint64_t
 bench_parse_secs(const char *s, const char *what)
 {
-	return ((uint64_t)llround(bench_parse_real(s, 1e-6, 3600, what) *
-	    1e9));
+	return ((uint64_t)llround(bench_parse_real(s, 1e-6, 3600, what) * 1e9));
 }
 
 long long
 bench_parse_num(const char *s, long long min, long long max, const char *what)
 {
-	char		*end;
-	long long	 v;
+	char	 *end;
+	long long v;
 
 	errno = 0;
 	v = strtoll(s, &end, 10);
@@ -123,11 +122,11 @@ bench_parse_num(const char *s, long long min, long long max, const char *what)
 void
 bench_addr_parse(const char *s, struct bench_addr *a)
 {
-	struct addrinfo	 hints, *res;
-	char		 host[256];
-	const char	*colon, *h = s;
-	size_t		 hlen;
-	int		 rc;
+	struct addrinfo hints, *res;
+	char		host[256];
+	const char     *colon, *h = s;
+	size_t		hlen;
+	int		rc;
 
 	if ((colon = strrchr(s, ':')) == NULL)
 		bench_fatalx("%s: want host:port", s);
@@ -157,14 +156,14 @@ bench_addr_parse(const char *s, struct bench_addr *a)
 void
 bench_addr_fmt(int fd, char *buf, size_t len)
 {
-	struct sockaddr_storage	ss;
+	struct sockaddr_storage ss;
 	socklen_t		sslen = sizeof(ss);
 	char			host[NI_MAXHOST], port[NI_MAXSERV];
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
 		bench_fatal("getsockname");
-	if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host),
-	    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+	if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), port,
+		sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
 		bench_fatalx("getnameinfo failed");
 	if (ss.ss_family == AF_INET6)
 		snprintf(buf, len, "[%s]:%s", host, port);
@@ -176,7 +175,7 @@ bench_addr_fmt(int fd, char *buf, size_t len)
 int
 bench_listen(const struct bench_addr *a)
 {
-	int	fd, one = 1;
+	int fd, one = 1;
 
 	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
@@ -195,7 +194,7 @@ bench_listen(const struct bench_addr *a)
 void
 bench_nodelay(int fd)
 {
-	int	one = 1;
+	int one = 1;
 
 	/* Every message is written whole and answered: no coalescing. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -204,7 +203,7 @@ bench_nodelay(int fd)
 void
 bench_nonblock(int fd)
 {
-	int	flags;
+	int flags;
 
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
@@ -219,7 +218,7 @@ bench_nonblock(int fd)
 int
 bench_connect(const struct bench_addr *a, int nonblock)
 {
-	int	fd, saved;
+	int fd, saved;
 
 	fd = socket(a->ss.ss_family,
 	    SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
@@ -240,8 +239,8 @@ bench_connect(const struct bench_addr *a, int nonblock)
 int
 bench_connect_result(int fd)
 {
-	int		err;
-	socklen_t	len = sizeof(err);
+	int	  err;
+	socklen_t len = sizeof(err);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		return (-1);
@@ -256,7 +255,7 @@ bench_connect_result(int fd)
 void
 bench_nofile_max(void)
 {
-	struct rlimit	rl;
+	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		bench_fatal("getrlimit");
@@ -268,7 +267,7 @@ bench_nofile_max(void)
 int
 bench_epoll_add(int ep, int fd, uint32_t events, void *ptr)
 {
-	struct epoll_event	ev = { .events = events, .data.ptr = ptr };
+	struct epoll_event ev = { .events = events, .data.ptr = ptr };
 
 	return (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
 }
@@ -276,7 +275,7 @@ bench_epoll_add(int ep, int fd, uint32_t events, void *ptr)
 int
 bench_epoll_mod(int ep, int fd, uint32_t events, void *ptr)
 {
-	struct epoll_event	ev = { .events = events, .data.ptr = ptr };
+	struct epoll_event ev = { .events = events, .data.ptr = ptr };
 
 	return (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev));
 }
@@ -285,7 +284,7 @@ bench_epoll_mod(int ep, int fd, uint32_t events, void *ptr)
 int
 bench_epoll_timeout(uint64_t now, uint64_t until)
 {
-	uint64_t	ms;
+	uint64_t ms;
 
 	if (until <= now)
 		return (0);
@@ -303,8 +302,8 @@ bench_samples_init(struct bench_samples *s, size_t limit)
 void
 bench_samples_add(struct bench_samples *s, uint64_t ns)
 {
-	uint64_t	*v;
-	size_t		 cap;
+	uint64_t *v;
+	size_t	  cap;
 
 	if (s->n == s->cap) {
 		if (s->n >= s->limit) {
@@ -325,7 +324,7 @@ bench_samples_add(struct bench_samples *s, uint64_t ns)
 static int
 bench_samples_cmp(const void *a, const void *b)
 {
-	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return (x < y ? -1 : x > y);
 }
@@ -340,8 +339,8 @@ bench_samples_sort(struct bench_samples *s)
 double
 bench_samples_pct_us(const struct bench_samples *s, double pct)
 {
-	double	r;
-	size_t	rank;
+	double r;
+	size_t rank;
 
 	if (s->n == 0)
 		return ((double)NAN);

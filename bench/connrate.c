@@ -30,18 +30,18 @@ enum slot_state { SLOT_IDLE, SLOT_CONNECTING, SLOT_READING };
 
 struct slot {
 	int		fd;
-	enum slot_state	state;
+	enum slot_state state;
 	uint64_t	t_start;
 };
 
 struct run {
 	int			 ep;
-	const struct bench_addr	*addr;
+	const struct bench_addr *addr;
 	struct slot		*slots;
 	int			 nslots;
 	uint64_t		 t_warm;
 	uint64_t		 t_end;
-	uint64_t		 done;		/* counted cycles */
+	uint64_t		 done; /* counted cycles */
 	uint64_t		 failed;
 	int			 active;
 	struct bench_samples	 cycle;
@@ -60,7 +60,7 @@ usage(void)
 	exit(2);
 }
 
-static void	slot_start(struct run *, struct slot *, uint64_t);
+static void slot_start(struct run *, struct slot *, uint64_t);
 
 static void
 slot_finish(struct run *r, struct slot *s, int ok, uint64_t now)
@@ -101,7 +101,7 @@ static void
 slot_event(struct run *r, struct slot *s)
 {
 	char	c = 'c';
-	ssize_t	n;
+	ssize_t n;
 
 	switch (s->state) {
 	case SLOT_CONNECTING:
@@ -128,13 +128,13 @@ slot_event(struct run *r, struct slot *s)
 int
 main(int argc, char **argv)
 {
-	struct epoll_event	 events[CR_MAX_SLOTS];
-	struct bench_addr	 addr;
-	struct run		 r;
-	const char		*target = NULL;
-	uint64_t		 duration = 2 * BENCH_NS_PER_S;
-	uint64_t		 warmup = 200 * BENCH_NS_PER_MS, now, give_up;
-	int			 ch, i, n;
+	struct epoll_event events[CR_MAX_SLOTS];
+	struct bench_addr  addr;
+	struct run	   r;
+	const char	  *target = NULL;
+	uint64_t	   duration = 2 * BENCH_NS_PER_S;
+	uint64_t	   warmup = 200 * BENCH_NS_PER_MS, now, give_up;
+	int		   ch, i, n;
 
 	memset(&r, 0, sizeof(r));
 	r.nslots = 1;
@@ -144,8 +144,8 @@ main(int argc, char **argv)
 			target = optarg;
 			break;
 		case 'P':
-			r.nslots = (int)bench_parse_num(optarg, 1,
-			    CR_MAX_SLOTS, "-P");
+			r.nslots = (int)bench_parse_num(optarg, 1, CR_MAX_SLOTS,
+			    "-P");
 			break;
 		case 't':
 			duration = bench_parse_secs(optarg, "-t");
@@ -185,8 +185,9 @@ main(int argc, char **argv)
 		if (now >= give_up)
 			bench_fatalx("%d connections still open after the run",
 			    r.active);
-		n = epoll_wait(r.ep, events, r.nslots, bench_epoll_timeout(now,
-		    now < r.t_end ? r.t_end : give_up));
+		n = epoll_wait(r.ep, events, r.nslots,
+		    bench_epoll_timeout(now,
+			now < r.t_end ? r.t_end : give_up));
 		if (n == -1 && errno != EINTR)
 			bench_fatal("epoll_wait");
 		for (i = 0; i < n; i++)
@@ -195,8 +196,8 @@ main(int argc, char **argv)
 
 	bench_samples_sort(&r.cycle);
 	printf("parallel=%d conns=%llu secs=%.3f rate=%.0f failed=%llu "
-	    "p50_us=%.1f p99_us=%.1f\n", r.nslots,
-	    (unsigned long long)r.done, (double)duration / 1e9,
+	       "p50_us=%.1f p99_us=%.1f\n",
+	    r.nslots, (unsigned long long)r.done, (double)duration / 1e9,
 	    (double)r.done * 1e9 / (double)duration,
 	    (unsigned long long)r.failed, bench_samples_pct_us(&r.cycle, 50),
 	    bench_samples_pct_us(&r.cycle, 99));

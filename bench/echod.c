@@ -48,36 +48,36 @@ enum role { ROLE_ECHO, ROLE_SINK, ROLE_SOURCE, ROLE_COUNT };
 static const char *const role_names[ROLE_COUNT] = { "echo", "sink", "source" };
 
 struct conn {
-	int		 fd;
-	enum role	 role;
-	int		 listening;
-	uint64_t	 received;	/* sink: bytes so far */
-	char		*pend;		/* echo: bytes the peer did not take */
-	size_t		 pend_off;
-	size_t		 pend_len;
+	int	  fd;
+	enum role role;
+	int	  listening;
+	uint64_t  received; /* sink: bytes so far */
+	char	 *pend;	    /* echo: bytes the peer did not take */
+	size_t	  pend_off;
+	size_t	  pend_len;
 };
 
 /* -d: an answer waiting for its time; one queue, in order of time. */
 struct delayed {
-	struct delayed	*next;
-	struct conn	*c;
-	uint64_t	 due;
-	size_t		 len;
-	char		 data[];
+	struct delayed *next;
+	struct conn    *c;
+	uint64_t	due;
+	size_t		len;
+	char		data[];
 };
 
 struct server {
 	int		 ep;
-	uint64_t	 delay;		/* -d, ns */
+	uint64_t	 delay; /* -d, ns */
 	struct delayed	*dq_head;
-	struct delayed	**dq_tail;
+	struct delayed **dq_tail;
 	struct conn	 listeners[ROLE_COUNT];
-	uint64_t	 paused_until;	/* accepting paused on EMFILE */
+	uint64_t	 paused_until; /* accepting paused on EMFILE */
 	size_t		 nconns;
-	char		*buf;		/* shared scratch buffer */
+	char		*buf; /* shared scratch buffer */
 };
 
-static volatile sig_atomic_t	stopping;
+static volatile sig_atomic_t stopping;
 
 static void
 echod_signal(int sig)
@@ -104,9 +104,9 @@ usage(void)
 static void
 conn_close(struct server *sv, struct conn *c)
 {
-	struct delayed	**dp, *d;
+	struct delayed **dp, *d;
 
-	for (dp = &sv->dq_head; (d = *dp) != NULL; ) {
+	for (dp = &sv->dq_head; (d = *dp) != NULL;) {
 		if (d->c == c) {
 			*dp = d->next;
 			free(d);
@@ -126,7 +126,7 @@ conn_close(struct server *sv, struct conn *c)
 static void
 echo_send(struct server *sv, struct conn *c, const char *data, ssize_t n)
 {
-	ssize_t	w;
+	ssize_t w;
 
 	w = send(c->fd, data, (size_t)n, MSG_NOSIGNAL);
 	if (w == -1 && errno != EAGAIN) {
@@ -152,8 +152,8 @@ echo_send(struct server *sv, struct conn *c, const char *data, ssize_t n)
 static void
 echo_readable(struct server *sv, struct conn *c)
 {
-	struct delayed	*d;
-	ssize_t		 n;
+	struct delayed *d;
+	ssize_t		n;
 
 	n = recv(c->fd, sv->buf, ECHOD_BUFSIZE, 0);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -181,7 +181,7 @@ echo_readable(struct server *sv, struct conn *c)
 static void
 echo_send_due(struct server *sv)
 {
-	struct delayed	*d;
+	struct delayed *d;
 
 	while ((d = sv->dq_head) != NULL && bench_now_ns() >= d->due) {
 		if ((sv->dq_head = d->next) == NULL)
@@ -190,7 +190,8 @@ echo_send_due(struct server *sv)
 		if (d->c->pend == NULL)
 			echo_send(sv, d->c, d->data, (ssize_t)d->len);
 		else
-			bench_warnx("echo: answer dropped behind a pending one");
+			bench_warnx(
+			    "echo: answer dropped behind a pending one");
 		free(d);
 	}
 }
@@ -198,7 +199,7 @@ echo_send_due(struct server *sv)
 static void
 echo_writable(struct server *sv, struct conn *c)
 {
-	ssize_t	w;
+	ssize_t w;
 
 	w = send(c->fd, c->pend + c->pend_off, c->pend_len - c->pend_off,
 	    MSG_NOSIGNAL);
@@ -220,8 +221,8 @@ echo_writable(struct server *sv, struct conn *c)
 static void
 sink_readable(struct server *sv, struct conn *c)
 {
-	uint64_t	count;
-	ssize_t		n;
+	uint64_t count;
+	ssize_t	 n;
 
 	n = recv(c->fd, sv->buf, ECHOD_BUFSIZE, 0);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -243,7 +244,7 @@ sink_readable(struct server *sv, struct conn *c)
 static void
 source_event(struct server *sv, struct conn *c, uint32_t events)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	if (events & EPOLLIN) {
 		/* Anything from the client is ignored; EOF ends the stream. */
@@ -263,10 +264,10 @@ source_event(struct server *sv, struct conn *c, uint32_t events)
 static void
 listeners_enable(struct server *sv, int on)
 {
-	int	i, op = on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL;
+	int i, op = on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL;
 
 	for (i = 0; i < ROLE_COUNT; i++) {
-		struct epoll_event	ev = {
+		struct epoll_event ev = {
 			.events = EPOLLIN,
 			.data.ptr = &sv->listeners[i],
 		};
@@ -279,9 +280,9 @@ listeners_enable(struct server *sv, int on)
 static void
 listener_readable(struct server *sv, struct conn *l)
 {
-	struct conn	*c;
-	uint32_t	 events;
-	int		 fd, i;
+	struct conn *c;
+	uint32_t     events;
+	int	     fd, i;
 
 	for (i = 0; i < ECHOD_ACCEPTS; i++) {
 		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -343,9 +344,9 @@ conn_event(struct server *sv, struct conn *c, uint32_t events)
 static void
 write_ready_file(const struct server *sv, const char *path)
 {
-	char	 tmp[4096], addr[128];
-	FILE	*fp;
-	int	 i;
+	char  tmp[4096], addr[128];
+	FILE *fp;
+	int   i;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		bench_fatalx("%s: path too long", path);
@@ -366,16 +367,15 @@ write_ready_file(const struct server *sv, const char *path)
 int
 main(int argc, char **argv)
 {
-	struct epoll_event	 events[256];
-	struct server		 sv;
-	struct sigaction	 sa;
-	struct bench_addr	 addr;
-	const char		*listen_at[ROLE_COUNT] = {
-		"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	};
-	const char		*ready_file = NULL;
-	uint64_t		 now, deadline, lifetime = 3600 * BENCH_NS_PER_S;
-	int			 ch, i, n, timeout;
+	struct epoll_event events[256];
+	struct server	   sv;
+	struct sigaction   sa;
+	struct bench_addr  addr;
+	const char *listen_at[ROLE_COUNT] = { "127.0.0.1:0", "127.0.0.1:0",
+		"127.0.0.1:0" };
+	const char *ready_file = NULL;
+	uint64_t    now, deadline, lifetime = 3600 * BENCH_NS_PER_S;
+	int	    ch, i, n, timeout;
 
 	memset(&sv, 0, sizeof(sv));
 	sv.dq_tail = &sv.dq_head;
@@ -383,7 +383,8 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 'd':
 			sv.delay = (uint64_t)bench_parse_num(optarg, 0, 3600000,
-			    "-d") * BENCH_NS_PER_MS;
+				       "-d") *
+			    BENCH_NS_PER_MS;
 			break;
 		case 'e':
 			listen_at[ROLE_ECHO] = optarg;
@@ -438,13 +439,14 @@ main(int argc, char **argv)
 			sv.paused_until = 0;
 			listeners_enable(&sv, 1);
 		}
-		timeout = bench_epoll_timeout(now, sv.paused_until != 0 ?
-		    sv.paused_until : deadline);
+		timeout = bench_epoll_timeout(now,
+		    sv.paused_until != 0 ? sv.paused_until : deadline);
 		if (sv.dq_head != NULL) {
 			if (sv.dq_head->due <= now + ECHOD_EARLY_NS)
 				timeout = 0;
-			else if (bench_epoll_timeout(now, sv.dq_head->due -
-			    ECHOD_EARLY_NS) < timeout)
+			else if (bench_epoll_timeout(now,
+				     sv.dq_head->due - ECHOD_EARLY_NS) <
+			    timeout)
 				timeout = bench_epoll_timeout(now,
 				    sv.dq_head->due - ECHOD_EARLY_NS);
 		}

@@ -28,8 +28,8 @@
 enum ic_state { IC_CONNECTING, IC_READING, IC_OPEN, IC_LOST };
 
 struct ic_conn {
-	int		fd;
-	enum ic_state	state;
+	int	      fd;
+	enum ic_state state;
 };
 
 static void __attribute__((noreturn))
@@ -49,7 +49,7 @@ static int
 ic_event(int ep, struct ic_conn *c)
 {
 	char	byte = 'i';
-	ssize_t	n;
+	ssize_t n;
 
 	switch (c->state) {
 	case IC_CONNECTING:
@@ -84,16 +84,16 @@ ic_event(int ep, struct ic_conn *c)
 int
 main(int argc, char **argv)
 {
-	struct epoll_event	 events[IC_IN_FLIGHT + 1];
-	struct bench_addr	 addr;
-	struct ic_conn		*conns, *c;
-	const char		*target = NULL;
-	uint64_t		 open_limit = 60 * BENCH_NS_PER_S;
-	uint64_t		 hold_limit = 120 * BENCH_NS_PER_S;
-	uint64_t		 t0, now, deadline;
-	char			 line[64];
-	int			 ch, ep, i, k, n = 0, started = 0, nopen = 0;
-	int			 lost = 0, released = 0;
+	struct epoll_event events[IC_IN_FLIGHT + 1];
+	struct bench_addr  addr;
+	struct ic_conn	  *conns, *c;
+	const char	  *target = NULL;
+	uint64_t	   open_limit = 60 * BENCH_NS_PER_S;
+	uint64_t	   hold_limit = 120 * BENCH_NS_PER_S;
+	uint64_t	   t0, now, deadline;
+	char		   line[64];
+	int		   ch, ep, i, k, n = 0, started = 0, nopen = 0;
+	int		   lost = 0, released = 0;
 
 	while ((ch = getopt(argc, argv, "c:n:t:T:")) != -1) {
 		switch (ch) {
@@ -101,8 +101,7 @@ main(int argc, char **argv)
 			target = optarg;
 			break;
 		case 'n':
-			n = (int)bench_parse_num(optarg, 1, IC_MAX_CONNS,
-			    "-n");
+			n = (int)bench_parse_num(optarg, 1, IC_MAX_CONNS, "-n");
 			break;
 		case 't':
 			open_limit = bench_parse_secs(optarg, "-t");
@@ -138,7 +137,8 @@ main(int argc, char **argv)
 		now = bench_now_ns();
 		if (now >= deadline)
 			bench_fatalx("only %d of %d connections open after "
-			    "%.0f s", nopen, n, (double)open_limit / 1e9);
+				     "%.0f s",
+			    nopen, n, (double)open_limit / 1e9);
 		k = epoll_wait(ep, events, IC_IN_FLIGHT + 1,
 		    bench_epoll_timeout(now, deadline));
 		if (k == -1 && errno != EINTR)

@@ -44,30 +44,30 @@
 #define PP_GRACE_NS	(5 * BENCH_NS_PER_S)
 
 struct pconn {
-	int		fd;
-	int		in_flight;
-	size_t		got;
-	uint64_t	t_sent;
-	uint64_t	t_next;		/* -i: when to send again, or 0 */
+	int	 fd;
+	int	 in_flight;
+	size_t	 got;
+	uint64_t t_sent;
+	uint64_t t_next; /* -i: when to send again, or 0 */
 };
 
 struct run {
-	int			 ep;
-	struct pconn		*conns;
-	int			 nconns;
-	size_t			 size;
-	char			*msg;
-	char			*buf;
-	uint64_t		 count;		/* 0: time mode */
-	uint64_t		 gap;		/* -i, or 0 */
-	uint64_t		 stagger;	/* -S, or 0 */
-	uint64_t		 issued;
-	uint64_t		 completed;
-	uint64_t		 t_warm;	/* time mode: window */
-	uint64_t		 t_end;
-	uint64_t		 t_first;	/* count mode: first send */
-	uint64_t		 t_last;	/* count mode: last answer */
-	struct bench_samples	 rtt;
+	int		     ep;
+	struct pconn	    *conns;
+	int		     nconns;
+	size_t		     size;
+	char		    *msg;
+	char		    *buf;
+	uint64_t	     count;   /* 0: time mode */
+	uint64_t	     gap;     /* -i, or 0 */
+	uint64_t	     stagger; /* -S, or 0 */
+	uint64_t	     issued;
+	uint64_t	     completed;
+	uint64_t	     t_warm; /* time mode: window */
+	uint64_t	     t_end;
+	uint64_t	     t_first; /* count mode: first send */
+	uint64_t	     t_last;  /* count mode: last answer */
+	struct bench_samples rtt;
 };
 
 static void __attribute__((noreturn))
@@ -102,7 +102,7 @@ run_wants_more(const struct run *r, uint64_t now)
 static void
 pconn_send(struct run *r, struct pconn *c, uint64_t now)
 {
-	ssize_t	w;
+	ssize_t w;
 
 	c->t_sent = now;
 	c->got = 0;
@@ -120,8 +120,8 @@ pconn_send(struct run *r, struct pconn *c, uint64_t now)
 static void
 pconn_readable(struct run *r, struct pconn *c)
 {
-	uint64_t	now;
-	ssize_t		n;
+	uint64_t now;
+	ssize_t	 n;
 
 	n = recv(c->fd, r->buf, r->size - c->got, 0);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -152,9 +152,9 @@ pconn_readable(struct run *r, struct pconn *c)
 static uint64_t
 run_send_due(struct run *r, uint64_t now)
 {
-	struct pconn	*c;
-	uint64_t	 next = UINT64_MAX;
-	int		 i;
+	struct pconn *c;
+	uint64_t      next = UINT64_MAX;
+	int	      i;
 
 	for (i = 0; i < r->nconns; i++) {
 		c = &r->conns[i];
@@ -173,7 +173,7 @@ run_send_due(struct run *r, uint64_t now)
 static void
 run_open(struct run *r, const struct bench_addr *addr)
 {
-	int	i;
+	int i;
 
 	r->conns = bench_xcalloc((size_t)r->nconns, sizeof(*r->conns));
 	for (i = 0; i < r->nconns; i++) {
@@ -181,7 +181,7 @@ run_open(struct run *r, const struct bench_addr *addr)
 			bench_fatal("connect");
 		bench_nonblock(r->conns[i].fd);
 		if (bench_epoll_add(r->ep, r->conns[i].fd, EPOLLIN,
-		    &r->conns[i]) == -1)
+			&r->conns[i]) == -1)
 			bench_fatal("epoll_ctl");
 	}
 }
@@ -189,15 +189,15 @@ run_open(struct run *r, const struct bench_addr *addr)
 static void
 run_loop(struct run *r, uint64_t give_up)
 {
-	struct epoll_event	 events[256];
-	uint64_t		 now, wake, due = UINT64_MAX;
-	int			 i, n;
+	struct epoll_event events[256];
+	uint64_t	   now, wake, due = UINT64_MAX;
+	int		   i, n;
 
 	now = bench_now_ns();
 	for (i = 0; i < r->nconns; i++) {
 		if (r->stagger > 0)
-			r->conns[i].t_next = now + r->stagger *
-			    (uint64_t)i / (uint64_t)r->nconns;
+			r->conns[i].t_next = now +
+			    r->stagger * (uint64_t)i / (uint64_t)r->nconns;
 		else if (run_wants_more(r, now))
 			pconn_send(r, &r->conns[i], now);
 	}
@@ -227,8 +227,8 @@ run_loop(struct run *r, uint64_t give_up)
 static void
 write_raw(const struct bench_samples *s, const char *path)
 {
-	FILE	*fp;
-	size_t	 i;
+	FILE  *fp;
+	size_t i;
 
 	if ((fp = fopen(path, "w")) == NULL)
 		bench_fatal("%s", path);
@@ -241,14 +241,14 @@ write_raw(const struct bench_samples *s, const char *path)
 int
 main(int argc, char **argv)
 {
-	struct bench_addr	 addr;
-	struct run		 r;
-	const char		*target = NULL;
-	uint64_t		 duration = 3 * BENCH_NS_PER_S;
-	uint64_t		 warmup = 200 * BENCH_NS_PER_MS;
-	uint64_t		 limit = 300 * BENCH_NS_PER_S, give_up, secs_ns;
-	const char		*raw = NULL;
-	int			 ch, i;
+	struct bench_addr addr;
+	struct run	  r;
+	const char	 *target = NULL;
+	uint64_t	  duration = 3 * BENCH_NS_PER_S;
+	uint64_t	  warmup = 200 * BENCH_NS_PER_MS;
+	uint64_t	  limit = 300 * BENCH_NS_PER_S, give_up, secs_ns;
+	const char	 *raw = NULL;
+	int		  ch, i;
 
 	memset(&r, 0, sizeof(r));
 	r.nconns = 1;
@@ -259,12 +259,12 @@ main(int argc, char **argv)
 			target = optarg;
 			break;
 		case 'n':
-			r.nconns = (int)bench_parse_num(optarg, 1,
-			    PP_MAX_CONNS, "-n");
+			r.nconns = (int)bench_parse_num(optarg, 1, PP_MAX_CONNS,
+			    "-n");
 			break;
 		case 's':
-			r.size = (size_t)bench_parse_num(optarg, 1,
-			    PP_MAX_SIZE, "-s");
+			r.size = (size_t)bench_parse_num(optarg, 1, PP_MAX_SIZE,
+			    "-s");
 			break;
 		case 't':
 			duration = bench_parse_secs(optarg, "-t");
@@ -320,10 +320,11 @@ main(int argc, char **argv)
 		write_raw(&r.rtt, raw);
 	bench_samples_sort(&r.rtt);
 	printf("conns=%d rtts=%zu secs=%.3f rate=%.0f min_us=%.1f "
-	    "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f", r.nconns,
-	    r.rtt.n, (double)secs_ns / 1e9, (double)r.rtt.n * 1e9 /
-	    (double)secs_ns, bench_samples_pct_us(&r.rtt, 0),
-	    bench_samples_pct_us(&r.rtt, 50), bench_samples_pct_us(&r.rtt, 99),
+	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f",
+	    r.nconns, r.rtt.n, (double)secs_ns / 1e9,
+	    (double)r.rtt.n * 1e9 / (double)secs_ns,
+	    bench_samples_pct_us(&r.rtt, 0), bench_samples_pct_us(&r.rtt, 50),
+	    bench_samples_pct_us(&r.rtt, 99),
 	    bench_samples_pct_us(&r.rtt, 99.9),
 	    bench_samples_pct_us(&r.rtt, 100));
 	printf("\n");

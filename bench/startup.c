@@ -34,7 +34,7 @@
 #define SU_PROBE_NS	(100 * BENCH_NS_PER_US)
 #define SU_KILL_NS	(5 * BENCH_NS_PER_S)
 
-extern char	**environ;
+extern char **environ;
 
 static void __attribute__((noreturn))
 usage(void)
@@ -53,7 +53,7 @@ usage(void)
 static void
 check_alive(pid_t pid)
 {
-	int	status;
+	int status;
 
 	if (waitpid(pid, &status, WNOHANG) != pid)
 		return;
@@ -67,11 +67,11 @@ check_alive(pid_t pid)
 static void
 wait_file(int in, const char *path, pid_t pid, uint64_t give_up)
 {
-	char			 buf[4096]
+	char buf[4096]
 	    __attribute__((aligned(__alignof__(struct inotify_event))));
-	struct pollfd		 pfd = { .fd = in, .events = POLLIN };
-	uint64_t		 now;
-	int			 timeout;
+	struct pollfd pfd = { .fd = in, .events = POLLIN };
+	uint64_t      now;
+	int	      timeout;
 
 	for (;;) {
 		/* Any event in the directory: look, then drain the queue. */
@@ -96,7 +96,7 @@ wait_file(int in, const char *path, pid_t pid, uint64_t give_up)
 static void
 wait_port(const struct bench_addr *addr, pid_t pid, uint64_t give_up)
 {
-	struct timespec	ts = { 0, SU_PROBE_NS };
+	struct timespec ts = { 0, SU_PROBE_NS };
 	int		fd;
 
 	for (;;) {
@@ -116,7 +116,7 @@ wait_port(const struct bench_addr *addr, pid_t pid, uint64_t give_up)
 static void
 stop(pid_t pid)
 {
-	struct timespec	ts = { 0, BENCH_NS_PER_MS };
+	struct timespec ts = { 0, BENCH_NS_PER_MS };
 	uint64_t	give_up = bench_now_ns() + SU_KILL_NS;
 	int		status;
 
@@ -137,14 +137,14 @@ stop(pid_t pid)
 int
 main(int argc, char **argv)
 {
-	posix_spawn_file_actions_t	 fa;
-	struct bench_samples		 s;
-	struct bench_addr		 addr;
-	const char			*ready = NULL, *port = NULL;
-	char				*dir;
-	uint64_t			 limit = 10 * BENCH_NS_PER_S, t0;
-	pid_t				 pid;
-	int				 ch, i, runs = 10, in = -1, rc;
+	posix_spawn_file_actions_t fa;
+	struct bench_samples	   s;
+	struct bench_addr	   addr;
+	const char		  *ready = NULL, *port = NULL;
+	char			  *dir;
+	uint64_t		   limit = 10 * BENCH_NS_PER_S, t0;
+	pid_t			   pid;
+	int			   ch, i, runs = 10, in = -1, rc;
 
 	while ((ch = getopt(argc, argv, "+r:p:n:T:")) != -1) {
 		switch (ch) {
@@ -176,7 +176,7 @@ main(int argc, char **argv)
 		if ((in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 			bench_fatal("inotify_init1");
 		if (inotify_add_watch(in, dirname(dir),
-		    IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) == -1)
+			IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) == -1)
 			bench_fatal("inotify_add_watch %s", dir);
 		free(dir);
 	} else
@@ -192,7 +192,7 @@ main(int argc, char **argv)
 			bench_fatal("unlink %s", ready);
 		t0 = bench_now_ns();
 		if ((rc = posix_spawn(&pid, argv[0], &fa, NULL, argv,
-		    environ)) != 0) {
+			 environ)) != 0) {
 			errno = rc;
 			bench_fatal("posix_spawn %s", argv[0]);
 		}

@@ -32,12 +32,12 @@
 enum stream_state { STREAM_WRITING, STREAM_WAITING, STREAM_DONE };
 
 struct stream {
-	int			fd;
-	enum stream_state	state;
-	unsigned char		answer[8];
-	size_t			answer_len;
-	uint64_t		received;	/* as the receiver counted */
-	uint64_t		t_done;
+	int		  fd;
+	enum stream_state state;
+	unsigned char	  answer[8];
+	size_t		  answer_len;
+	uint64_t	  received; /* as the receiver counted */
+	uint64_t	  t_done;
 };
 
 static void __attribute__((noreturn))
@@ -58,8 +58,8 @@ usage(void)
 static struct stream *
 streams_open(const struct bench_addr *addr, int n)
 {
-	struct stream	*st;
-	int		 i;
+	struct stream *st;
+	int	       i;
 
 	st = bench_xcalloc((size_t)n, sizeof(*st));
 	for (i = 0; i < n; i++) {
@@ -75,7 +75,7 @@ streams_open(const struct bench_addr *addr, int n)
 static void
 stream_answer(struct stream *s, char *buf, size_t bufsize)
 {
-	ssize_t	n;
+	ssize_t n;
 	size_t	want = sizeof(s->answer) - s->answer_len;
 
 	n = recv(s->fd, buf, bufsize, 0);
@@ -85,7 +85,7 @@ stream_answer(struct stream *s, char *buf, size_t bufsize)
 		bench_fatal("recv answer");
 	if (n == 0)
 		bench_fatalx("connection closed before the sink answered "
-		    "(is -c the sink?)");
+			     "(is -c the sink?)");
 	if ((size_t)n > want)
 		bench_fatalx("unexpected data from the sink");
 	memcpy(s->answer + s->answer_len, buf, (size_t)n);
@@ -102,11 +102,11 @@ static void
 run_up(int ep, struct stream *st, int n, char *buf, size_t bufsize,
     uint64_t duration, uint64_t *bytes, uint64_t *secs_ns)
 {
-	struct epoll_event	 events[TPUT_MAX_STREAMS];
-	struct stream		*s;
-	uint64_t		 t_start, t_end, now, last = 0;
-	ssize_t			 w;
-	int			 i, k, nev, done = 0;
+	struct epoll_event events[TPUT_MAX_STREAMS];
+	struct stream	  *s;
+	uint64_t	   t_start, t_end, now, last = 0;
+	ssize_t		   w;
+	int		   i, k, nev, done = 0;
 
 	for (i = 0; i < n; i++)
 		if (bench_epoll_add(ep, st[i].fd, EPOLLOUT, &st[i]) == -1)
@@ -122,16 +122,18 @@ run_up(int ep, struct stream *st, int n, char *buf, size_t bufsize,
 				if (shutdown(st[i].fd, SHUT_WR) == -1)
 					bench_fatal("shutdown");
 				if (bench_epoll_mod(ep, st[i].fd, EPOLLIN,
-				    &st[i]) == -1)
+					&st[i]) == -1)
 					bench_fatal("epoll_ctl");
 				st[i].state = STREAM_WAITING;
 			}
 			if (now >= t_end + TPUT_ANSWER_NS)
 				bench_fatalx("%d of %d streams got no answer "
-				    "from the sink", n - done, n);
+					     "from the sink",
+				    n - done, n);
 		}
-		nev = epoll_wait(ep, events, n, bench_epoll_timeout(now,
-		    now < t_end ? t_end : t_end + TPUT_ANSWER_NS));
+		nev = epoll_wait(ep, events, n,
+		    bench_epoll_timeout(now,
+			now < t_end ? t_end : t_end + TPUT_ANSWER_NS));
 		if (nev == -1 && errno != EINTR)
 			bench_fatal("epoll_wait");
 		for (k = 0; k < nev; k++) {
@@ -146,7 +148,7 @@ run_up(int ep, struct stream *st, int n, char *buf, size_t bufsize,
 				if (s->state == STREAM_DONE) {
 					/* Its EOF would wake every wait. */
 					if (epoll_ctl(ep, EPOLL_CTL_DEL, s->fd,
-					    NULL) == -1)
+						NULL) == -1)
 						bench_fatal("epoll_ctl");
 					done++;
 					if (s->t_done > last)
@@ -165,11 +167,11 @@ static void
 run_down(int ep, struct stream *st, int n, char *buf, size_t bufsize,
     uint64_t duration, uint64_t warmup, uint64_t *bytes, uint64_t *secs_ns)
 {
-	struct epoll_event	 events[TPUT_MAX_STREAMS];
-	struct stream		*s;
-	uint64_t		 t_warm, t_end, now;
-	ssize_t			 r;
-	int			 i, k, nev;
+	struct epoll_event events[TPUT_MAX_STREAMS];
+	struct stream	  *s;
+	uint64_t	   t_warm, t_end, now;
+	ssize_t		   r;
+	int		   i, k, nev;
 
 	for (i = 0; i < n; i++)
 		if (bench_epoll_add(ep, st[i].fd, EPOLLIN, &st[i]) == -1)
@@ -178,8 +180,8 @@ run_down(int ep, struct stream *st, int n, char *buf, size_t bufsize,
 	t_end = t_warm + duration;
 	*bytes = 0;
 	for (now = bench_now_ns(); now < t_end; now = bench_now_ns()) {
-		nev = epoll_wait(ep, events, n, bench_epoll_timeout(now,
-		    t_end));
+		nev = epoll_wait(ep, events, n,
+		    bench_epoll_timeout(now, t_end));
 		if (nev == -1 && errno != EINTR)
 			bench_fatal("epoll_wait");
 		for (k = 0; k < nev; k++) {
@@ -187,7 +189,7 @@ run_down(int ep, struct stream *st, int n, char *buf, size_t bufsize,
 			r = recv(s->fd, buf, bufsize, 0);
 			if (r == 0)
 				bench_fatalx("the source closed a stream "
-				    "(is -c the source?)");
+					     "(is -c the source?)");
 			if (r == -1 && errno != EAGAIN && errno != EINTR)
 				bench_fatal("recv");
 			if (r > 0 && bench_now_ns() >= t_warm)
@@ -200,15 +202,15 @@ run_down(int ep, struct stream *st, int n, char *buf, size_t bufsize,
 int
 main(int argc, char **argv)
 {
-	struct bench_addr	 addr;
-	struct stream		*st;
-	const char		*target = NULL;
-	char			*buf;
-	size_t			 bufsize = 128 * 1024;
-	uint64_t		 duration = 3 * BENCH_NS_PER_S;
-	uint64_t		 warmup = 200 * BENCH_NS_PER_MS;
-	uint64_t		 bytes, secs_ns;
-	int			 ch, n = 1, up = 1, ep, i;
+	struct bench_addr addr;
+	struct stream	 *st;
+	const char	 *target = NULL;
+	char		 *buf;
+	size_t		  bufsize = 128 * 1024;
+	uint64_t	  duration = 3 * BENCH_NS_PER_S;
+	uint64_t	  warmup = 200 * BENCH_NS_PER_MS;
+	uint64_t	  bytes, secs_ns;
+	int		  ch, n = 1, up = 1, ep, i;
 
 	while ((ch = getopt(argc, argv, "c:d:n:t:w:b:")) != -1) {
 		switch (ch) {

@@ -41,26 +41,26 @@
 #define UB_OPEN_TRIES	5
 
 struct usock {
-	int		fd;
-	int		in_flight;
-	uint64_t	seq;		/* of the datagram in flight */
-	uint64_t	t_sent;
+	int	 fd;
+	int	 in_flight;
+	uint64_t seq; /* of the datagram in flight */
+	uint64_t t_sent;
 };
 
 struct run {
-	int			 ep;
-	struct usock		*socks;
-	int			 nsocks;
-	size_t			 size;
-	char			*msg;
-	char			*buf;
-	uint64_t		 timeout;	/* -l */
-	uint64_t		 next_seq;
-	uint64_t		 lost;		/* in the window */
-	uint64_t		 late;
-	uint64_t		 t_warm;
-	uint64_t		 t_end;
-	struct bench_samples	 rtt;
+	int		     ep;
+	struct usock	    *socks;
+	int		     nsocks;
+	size_t		     size;
+	char		    *msg;
+	char		    *buf;
+	uint64_t	     timeout; /* -l */
+	uint64_t	     next_seq;
+	uint64_t	     lost; /* in the window */
+	uint64_t	     late;
+	uint64_t	     t_warm;
+	uint64_t	     t_end;
+	struct bench_samples rtt;
 };
 
 static void __attribute__((noreturn))
@@ -76,7 +76,8 @@ usage(void)
 	    "  -t SECS   measured time (default 3)\n"
 	    "  -w SECS   warm-up before it (default 0.2)\n"
 	    "  -l SECS   a datagram unanswered after SECS is lost "
-	    "(default 0.2)\n", UB_MIN_SIZE);
+	    "(default 0.2)\n",
+	    UB_MIN_SIZE);
 	exit(2);
 }
 
@@ -89,7 +90,7 @@ in_window(const struct run *r, uint64_t t)
 static void
 usock_send(struct run *r, struct usock *c, uint64_t now)
 {
-	ssize_t	w;
+	ssize_t w;
 
 	c->seq = r->next_seq++;
 	memcpy(r->msg, &c->seq, sizeof(c->seq));
@@ -108,9 +109,9 @@ usock_send(struct run *r, struct usock *c, uint64_t now)
 static void
 usock_readable(struct run *r, struct usock *c)
 {
-	uint64_t	now, seq;
-	ssize_t		n;
-	int		i;
+	uint64_t now, seq;
+	ssize_t	 n;
+	int	 i;
 
 	/* A few datagrams per wakeup: late ones may be queued too. */
 	for (i = 0; i < 16; i++) {
@@ -142,9 +143,9 @@ usock_readable(struct run *r, struct usock *c)
 static uint64_t
 run_expire(struct run *r, uint64_t now, int *busy)
 {
-	struct usock	*c;
-	uint64_t	 next = UINT64_MAX, due;
-	int		 i;
+	struct usock *c;
+	uint64_t      next = UINT64_MAX, due;
+	int	      i;
 
 	*busy = 0;
 	for (i = 0; i < r->nsocks; i++) {
@@ -177,10 +178,10 @@ run_expire(struct run *r, uint64_t now, int *busy)
 static int
 usock_open_flow(struct run *r, struct usock *c)
 {
-	struct pollfd	pfd = { .fd = c->fd, .events = POLLIN };
-	uint64_t	now, until;
-	ssize_t		n;
-	int		try;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	uint64_t      now, until;
+	ssize_t	      n;
+	int	      try;
 
 	for (try = 0; try < UB_OPEN_TRIES; try++) {
 		now = bench_now_ns();
@@ -204,8 +205,8 @@ usock_open_flow(struct run *r, struct usock *c)
 static void
 run_open(struct run *r, const struct bench_addr *addr)
 {
-	struct usock	*c;
-	int		 i;
+	struct usock *c;
+	int	      i;
 
 	r->socks = bench_xcalloc((size_t)r->nsocks, sizeof(*r->socks));
 	for (i = 0; i < r->nsocks; i++) {
@@ -215,7 +216,7 @@ run_open(struct run *r, const struct bench_addr *addr)
 		if (c->fd == -1)
 			bench_fatal("socket");
 		if (connect(c->fd, (const struct sockaddr *)&addr->ss,
-		    addr->len) == -1)
+			addr->len) == -1)
 			bench_fatal("connect");
 		if (!usock_open_flow(r, c))
 			bench_warnx("socket %d: no answer to %d datagrams", i,
@@ -228,9 +229,9 @@ run_open(struct run *r, const struct bench_addr *addr)
 static void
 run_loop(struct run *r, uint64_t give_up)
 {
-	struct epoll_event	 events[256];
-	uint64_t		 now, wake;
-	int			 busy, i, n;
+	struct epoll_event events[256];
+	uint64_t	   now, wake;
+	int		   busy, i, n;
 
 	now = bench_now_ns();
 	for (i = 0; i < r->nsocks; i++)
@@ -258,13 +259,13 @@ run_loop(struct run *r, uint64_t give_up)
 int
 main(int argc, char **argv)
 {
-	struct bench_addr	 addr;
-	struct run		 r;
-	const char		*target = NULL;
-	size_t			 answered;
-	uint64_t		 duration = 3 * BENCH_NS_PER_S;
-	uint64_t		 warmup = 200 * BENCH_NS_PER_MS;
-	int			 ch, i;
+	struct bench_addr addr;
+	struct run	  r;
+	const char	 *target = NULL;
+	size_t		  answered;
+	uint64_t	  duration = 3 * BENCH_NS_PER_S;
+	uint64_t	  warmup = 200 * BENCH_NS_PER_MS;
+	int		  ch, i;
 
 	memset(&r, 0, sizeof(r));
 	r.nsocks = 1;
@@ -276,8 +277,8 @@ main(int argc, char **argv)
 			target = optarg;
 			break;
 		case 'n':
-			r.nsocks = (int)bench_parse_num(optarg, 1,
-			    UB_MAX_SOCKS, "-n");
+			r.nsocks = (int)bench_parse_num(optarg, 1, UB_MAX_SOCKS,
+			    "-n");
 			break;
 		case 's':
 			r.size = (size_t)bench_parse_num(optarg, UB_MIN_SIZE,
@@ -316,11 +317,12 @@ main(int argc, char **argv)
 	bench_samples_sort(&r.rtt);
 	answered = r.rtt.n;
 	printf("socks=%d rtts=%zu secs=%.3f rate=%.0f lost=%llu late=%llu "
-	    "min_us=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f",
-	    r.nsocks, r.rtt.n, (double)duration / 1e9, (double)r.rtt.n *
-	    1e9 / (double)duration, (unsigned long long)r.lost,
-	    (unsigned long long)r.late, bench_samples_pct_us(&r.rtt, 0),
-	    bench_samples_pct_us(&r.rtt, 50), bench_samples_pct_us(&r.rtt, 99),
+	       "min_us=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f",
+	    r.nsocks, r.rtt.n, (double)duration / 1e9,
+	    (double)r.rtt.n * 1e9 / (double)duration,
+	    (unsigned long long)r.lost, (unsigned long long)r.late,
+	    bench_samples_pct_us(&r.rtt, 0), bench_samples_pct_us(&r.rtt, 50),
+	    bench_samples_pct_us(&r.rtt, 99),
 	    bench_samples_pct_us(&r.rtt, 99.9),
 	    bench_samples_pct_us(&r.rtt, 100));
 	printf("\n");

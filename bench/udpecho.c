@@ -26,7 +26,7 @@
 #define UE_BUFSIZE	65536		/* the largest UDP payload */
 #define UE_BATCH	256
 
-static volatile sig_atomic_t	stopping;
+static volatile sig_atomic_t stopping;
 
 static void
 udpecho_signal(int sig)
@@ -49,7 +49,7 @@ usage(void)
 static int
 udp_bind(const struct bench_addr *a)
 {
-	int	fd;
+	int fd;
 
 	fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
@@ -64,7 +64,7 @@ udp_bind(const struct bench_addr *a)
 static void
 udp_drain(int fd, char *buf, uint64_t *dropped)
 {
-	struct sockaddr_storage	ss;
+	struct sockaddr_storage ss;
 	socklen_t		sslen;
 	ssize_t			n;
 	size_t			i;
@@ -80,7 +80,7 @@ udp_drain(int fd, char *buf, uint64_t *dropped)
 			continue;
 		}
 		if (sendto(fd, buf, (size_t)n, MSG_NOSIGNAL,
-		    (struct sockaddr *)&ss, sslen) != n)
+			(struct sockaddr *)&ss, sslen) != n)
 			(*dropped)++;
 	}
 }
@@ -89,8 +89,8 @@ udp_drain(int fd, char *buf, uint64_t *dropped)
 static void
 write_ready_file(int fd, const char *path)
 {
-	char	 tmp[4096], addr[128];
-	FILE	*fp;
+	char  tmp[4096], addr[128];
+	FILE *fp;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		bench_fatalx("%s: path too long", path);
@@ -107,15 +107,15 @@ write_ready_file(int fd, const char *path)
 int
 main(int argc, char **argv)
 {
-	struct epoll_event	 events[1];
-	struct sigaction	 sa;
-	struct bench_addr	 addr;
-	const char		*listen_at = "127.0.0.1:0";
-	const char		*ready_file = NULL;
-	uint64_t		 now, deadline, lifetime = 3600 * BENCH_NS_PER_S;
-	uint64_t		 dropped = 0;
-	char			*buf;
-	int			 ch, ep, fd, n;
+	struct epoll_event events[1];
+	struct sigaction   sa;
+	struct bench_addr  addr;
+	const char	  *listen_at = "127.0.0.1:0";
+	const char	  *ready_file = NULL;
+	uint64_t	   now, deadline, lifetime = 3600 * BENCH_NS_PER_S;
+	uint64_t	   dropped = 0;
+	char		  *buf;
+	int		   ch, ep, fd, n;
 
 	while ((ch = getopt(argc, argv, "u:r:T:")) != -1) {
 		switch (ch) {
@@ -156,8 +156,8 @@ main(int argc, char **argv)
 		now = bench_now_ns();
 		if (now >= deadline)
 			break;
-		n = epoll_wait(ep, events, 1, bench_epoll_timeout(now,
-		    deadline));
+		n = epoll_wait(ep, events, 1,
+		    bench_epoll_timeout(now, deadline));
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;

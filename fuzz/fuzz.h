@@ -15,9 +15,9 @@
  */
 #define FUZZ_DIR	"/tmp/tardy-fuzz"
 
-void	fuzz_init(void);
-void	fuzz_fail(const char *, int, const char *, ...)
-	    __attribute__((noreturn, format(printf, 3, 4)));
+void fuzz_init(void);
+void fuzz_fail(const char *, int, const char *, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
 
 #define FUZZ_CHECK(cond, ...) do {					\
 	if (!(cond))							\
@@ -32,10 +32,10 @@ void	fuzz_fail(const char *, int, const char *, ...)
  * in path, of pathlen bytes; exits on failure).
  */
 struct tardy;
-struct tardy	*fuzz_tardy(void);
-int		 fuzz_unix_listener(const char *, char *, size_t);
+struct tardy *fuzz_tardy(void);
+int	      fuzz_unix_listener(const char *, char *, size_t);
 
 /* A NUL-terminated copy of the input (free() it). */
-char	*fuzz_strndup(const uint8_t *, size_t);
+char *fuzz_strndup(const uint8_t *, size_t);
 
 #endif

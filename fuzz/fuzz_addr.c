@@ -16,8 +16,8 @@
 #include "addr.h"
 #include "fuzz.h"
 
-int	LLVMFuzzerInitialize(int *, char ***);
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -37,11 +37,11 @@ check_err(const char *err, size_t errlen)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct addr	 a, b;
-	char		 err[256], small[8], buf[ADDR_STRLEN], buf2[ADDR_STRLEN];
-	char		 tiny[6];
-	char		*s;
-	int		 port, family;
+	struct addr a, b;
+	char	    err[256], small[8], buf[ADDR_STRLEN], buf2[ADDR_STRLEN];
+	char	    tiny[6];
+	char	   *s;
+	int	    port, family;
 
 	if (size > 4096)
 		return (-1);
@@ -60,8 +60,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	family = addr_family(&a);
-	FUZZ_CHECK(family == AF_INET || family == AF_INET6 ||
-	    family == AF_UNIX, "family %d", family);
+	FUZZ_CHECK(family == AF_INET || family == AF_INET6 || family == AF_UNIX,
+	    "family %d", family);
 	FUZZ_CHECK(a.len > 0 && a.len <= sizeof(a.ss));
 	FUZZ_CHECK(addr_equal(&a, &a));
 	port = addr_port(&a);
@@ -78,15 +78,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Round trip: what we print parses back to the same address. */
 	memset(err, 'x', sizeof(err));
 	if (addr_parse(buf, &b, err, sizeof(err)) == -1)
-		fuzz_fail(__FILE__, __LINE__, "\"%s\" parsed, formatted as "
-		    "\"%s\", which does not parse: %s", s, buf, err);
+		fuzz_fail(__FILE__, __LINE__,
+		    "\"%s\" parsed, formatted as "
+		    "\"%s\", which does not parse: %s",
+		    s, buf, err);
 	if (!addr_equal(&a, &b))
-		fuzz_fail(__FILE__, __LINE__, "\"%s\" formatted as \"%s\" "
-		    "parses to another address", s, buf);
+		fuzz_fail(__FILE__, __LINE__,
+		    "\"%s\" formatted as \"%s\" "
+		    "parses to another address",
+		    s, buf);
 	addr_fmt(&b, buf2, sizeof(buf2));
 	if (strcmp(buf, buf2) != 0)
-		fuzz_fail(__FILE__, __LINE__, "\"%s\" formats as \"%s\", then "
-		    "as \"%s\"", s, buf, buf2);
+		fuzz_fail(__FILE__, __LINE__,
+		    "\"%s\" formats as \"%s\", then "
+		    "as \"%s\"",
+		    s, buf, buf2);
 	FUZZ_CHECK(addr_is_loopback(&a) == addr_is_loopback(&b));
 
 	/* A copy through addr_from_sockaddr() is the same address. */

@@ -51,33 +51,33 @@
 #include "util.h"
 #include "fuzz.h"
 
-int	LLVMFuzzerInitialize(int *, char ***);
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 #define MAX_INPUT	(256 * 1024)
 #define MAX_RESPONSE	(4 * 1024 * 1024)
 #define QUIET_ROUNDS	4	/* loop runs without news: done */
 #define MAX_ROUNDS	400
 
-static struct tardy	*T;
-static struct api	*api_open, *api_token;
-static struct addr	 addr_open, addr_token;
-static int		 up_lfd = -1;
-static char		 up_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-static int		 conn_fds[2] = { -1, -1 };	/* ours, of p's session */
+static struct tardy *T;
+static struct api   *api_open, *api_token;
+static struct addr   addr_open, addr_token;
+static int	     up_lfd = -1;
+static char	     up_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static int	     conn_fds[2] = { -1, -1 }; /* ours, of p's session */
 
 static struct api *
 make_api(const char *token, struct addr *bound)
 {
-	struct addr	 where;
-	struct api	*a;
-	char		 err[256], buf[ADDR_STRLEN];
+	struct addr where;
+	struct api *a;
+	char	    err[256], buf[ADDR_STRLEN];
 
 	if (addr_parse("127.0.0.1:0", &where, err, sizeof(err)) == -1 ||
 	    (a = api_new(T, &where, token, err, sizeof(err))) == NULL)
 		fuzz_fail(__FILE__, __LINE__, "api_new: %s", err);
 	if (addr_parse(api_address(a, buf, sizeof(buf)), bound, err,
-	    sizeof(err)) == -1)
+		sizeof(err)) == -1)
 		fuzz_fail(__FILE__, __LINE__, "api address %s: %s", buf, err);
 	return (a);
 }
@@ -106,9 +106,9 @@ static struct proxy *
 add_proxy(const char *name, const char *listen, const char *upstream,
     int enabled)
 {
-	struct proxy_conf	 pc;
-	struct proxy		*p;
-	char			 err[256];
+	struct proxy_conf pc;
+	struct proxy	 *p;
+	char		  err[256];
 
 	memset(&pc, 0, sizeof(pc));
 	pc.name = (char *)name;
@@ -128,10 +128,10 @@ static void
 add_toxic(struct proxy *p, const char *name, const char *type,
     const char *stream, const char *attrs)
 {
-	struct toxic	*t;
-	json_t		*j;
-	char		 err[256];
-	int		 status;
+	struct toxic *t;
+	json_t	     *j;
+	char	      err[256];
+	int	      status;
 
 	j = json_loads(attrs, 0, NULL);
 	t = toxic_new(p, name, type, stream, 1.0, j, err, sizeof(err), &status);
@@ -144,10 +144,10 @@ add_toxic(struct proxy *p, const char *name, const char *type,
 static void
 state_reset(void)
 {
-	struct proxy	*p;
-	struct addr	 peer;
-	char		 upstream[sizeof(up_path) + 8];
-	int		 sv[2], i;
+	struct proxy *p;
+	struct addr   peer;
+	char	      upstream[sizeof(up_path) + 8];
+	int	      sv[2], i;
 
 	for (i = 0; i < 2; i++) {
 		if (conn_fds[i] != -1)
@@ -168,8 +168,9 @@ state_reset(void)
 
 	/* One open connection through p, for /connections and the rest. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-	    sv) == -1)
-		fuzz_fail(__FILE__, __LINE__, "socketpair: %s", strerror(errno));
+		sv) == -1)
+		fuzz_fail(__FILE__, __LINE__, "socketpair: %s",
+		    strerror(errno));
 	memset(&peer, 0, sizeof(peer));
 	peer.ss.ss_family = AF_UNIX;
 	peer.len = sizeof(sa_family_t);
@@ -191,13 +192,13 @@ state_reset(void)
 static const char *
 header_value(const char *head, const char *name, size_t *len)
 {
-	const char	*p = strstr(head, "\r\n"), *end;
-	size_t		 n = strlen(name);
+	const char *p = strstr(head, "\r\n"), *end;
+	size_t	    n = strlen(name);
 
 	while (p != NULL && strncmp(p, "\r\n\r\n", 4) != 0) {
 		p += 2;
 		if ((end = strstr(p, "\r\n")) == NULL)
-			end = p + strlen(p);	/* the last line */
+			end = p + strlen(p); /* the last line */
 		if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
 			for (p += n + 1; *p == ' ' || *p == '\t'; p++)
 				;
@@ -213,11 +214,11 @@ static void
 check_body(int status, const char *type, size_t typelen, const char *body,
     size_t len)
 {
-	json_t		*j, *e, *s;
-	json_error_t	 jerr;
+	json_t	    *j, *e, *s;
+	json_error_t jerr;
 
-	if (len == 0 || type == NULL ||
-	    typelen < 16 || strncmp(type, "application/json", 16) != 0) {
+	if (len == 0 || type == NULL || typelen < 16 ||
+	    strncmp(type, "application/json", 16) != 0) {
 		/* Every error is JSON, even those evhttp makes (api.c). */
 		FUZZ_CHECK(status < 400 || len == 0,
 		    "error %d with a body that is not JSON: %.*s", status,
@@ -225,13 +226,15 @@ check_body(int status, const char *type, size_t typelen, const char *body,
 		return;
 	}
 	if ((j = json_loadb(body, len, 0, &jerr)) == NULL)
-		fuzz_fail(__FILE__, __LINE__, "status %d: the JSON body does "
-		    "not parse: %s: %.*s", status, jerr.text, (int)len, body);
+		fuzz_fail(__FILE__, __LINE__,
+		    "status %d: the JSON body does "
+		    "not parse: %s: %.*s",
+		    status, jerr.text, (int)len, body);
 	if (status >= 400) {
 		e = json_object_get(j, "error");
 		s = json_object_get(j, "status");
 		FUZZ_CHECK(json_is_string(e) && json_is_integer(s) &&
-		    json_integer_value(s) == status,
+			json_integer_value(s) == status,
 		    "error %d: %.*s", status, (int)len, body);
 	}
 	json_decref(j);
@@ -245,10 +248,10 @@ static ssize_t
 check_responses(char *buf, size_t len, const uint8_t *req, size_t reqlen,
     int eof)
 {
-	const char	*head, *v, *type, *sp;
-	char		*end, save;
-	size_t		 off = 0, vlen, typelen, hlen, clen, idlen;
-	int		 status, ishead;
+	const char *head, *v, *type, *sp;
+	char	   *end, save;
+	size_t	    off = 0, vlen, typelen, hlen, clen, idlen;
+	int	    status, ishead;
 
 	/*
 	 * A response to HEAD has no body, whatever its Content-Length says:
@@ -274,8 +277,8 @@ check_responses(char *buf, size_t len, const uint8_t *req, size_t reqlen,
 		sp = memchr(head, ' ', hlen);
 		if (strncmp(head, "HTTP/", 5) != 0 || sp == NULL ||
 		    !isdigit((unsigned char)sp[1]) ||
-		    sscanf(sp + 1, "%3d", &status) != 1 ||
-		    status < 100 || status > 599 || sp[4] != ' ')
+		    sscanf(sp + 1, "%3d", &status) != 1 || status < 100 ||
+		    status > 599 || sp[4] != ' ')
 			fuzz_fail(__FILE__, __LINE__, "bad status line: %.*s",
 			    (int)(hlen < 80 ? hlen : 80), head);
 		save = *end;
@@ -285,7 +288,8 @@ check_responses(char *buf, size_t len, const uint8_t *req, size_t reqlen,
 		v = header_value(head, "Content-Length", &vlen);
 		type = header_value(head, "Content-Type", &typelen);
 		FUZZ_CHECK(header_value(head, "X-Toxiproxy-Request-Id",
-		    &idlen) != NULL && idlen == 20,
+			       &idlen) != NULL &&
+			idlen == 20,
 		    "a reply without a request id: %.*s",
 		    (int)(hlen < 200 ? hlen : 200), head);
 		*end = save;
@@ -297,9 +301,10 @@ check_responses(char *buf, size_t len, const uint8_t *req, size_t reqlen,
 		if (ishead && reqlen >= 5 && memcmp(req, "HEAD ", 5) == 0) {
 			if (getenv("FUZZ_API_STRICT_HEAD") != NULL &&
 			    len > off + hlen)
-				fuzz_fail(__FILE__, __LINE__, "a reply to HEAD "
-				    "with a body: %.*s", (int)(len - off - hlen),
-				    head + hlen);
+				fuzz_fail(__FILE__, __LINE__,
+				    "a reply to HEAD "
+				    "with a body: %.*s",
+				    (int)(len - off - hlen), head + hlen);
 			return (-1);
 		}
 		if (v != NULL)
@@ -307,7 +312,7 @@ check_responses(char *buf, size_t len, const uint8_t *req, size_t reqlen,
 		else if (status < 200 || status == 204 || status == 304)
 			clen = 0;
 		else if (eof)
-			clen = len - off - hlen;	/* ends at the close */
+			clen = len - off - hlen; /* ends at the close */
 		else
 			return (-1);
 		if (off + hlen + clen > len)
@@ -323,11 +328,11 @@ check_responses(char *buf, size_t len, const uint8_t *req, size_t reqlen,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const struct addr	*to = &addr_open;
-	static char		 resp[MAX_RESPONSE + 1];
-	size_t			 off = 0, rlen = 0, checked = 0;
-	ssize_t			 n, c;
-	int			 fd, rounds, quiet = 0, eof = 0, unchecked = 0;
+	const struct addr *to = &addr_open;
+	static char	   resp[MAX_RESPONSE + 1];
+	size_t		   off = 0, rlen = 0, checked = 0;
+	ssize_t		   n, c;
+	int		   fd, rounds, quiet = 0, eof = 0, unchecked = 0;
 
 	if (size > MAX_INPUT)
 		return (-1);
@@ -338,8 +343,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	state_reset();
 
-	fd = socket(addr_family(to), SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
+	fd = socket(addr_family(to), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
 	if (fd == -1)
 		fuzz_fail(__FILE__, __LINE__, "socket: %s", strerror(errno));
 	if (connect(fd, addr_sa(to), to->len) == -1 && errno != EINPROGRESS)
@@ -351,7 +356,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (n > 0)
 				off += (size_t)n;
 			else if (n == -1 && errno != EAGAIN)
-				break;	/* the server gave up on us */
+				break; /* the server gave up on us */
 		}
 		pump();
 		n = recv(fd, resp + rlen, MAX_RESPONSE - rlen, 0);
@@ -379,8 +384,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "%.*s\n", (int)rlen, resp);
 	/* Bytes after the last whole response: only at a cut. */
 	if (!unchecked && checked < rlen && eof && rlen < MAX_RESPONSE)
-		fuzz_fail(__FILE__, __LINE__, "%zu bytes after the last "
-		    "response: %.*s", rlen - checked,
+		fuzz_fail(__FILE__, __LINE__,
+		    "%zu bytes after the last "
+		    "response: %.*s",
+		    rlen - checked,
 		    (int)(rlen - checked < 200 ? rlen - checked : 200),
 		    resp + checked);
 

@@ -33,11 +33,11 @@
 #include "util.h"
 #include "fuzz.h"
 
-int	LLVMFuzzerInitialize(int *, char ***);
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static int	conf_fd = -1;
-static char	conf_path[64];
+static int  conf_fd = -1;
+static char conf_path[64];
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -55,13 +55,13 @@ static void
 write_file(const uint8_t *data, size_t size)
 {
 	size_t	off = 0;
-	ssize_t	n;
+	ssize_t n;
 
 	if (ftruncate(conf_fd, 0) == -1)
 		abort();
 	while (off < size) {
-		if ((n = pwrite(conf_fd, data + off, size - off,
-		    (off_t)off)) <= 0)
+		if ((n = pwrite(conf_fd, data + off, size - off, (off_t)off)) <=
+		    0)
 			abort();
 		off += (size_t)n;
 	}
@@ -71,9 +71,9 @@ write_file(const uint8_t *data, size_t size)
 static void
 check_errors(const struct config *conf, const char *path, int nlines)
 {
-	const char	*e, *p;
-	size_t		 i, n;
-	long		 line;
+	const char *e, *p;
+	size_t	    i, n;
+	long	    line;
 
 	for (i = 0; i < conf->nerrors; i++) {
 		e = conf->errors[i];
@@ -81,19 +81,25 @@ check_errors(const struct config *conf, const char *path, int nlines)
 		if (strncmp(e, "--", 2) == 0)
 			continue;
 		if (path == NULL)
-			fuzz_fail(__FILE__, __LINE__, "error without its "
-			    "origin: \"%s\"", e);
+			fuzz_fail(__FILE__, __LINE__,
+			    "error without its "
+			    "origin: \"%s\"",
+			    e);
 		n = strlen(path);
 		if (strncmp(e, path, n) != 0 || e[n] != ':')
-			fuzz_fail(__FILE__, __LINE__, "error does not start "
-			    "with the path or \"--\": \"%s\"", e);
+			fuzz_fail(__FILE__, __LINE__,
+			    "error does not start "
+			    "with the path or \"--\": \"%s\"",
+			    e);
 		p = e + n + 1;
 		if (*p == ' ')
-			continue;	/* PATH: message */
+			continue; /* PATH: message */
 		line = strtol(p, (char **)&p, 10);
 		if (*p != ':' || line < 1 || line > nlines)
-			fuzz_fail(__FILE__, __LINE__, "error names no line of "
-			    "the file (%d lines): \"%s\"", nlines, e);
+			fuzz_fail(__FILE__, __LINE__,
+			    "error names no line of "
+			    "the file (%d lines): \"%s\"",
+			    nlines, e);
 	}
 }
 
@@ -101,13 +107,13 @@ check_errors(const struct config *conf, const char *path, int nlines)
 static void
 check_complete(struct config *conf)
 {
-	struct proxy_conf	*pc;
-	struct toxic_conf	*tc;
-	struct toxic		*t;
-	struct addr		 a;
-	json_t			*j;
-	char			 err[256];
-	int			 status;
+	struct proxy_conf *pc;
+	struct toxic_conf *tc;
+	struct toxic	  *t;
+	struct addr	   a;
+	json_t		  *j;
+	char		   err[256];
+	int		   status;
 
 	FUZZ_CHECK(conf->api_str != NULL);
 	FUZZ_CHECK(addr_parse(conf->api_str, &a, err, sizeof(err)) == 0);
@@ -116,11 +122,13 @@ check_complete(struct config *conf)
 		FUZZ_CHECK(util_name_valid(pc->name));
 		FUZZ_CHECK(pc->listen_str != NULL && pc->upstream_str != NULL,
 		    "proxy %s", pc->name);
-		FUZZ_CHECK(addr_parse(pc->listen_str, &a, err,
-		    sizeof(err)) == 0 && addr_equal(&a, &pc->listen));
+		FUZZ_CHECK(addr_parse(pc->listen_str, &a, err, sizeof(err)) ==
+			0 &&
+		    addr_equal(&a, &pc->listen));
 		/* An upstream name is kept to be looked up when needed. */
 		FUZZ_CHECK(addr_parse_lazy(pc->upstream_str, &a, err,
-		    sizeof(err)) == 0 && addr_equal(&a, &pc->upstream));
+			       sizeof(err)) == 0 &&
+		    addr_equal(&a, &pc->upstream));
 		FUZZ_CHECK(pc->connect_timeout >= 1 &&
 		    pc->connect_timeout <= 3600000);
 		FUZZ_CHECK(pc->rcvbuf <= CONFIG_MAX_RCVBUF);
@@ -134,7 +142,8 @@ check_complete(struct config *conf)
 		    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes, err,
 		    sizeof(err), &status);
 		if (t == NULL)
-			fuzz_fail(__FILE__, __LINE__, "toxic %s accepted by "
+			fuzz_fail(__FILE__, __LINE__,
+			    "toxic %s accepted by "
 			    "the configuration, refused by toxic_new: %s",
 			    tc->name, err);
 		FUZZ_CHECK((j = toxic_json(t)) != NULL);
@@ -146,7 +155,7 @@ check_complete(struct config *conf)
 static void
 add_arg_lines(struct config *conf, char *s)
 {
-	char	*line, *save;
+	char *line, *save;
 
 	for (line = strtok_r(s, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
@@ -162,11 +171,11 @@ add_arg_lines(struct config *conf, char *s)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct config	*conf;
-	const uint8_t	*nul;
-	char		*s;
-	int		 rc, n, nlines;
-	size_t		 i;
+	struct config *conf;
+	const uint8_t *nul;
+	char	      *s;
+	int	       rc, n, nlines;
+	size_t	       i;
 
 	if (size > 64 * 1024)
 		return (-1);
@@ -182,8 +191,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((nul = memchr(data, '\0', size)) != NULL) {
 		for (i = (size_t)(nul - data); i < size && data[i] == 0; i++)
 			;
-		FUZZ_CHECK(i == size || rc == -1, "a NUL byte at %zu, no "
-		    "error", (size_t)(nul - data));
+		FUZZ_CHECK(i == size || rc == -1,
+		    "a NUL byte at %zu, no "
+		    "error",
+		    (size_t)(nul - data));
 	}
 	s = fuzz_strndup(data, size);
 	add_arg_lines(conf, s);

@@ -57,8 +57,8 @@
 #include "util.h"
 #include "fuzz.h"
 
-int	LLVMFuzzerInitialize(int *, char ***);
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 #define MAX_TOXICS	3
 #define MAX_OPS		128
@@ -67,65 +67,78 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 #define DRAIN_MS	2000		/* final drain, at most */
 
 static const char *const type_names[] = {
-	"noop", "latency", "bandwidth", "slow_close", "timeout",
-	"reset_peer", "slicer", "limit_data", "blackhole", "stall",
-	"refuse", "drop_syn",
+	"noop",
+	"latency",
+	"bandwidth",
+	"slow_close",
+	"timeout",
+	"reset_peer",
+	"slicer",
+	"limit_data",
+	"blackhole",
+	"stall",
+	"refuse",
+	"drop_syn",
 };
 #define NTYPES	(sizeof(type_names) / sizeof(type_names[0]))
 static const char *const sched_names[] = {
-	"after_bytes", "after_ms", "duration_ms", "every", "first",
+	"after_bytes",
+	"after_ms",
+	"duration_ms",
+	"every",
+	"first",
 };
 static const double toxicities[] = { 1.0, 1.0, 0.5, 0.0 };
 
-static struct tardy	*T;
-static struct event	*wake_ev;
-static int		 up_lfd = -1;
-static char		 up_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-static int		 base_events;
+static struct tardy *T;
+static struct event *wake_ev;
+static int	     up_lfd = -1;
+static char	     up_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static int	     base_events;
 
 /* One toxic of the input. */
 struct spec {
-	const char	*type;
-	const char	*stream;
-	double		 toxicity;
-	json_t		*attrs;
-	char		 name[8];
-	int		 later;		/* added once the connection is open */
-	int		 exact;		/* acts on everything, from the start */
-	int		 touched;	/* updated, removed or re-added */
-	int64_t		 delay_ms;	/* latency: the least; slow_close */
-	struct toxic	*t;		/* on the proxy now */
+	const char   *type;
+	const char   *stream;
+	double	      toxicity;
+	json_t	     *attrs;
+	char	      name[8];
+	int	      later;	/* added once the connection is open */
+	int	      exact;	/* acts on everything, from the start */
+	int	      touched;	/* updated, removed or re-added */
+	int64_t	      delay_ms; /* latency: the least; slow_close */
+	struct toxic *t;	/* on the proxy now */
 };
 
 /* One direction, as its two ends see it. */
 struct flow {
-	const char	*what;
-	uint64_t	 sent;
-	uint64_t	 recv;
-	uint64_t	 bulk;
-	int		 ordered;	/* no toxic drops data in it */
-	int		 shut;		/* the sender shut down */
-	int		 eof;		/* the receiver read EOF */
-	uint8_t		 salt;
-	const char	*stream;	/* the toxics' name for it */
-	uint64_t	 shut_ns;
+	const char *what;
+	uint64_t    sent;
+	uint64_t    recv;
+	uint64_t    bulk;
+	int	    ordered; /* no toxic drops data in it */
+	int	    shut;    /* the sender shut down */
+	int	    eof;     /* the receiver read EOF */
+	uint8_t	    salt;
+	const char *stream; /* the toxics' name for it */
+	uint64_t    shut_ns;
 	struct {
-		uint64_t	 end;	/* offset after the write */
-		uint64_t	 ns;	/* when it was written */
-	}		 writes[MAX_OPS + 8];
-	size_t		 nwrites;
+		uint64_t end; /* offset after the write */
+		uint64_t ns;  /* when it was written */
+	} writes[MAX_OPS + 8];
+	size_t nwrites;
 };
 
 struct run {
-	struct proxy	*p;
-	struct spec	 specs[MAX_TOXICS];
-	size_t		 nspecs;
-	int		 cfd;		/* our end of the client socketpair */
-	int		 ufd;		/* the upstream connection we accepted */
-	struct flow	 up;		/* client -> upstream */
-	struct flow	 down;
-	int		 lossy;		/* something may lose data */
-	long		 waited_us;
+	struct proxy *p;
+	struct spec   specs[MAX_TOXICS];
+	size_t	      nspecs;
+	int	      cfd; /* our end of the client socketpair */
+	int	      ufd; /* the upstream connection we accepted */
+	struct flow   up;  /* client -> upstream */
+	struct flow   down;
+	int	      lossy; /* something may lose data */
+	long	      waited_us;
 };
 
 static void
@@ -150,7 +163,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 static void
 pump(int us)
 {
-	struct timeval	tv = { 0, us };
+	struct timeval tv = { 0, us };
 
 	if (us <= 0) {
 		event_base_loop(T->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
@@ -177,7 +190,7 @@ attr_value(const char *type, const char *attr, uint8_t v)
 	if (strcmp(attr, "rate") == 0)
 		return (rates[v % 4]);
 	if (strcmp(attr, "delay") == 0 && strcmp(type, "slicer") == 0)
-		return ((v % 8) * 100);		/* µs */
+		return ((v % 8) * 100); /* µs */
 	if (strcmp(attr, "average_size") == 0)
 		return (1 + v % 64);
 	if (strcmp(attr, "size_variation") == 0)
@@ -190,7 +203,7 @@ attr_value(const char *type, const char *attr, uint8_t v)
 		return (v % 3);
 	if (strcmp(attr, "duration_ms") == 0)
 		return (1 + v % 4);
-	return (v % 4);		/* ms: latency, jitter, delay, timeout */
+	return (v % 4); /* ms: latency, jitter, delay, timeout */
 }
 
 static int
@@ -211,14 +224,13 @@ static int
 closes(const char *type)
 {
 	return (strcmp(type, "timeout") == 0 ||
-	    strcmp(type, "reset_peer") == 0 ||
-	    strcmp(type, "limit_data") == 0);
+	    strcmp(type, "reset_peer") == 0 || strcmp(type, "limit_data") == 0);
 }
 
 static const uint8_t *
 spec_decode(struct spec *sp, int idx, const uint8_t *b)
 {
-	const struct toxic_type	*tt;
+	const struct toxic_type *tt;
 	int			 i;
 
 	sp->type = type_names[(b[0] & 0x7f) % NTYPES];
@@ -234,7 +246,7 @@ spec_decode(struct spec *sp, int idx, const uint8_t *b)
 	    i++)
 		json_object_set_new(sp->attrs, tt->attrs[i].name,
 		    json_integer(attr_value(sp->type, tt->attrs[i].name,
-		    b[2 + i])));
+			b[2 + i])));
 	if (strcmp(sp->type, "latency") == 0)
 		sp->delay_ms = attr_value(sp->type, "latency", b[2]) -
 		    attr_value(sp->type, "jitter", b[3]);
@@ -245,10 +257,10 @@ spec_decode(struct spec *sp, int idx, const uint8_t *b)
 		if (!(b[1] & (0x08 << i)))
 			continue;
 		if (listener_type(sp->type) && i != 1 && i != 2)
-			continue;	/* refused for listener toxics */
+			continue; /* refused for listener toxics */
 		json_object_set_new(sp->attrs, sched_names[i],
 		    json_integer(attr_value(sp->type, sched_names[i],
-		    (uint8_t)(b[5] >> (i == 0 ? 0 : 2 * (i - 1))))));
+			(uint8_t)(b[5] >> (i == 0 ? 0 : 2 * (i - 1))))));
 	}
 	return (b + 6);
 }
@@ -256,8 +268,8 @@ spec_decode(struct spec *sp, int idx, const uint8_t *b)
 static void
 spec_add(struct run *r, struct spec *sp)
 {
-	char	err[256];
-	int	status;
+	char err[256];
+	int  status;
 
 	if (sp->t != NULL)
 		return;
@@ -280,7 +292,7 @@ spec_remove(struct run *r, struct spec *sp)
 static void
 spec_update(struct run *r, struct spec *sp, uint8_t sel, uint8_t v)
 {
-	const struct toxic_type	*tt = toxic_type_find(sp->type);
+	const struct toxic_type *tt = toxic_type_find(sp->type);
 	const char		*attr;
 	json_t			*j;
 	struct toxic		 before;
@@ -292,12 +304,13 @@ spec_update(struct run *r, struct spec *sp, uint8_t sel, uint8_t v)
 	sp->touched = 1;
 	while (tt->attrs != NULL && tt->attrs[n].name != NULL)
 		n++;
-	attr = (sel & 0x3f) % (n + 5) < n ? tt->attrs[(sel & 0x3f) % (n + 5)].name :
+	attr = (sel & 0x3f) % (n + 5) < n ?
+	    tt->attrs[(sel & 0x3f) % (n + 5)].name :
 	    sched_names[(sel & 0x3f) % (n + 5) - n];
 	j = json_object();
 	/* Bit 6: a value out of range, which must change nothing. */
-	json_object_set_new(j, attr, json_integer(sel & 0x40 ? -1 :
-	    attr_value(sp->type, attr, v)));
+	json_object_set_new(j, attr,
+	    json_integer(sel & 0x40 ? -1 : attr_value(sp->type, attr, v)));
 	before = *sp->t;
 	rc = toxic_update(sp->t, j, toxicities[v % 4], sel & 0x80, err,
 	    sizeof(err));
@@ -311,10 +324,10 @@ spec_update(struct run *r, struct spec *sp, uint8_t sel, uint8_t v)
 static void
 end_write(struct run *r, int fd, struct flow *f, size_t n)
 {
-	uint8_t		buf[64 * 1024];
-	uint64_t	now;
-	size_t		i;
-	ssize_t		w;
+	uint8_t	 buf[64 * 1024];
+	uint64_t now;
+	size_t	 i;
+	ssize_t	 w;
 
 	if (fd == -1 || f->shut)
 		return;
@@ -339,9 +352,9 @@ end_write(struct run *r, int fd, struct flow *f, size_t n)
 static uint64_t
 min_delay_ns(const struct run *r, const struct flow *f, int eof)
 {
-	const struct spec	*sp;
-	uint64_t		 ns = 0;
-	size_t			 i;
+	const struct spec *sp;
+	uint64_t	   ns = 0;
+	size_t		   i;
 
 	for (i = 0; i < r->nspecs; i++) {
 		sp = &r->specs[i];
@@ -358,7 +371,7 @@ min_delay_ns(const struct run *r, const struct flow *f, int eof)
 static uint64_t
 written_ns(const struct flow *f, uint64_t off)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < f->nwrites; i++) {
 		if (off < f->writes[i].end)
@@ -370,9 +383,9 @@ written_ns(const struct flow *f, uint64_t off)
 static void
 end_read(struct run *r, int fd, struct flow *f)
 {
-	uint8_t		buf[64 * 1024];
-	uint64_t	now, t, least;
-	ssize_t		n, i;
+	uint8_t	 buf[64 * 1024];
+	uint64_t now, t, least;
+	ssize_t	 n, i;
 
 	if (fd == -1)
 		return;
@@ -382,7 +395,8 @@ end_read(struct run *r, int fd, struct flow *f)
 		t = written_ns(f, f->recv + (uint64_t)n - 1);
 		least = min_delay_ns(r, f, 0);
 		if (least > 0 && t != UINT64_MAX && now - t < least)
-			fuzz_fail(__FILE__, __LINE__, "%s: byte %llu arrived "
+			fuzz_fail(__FILE__, __LINE__,
+			    "%s: byte %llu arrived "
 			    "after %llu us, before its latency of %llu us",
 			    f->what, (unsigned long long)(f->recv + n - 1),
 			    (unsigned long long)(now - t) / 1000,
@@ -390,15 +404,19 @@ end_read(struct run *r, int fd, struct flow *f)
 		if (f->ordered) {
 			for (i = 0; i < n; i++) {
 				if (buf[i] != pattern(f, f->recv + (uint64_t)i))
-					fuzz_fail(__FILE__, __LINE__, "%s: byte "
+					fuzz_fail(__FILE__, __LINE__,
+					    "%s: byte "
 					    "%llu is wrong (lost, reordered or "
-					    "repeated data)", f->what,
+					    "repeated data)",
+					    f->what,
 					    (unsigned long long)(f->recv + i));
 			}
 		}
 		f->recv += (uint64_t)n;
-		FUZZ_CHECK(f->recv <= f->sent, "%s: %llu bytes arrived, %llu "
-		    "sent", f->what, (unsigned long long)f->recv,
+		FUZZ_CHECK(f->recv <= f->sent,
+		    "%s: %llu bytes arrived, %llu "
+		    "sent",
+		    f->what, (unsigned long long)f->recv,
 		    (unsigned long long)f->sent);
 	}
 	if (n == 0 && !f->eof) {
@@ -409,10 +427,12 @@ end_read(struct run *r, int fd, struct flow *f)
 		/* A close (r->lossy) ends the connection at once. */
 		if (f->shut && !r->lossy && least > 0 &&
 		    now - f->shut_ns < least)
-			fuzz_fail(__FILE__, __LINE__, "%s: EOF arrived after "
+			fuzz_fail(__FILE__, __LINE__,
+			    "%s: EOF arrived after "
 			    "%llu us, before the slow_close delay of %llu us",
-			    f->what, (unsigned long long)(now - f->shut_ns) /
-			    1000, (unsigned long long)least / 1000);
+			    f->what,
+			    (unsigned long long)(now - f->shut_ns) / 1000,
+			    (unsigned long long)least / 1000);
 		f->eof = 1;
 	}
 }
@@ -434,34 +454,34 @@ end_close(struct run *r, int *fd, int rst)
 static void
 check_dir(const struct dir *d, const struct flow *f)
 {
-	const struct link	*l;
-	size_t			 held = 0;
-	int			 stalls = 0;
+	const struct link *l;
+	size_t		   held = 0;
+	int		   stalls = 0;
 
 	TAILQ_FOREACH(l, &d->links, entry) {
 		held += l->held;
 		stalls += l->stalling;
 		FUZZ_CHECK(l->dir == d);
 	}
-	FUZZ_CHECK(d->held == held, "%s: dir holds %zu, its links %zu",
-	    f->what, d->held, held);
+	FUZZ_CHECK(d->held == held, "%s: dir holds %zu, its links %zu", f->what,
+	    d->held, held);
 	FUZZ_CHECK(d->stalls == stalls, "%s: %d stalls, %d links stalling",
 	    f->what, d->stalls, stalls);
 	FUZZ_CHECK(dir_queued(d) < DIR_HIGH_WATER + DIR_READ_MAX,
 	    "%s: %zu bytes queued", f->what, dir_queued(d));
 	FUZZ_CHECK(d->bytes <= f->sent, "%s: %llu bytes passed, %llu sent",
-	    f->what, (unsigned long long)d->bytes,
-	    (unsigned long long)f->sent);
-	FUZZ_CHECK(f->recv <= d->bytes, "%s: %llu bytes arrived, %llu "
-	    "passed", f->what, (unsigned long long)f->recv,
-	    (unsigned long long)d->bytes);
+	    f->what, (unsigned long long)d->bytes, (unsigned long long)f->sent);
+	FUZZ_CHECK(f->recv <= d->bytes,
+	    "%s: %llu bytes arrived, %llu "
+	    "passed",
+	    f->what, (unsigned long long)f->recv, (unsigned long long)d->bytes);
 }
 
 static struct session *
 run_session(struct run *r)
 {
-	struct session	*s;
-	size_t		 n = 0;
+	struct session *s;
+	size_t		n = 0;
 
 	TAILQ_FOREACH(s, &r->p->sessions, entry)
 		n++;
@@ -472,7 +492,7 @@ run_session(struct run *r)
 static void
 check_run(struct run *r)
 {
-	struct session	*s;
+	struct session *s;
 
 	if ((s = run_session(r)) == NULL)
 		return;
@@ -485,10 +505,10 @@ check_run(struct run *r)
 static struct proxy *
 run_proxy(int refused)
 {
-	struct proxy_conf	pc;
-	struct addr		bound;
-	char			err[256];
-	int			fd;
+	struct proxy_conf pc;
+	struct addr	  bound;
+	char		  err[256];
+	int		  fd;
 
 	memset(&pc, 0, sizeof(pc));
 	pc.name = "fuzz";
@@ -514,12 +534,13 @@ run_proxy(int refused)
 static void
 run_connect(struct run *r)
 {
-	struct addr	peer;
-	int		sv[2];
+	struct addr peer;
+	int	    sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-	    sv) == -1)
-		fuzz_fail(__FILE__, __LINE__, "socketpair: %s", strerror(errno));
+		sv) == -1)
+		fuzz_fail(__FILE__, __LINE__, "socketpair: %s",
+		    strerror(errno));
 	memset(&peer, 0, sizeof(peer));
 	peer.ss.ss_family = AF_UNIX;
 	peer.len = sizeof(sa_family_t);
@@ -536,24 +557,24 @@ run_connect(struct run *r)
 static void
 run_op(struct run *r, const uint8_t **pp, const uint8_t *end)
 {
-	const uint8_t	*p = *pp;
-	uint8_t		 op = *p++, arg = p < end ? *p : 0;
-	struct spec	*sp = &r->specs[((op >> 4) & 7) % r->nspecs];
-	int		 us;
+	const uint8_t *p = *pp;
+	uint8_t	       op = *p++, arg = p < end ? *p : 0;
+	struct spec   *sp = &r->specs[((op >> 4) & 7) % r->nspecs];
+	int	       us;
 
 	switch (op & 0x0f) {
-	case 0:		/* client writes 1 to 256 bytes */
-	case 1:		/* upstream writes */
+	case 0: /* client writes 1 to 256 bytes */
+	case 1: /* upstream writes */
 		p++;
 		if (op & 1)
 			end_write(r, r->ufd, &r->down, 1 + (size_t)arg);
 		else
 			end_write(r, r->cfd, &r->up, 1 + (size_t)arg);
 		break;
-	case 2:		/* bulk: 1 to 64 KiB */
+	case 2: /* bulk: 1 to 64 KiB */
 	case 3: {
-		struct flow	*f = op & 1 ? &r->down : &r->up;
-		size_t		 n = (1 + (size_t)(arg % 64)) * 1024;
+		struct flow *f = op & 1 ? &r->down : &r->up;
+		size_t	     n = (1 + (size_t)(arg % 64)) * 1024;
 
 		p++;
 		if (f->bulk + n > MAX_BULK)
@@ -585,7 +606,7 @@ run_op(struct run *r, const uint8_t **pp, const uint8_t *end)
 	case 8:
 		pump(0);
 		break;
-	case 9:		/* wait up to 1.5 ms for timers or sockets */
+	case 9: /* wait up to 1.5 ms for timers or sockets */
 		p++;
 		us = (arg % 16) * 100;
 		if (r->waited_us + us > MAX_WAIT_US)
@@ -611,7 +632,7 @@ run_op(struct run *r, const uint8_t **pp, const uint8_t *end)
 	case 14:
 		end_close(r, &r->ufd, op & 0x10);
 		break;
-	case 15:	/* disabling closes the connections */
+	case 15: /* disabling closes the connections */
 		proxy_set_enabled(r->p, !r->p->enabled);
 		r->lossy = 1;
 		break;
@@ -626,14 +647,15 @@ run_op(struct run *r, const uint8_t **pp, const uint8_t *end)
 static void
 run_drain(struct run *r)
 {
-	uint64_t	deadline = util_now_ms() + DRAIN_MS;
-	int		done;
+	uint64_t deadline = util_now_ms() + DRAIN_MS;
+	int	 done;
 
 	do {
 		end_read(r, r->cfd, &r->down);
 		end_read(r, r->ufd, &r->up);
-		done = r->up.recv == r->up.sent && r->down.recv == r->down.sent &&
-		    r->up.eof == r->up.shut && r->down.eof == r->down.shut;
+		done = r->up.recv == r->up.sent &&
+		    r->down.recv == r->down.sent && r->up.eof == r->up.shut &&
+		    r->down.eof == r->down.shut;
 		if (done || r->lossy)
 			break;
 		pump(1000);
@@ -642,9 +664,10 @@ run_drain(struct run *r)
 	if (r->lossy)
 		return;
 	if (!done)
-		fuzz_fail(__FILE__, __LINE__, "after %d ms: up %llu of %llu "
-		    "bytes%s, down %llu of %llu bytes%s", DRAIN_MS,
-		    (unsigned long long)r->up.recv,
+		fuzz_fail(__FILE__, __LINE__,
+		    "after %d ms: up %llu of %llu "
+		    "bytes%s, down %llu of %llu bytes%s",
+		    DRAIN_MS, (unsigned long long)r->up.recv,
 		    (unsigned long long)r->up.sent,
 		    r->up.shut && !r->up.eof ? ", no EOF" : "",
 		    (unsigned long long)r->down.recv,
@@ -655,18 +678,19 @@ run_drain(struct run *r)
 		return;
 	while (run_session(r) != NULL && util_now_ms() < deadline)
 		pump(1000);
-	FUZZ_CHECK(run_session(r) == NULL, "both directions shut, the "
+	FUZZ_CHECK(run_session(r) == NULL,
+	    "both directions shut, the "
 	    "connection stays open");
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const uint8_t	*p = data, *end = data + size;
-	struct session	*s;
-	struct run	 r;
-	size_t		 i, nops;
-	int		 n;
+	const uint8_t  *p = data, *end = data + size;
+	struct session *s;
+	struct run	r;
+	size_t		i, nops;
+	int		n;
 
 	if (size < 7 || size > 4096)
 		return (-1);
@@ -731,8 +755,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pump(0);
 	n = event_base_get_num_events(T->base,
 	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
-	FUZZ_CHECK(n == base_events, "%d events left in the loop, %d before",
-	    n, base_events);
+	FUZZ_CHECK(n == base_events, "%d events left in the loop, %d before", n,
+	    base_events);
 	for (i = 0; i < r.nspecs; i++)
 		json_decref(r.specs[i].attrs);
 	return (0);

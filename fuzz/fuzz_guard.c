@@ -49,7 +49,7 @@
 void
 fuzz_fail(const char *file, int line, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	fprintf(stderr, "\n==FUZZ== %s:%d: ", file, line);
 	va_start(ap, fmt);
@@ -62,8 +62,8 @@ fuzz_fail(const char *file, int line, const char *fmt, ...)
 struct tardy *
 fuzz_tardy(void)
 {
-	struct tardy_options	 opts;
-	struct tardy		*t;
+	struct tardy_options opts;
+	struct tardy	    *t;
 
 	memset(&opts, 0, sizeof(opts));
 	opts.log_level = -1;
@@ -78,13 +78,14 @@ fuzz_tardy(void)
 int
 fuzz_unix_listener(const char *name, char *path, size_t pathlen)
 {
-	struct sockaddr_un	sun;
-	int			fd;
+	struct sockaddr_un sun;
+	int		   fd;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if ((size_t)snprintf(path, pathlen, "%s/%s.%d", FUZZ_DIR, name,
-	    (int)getpid()) >= pathlen || pathlen > sizeof(sun.sun_path))
+		(int)getpid()) >= pathlen ||
+	    pathlen > sizeof(sun.sun_path))
 		fuzz_fail(__FILE__, __LINE__, "unix path too long");
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	(void)unlink(path);
@@ -100,7 +101,7 @@ fuzz_unix_listener(const char *name, char *path, size_t pathlen)
 char *
 fuzz_strndup(const uint8_t *data, size_t size)
 {
-	char	*s;
+	char *s;
 
 	if ((s = malloc(size + 1)) == NULL)
 		abort();
@@ -112,11 +113,11 @@ fuzz_strndup(const uint8_t *data, size_t size)
 void
 fuzz_init(void)
 {
-	const char	*v = getenv("FUZZ_VERBOSE");
+	const char *v = getenv("FUZZ_VERBOSE");
 
 	addr_numeric_only(1);
-	log_init("fuzz", v != NULL && *v != '\0' ? LOG_LEVEL_DEBUG :
-	    LOG_LEVEL_ERROR);
+	log_init("fuzz",
+	    v != NULL && *v != '\0' ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR);
 	/* systemd's notify socket, if we were started under it. */
 	unsetenv("NOTIFY_SOCKET");
 	if (mkdir(FUZZ_DIR, 0700) == -1 && errno != EEXIST) {
@@ -131,13 +132,13 @@ typedef int (*getaddrinfo_fn)(const char *, const char *,
     const struct addrinfo *, struct addrinfo **);
 
 int
-getaddrinfo(const char *node, const char *service,
-    const struct addrinfo *hints, struct addrinfo **res)
+getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+    struct addrinfo **res)
 {
-	static getaddrinfo_fn	 real;
+	static getaddrinfo_fn real;
 
-	if (node != NULL && (hints == NULL ||
-	    !(hints->ai_flags & AI_NUMERICHOST)))
+	if (node != NULL &&
+	    (hints == NULL || !(hints->ai_flags & AI_NUMERICHOST)))
 		fuzz_fail(__FILE__, __LINE__, "host name lookup of \"%s\"",
 		    node);
 	if (real == NULL &&
@@ -153,7 +154,7 @@ int
 getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
     socklen_t hostlen, char *serv, socklen_t servlen, int flags)
 {
-	static getnameinfo_fn	 real;
+	static getnameinfo_fn real;
 
 	if (host != NULL && hostlen > 0 && !(flags & NI_NUMERICHOST))
 		fuzz_fail(__FILE__, __LINE__, "reverse name lookup");
@@ -181,7 +182,7 @@ evdns_base_new(struct event_base *base, int flags)
 static int
 fuzz_path_ok(const char *path)
 {
-	size_t	n = strlen(FUZZ_DIR);
+	size_t n = strlen(FUZZ_DIR);
 
 	return (strncmp(path, FUZZ_DIR "/", n + 1) == 0 &&
 	    strstr(path, "/../") == NULL && strchr(path + n + 1, '/') == NULL);
@@ -190,17 +191,17 @@ fuzz_path_ok(const char *path)
 static int
 fuzz_unix_ok(const struct sockaddr *sa, socklen_t len)
 {
-	const struct sockaddr_un	*sun = (const void *)sa;
-	char				 path[sizeof(sun->sun_path) + 1];
-	size_t				 n;
+	const struct sockaddr_un *sun = (const void *)sa;
+	char			  path[sizeof(sun->sun_path) + 1];
+	size_t			  n;
 
 	if (len <= offsetof(struct sockaddr_un, sun_path))
-		return (1);	/* unnamed */
+		return (1); /* unnamed */
 	n = len - offsetof(struct sockaddr_un, sun_path);
 	if (n > sizeof(sun->sun_path))
 		n = sizeof(sun->sun_path);
 	if (sun->sun_path[0] == '\0')
-		return (1);	/* abstract: no file, local by nature */
+		return (1); /* abstract: no file, local by nature */
 	memcpy(path, sun->sun_path, n);
 	path[n] = '\0';
 	return (fuzz_path_ok(path));
@@ -209,7 +210,7 @@ fuzz_unix_ok(const struct sockaddr *sa, socklen_t len)
 static int
 fuzz_loopback(const struct sockaddr *sa, socklen_t len)
 {
-	struct addr	a;
+	struct addr a;
 
 	if (addr_from_sockaddr(&a, sa, len) == -1)
 		return (0);
@@ -218,13 +219,13 @@ fuzz_loopback(const struct sockaddr *sa, socklen_t len)
 
 /* TCP ports this process was given by the kernel. */
 #define FUZZ_PORTS	4096
-static unsigned short	fuzz_ports[FUZZ_PORTS];
-static size_t		fuzz_nports;
+static unsigned short fuzz_ports[FUZZ_PORTS];
+static size_t	      fuzz_nports;
 
 static int
 fuzz_port_ours(int port)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < fuzz_nports && i < FUZZ_PORTS; i++) {
 		if (fuzz_ports[i] == port)
@@ -236,9 +237,9 @@ fuzz_port_ours(int port)
 int
 bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct addr	a;
-	socklen_t	alen = sizeof(a.ss);
-	int		rc, port;
+	struct addr a;
+	socklen_t   alen = sizeof(a.ss);
+	int	    rc, port;
 
 	switch (len >= sizeof(sa_family_t) ? sa->sa_family : AF_UNSPEC) {
 	case AF_UNIX:
@@ -277,13 +278,13 @@ bind(int fd, const struct sockaddr *sa, socklen_t len)
 int
 connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	int	family = len >= sizeof(sa_family_t) ? sa->sa_family : AF_UNSPEC;
+	int family = len >= sizeof(sa_family_t) ? sa->sa_family : AF_UNSPEC;
 
 	if ((family == AF_UNIX && !fuzz_unix_ok(sa, len)) ||
 	    ((family == AF_INET || family == AF_INET6) &&
-	    !fuzz_loopback(sa, len)) ||
+		!fuzz_loopback(sa, len)) ||
 	    (family != AF_UNIX && family != AF_INET && family != AF_INET6 &&
-	    family != AF_UNSPEC)) {
+		family != AF_UNSPEC)) {
 		errno = ECONNREFUSED;
 		return (-1);
 	}
@@ -293,7 +294,7 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
 int
 unlink(const char *path)
 {
-	struct stat	st;
+	struct stat st;
 
 	if (!fuzz_path_ok(path) && lstat(path, &st) == 0 &&
 	    S_ISSOCK(st.st_mode)) {

@@ -32,29 +32,40 @@
 #include "util.h"
 #include "fuzz.h"
 
-int	LLVMFuzzerInitialize(int *, char ***);
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static const char *const type_names[] = {
-	"noop", "latency", "bandwidth", "slow_close", "timeout",
-	"reset_peer", "slicer", "limit_data", "blackhole", "stall",
-	"refuse", "drop_syn", "loss", "duplicate", "nosuch",
+	"noop",
+	"latency",
+	"bandwidth",
+	"slow_close",
+	"timeout",
+	"reset_peer",
+	"slicer",
+	"limit_data",
+	"blackhole",
+	"stall",
+	"refuse",
+	"drop_syn",
+	"loss",
+	"duplicate",
+	"nosuch",
 };
 static const char *const names[] = { NULL, "", "t", "taken", "a/b" };
-static const char *const streams[] = {
-	NULL, "", "upstream", "downstream", "sideways"
-};
-static const double toxicities[] = { 1.0, 0.0, 0.5, -0.1, 1.5, NAN };
+static const char *const streams[] = { NULL, "", "upstream", "downstream",
+	"sideways" };
+static const double	 toxicities[] = { 1.0, 0.0, 0.5, -0.1, 1.5, NAN };
 
 /* A proxy with no sessions: where toxic_update() looks for links. */
-static struct proxy	 proxy;
-static struct toxic	*taken;
+static struct proxy  proxy;
+static struct toxic *taken;
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char	err[256];
-	int	status;
+	char err[256];
+	int  status;
 
 	fuzz_init();
 	TAILQ_INIT(&proxy.sessions);
@@ -72,7 +83,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 static int
 attr_count(const struct toxic_type *tt)
 {
-	int	n = 0;
+	int n = 0;
 
 	while (tt->attrs != NULL && tt->attrs[n].name != NULL)
 		n++;
@@ -83,7 +94,7 @@ attr_count(const struct toxic_type *tt)
 static void
 check_toxic(const struct toxic *t)
 {
-	const struct toxic_attr	*a;
+	const struct toxic_attr *a;
 	struct toxic		*u;
 	json_t			*j, *attrs;
 	char			 err[256];
@@ -104,9 +115,9 @@ check_toxic(const struct toxic *t)
 	if ((j = toxic_json(t)) == NULL)
 		fuzz_fail(__FILE__, __LINE__, "toxic_json");
 	FUZZ_CHECK(strcmp(json_string_value(json_object_get(j, "name")),
-	    t->name) == 0);
+		       t->name) == 0);
 	FUZZ_CHECK(strcmp(json_string_value(json_object_get(j, "type")),
-	    t->type->name) == 0);
+		       t->type->name) == 0);
 	attrs = json_object_get(j, "attributes");
 	FUZZ_CHECK(json_is_object(attrs));
 	u = toxic_new(NULL, t->name, t->type->name,
@@ -114,8 +125,10 @@ check_toxic(const struct toxic *t)
 	    json_number_value(json_object_get(j, "toxicity")), attrs, err,
 	    sizeof(err), &status);
 	if (u == NULL)
-		fuzz_fail(__FILE__, __LINE__, "the JSON of a valid toxic is "
-		    "refused: %s", err);
+		fuzz_fail(__FILE__, __LINE__,
+		    "the JSON of a valid toxic is "
+		    "refused: %s",
+		    err);
 	FUZZ_CHECK(toxic_equal(t, u), "JSON round trip of %s", t->name);
 	toxic_free(u);
 	json_decref(j);
@@ -131,15 +144,15 @@ check_err(const char *err, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const uint8_t	*nul;
-	struct proxy	*on;
-	json_t		*a1, *a2;
-	json_error_t	 jerr;
-	struct toxic	*t, before;
-	char		 err[256], small[12];
-	size_t		 i, n1;
-	double		 tox1, tox2;
-	int		 status, rc, has2, sel, sel2;
+	const uint8_t *nul;
+	struct proxy  *on;
+	json_t	      *a1, *a2;
+	json_error_t   jerr;
+	struct toxic  *t, before;
+	char	       err[256], small[12];
+	size_t	       i, n1;
+	double	       tox1, tox2;
+	int	       status, rc, has2, sel, sel2;
 
 	if (size < 2 || size > 16 * 1024)
 		return (-1);
@@ -150,8 +163,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nul = memchr(data, '\0', size);
 	n1 = nul != NULL ? (size_t)(nul - data) : size;
 	a1 = json_loadb((const char *)data, n1, JSON_DECODE_ANY, &jerr);
-	a2 = nul != NULL ? json_loadb((const char *)nul + 1,
-	    size - n1 - 1, JSON_DECODE_ANY, &jerr) : json_incref(a1);
+	a2 = nul != NULL ? json_loadb((const char *)nul + 1, size - n1 - 1,
+			       JSON_DECODE_ANY, &jerr) :
+			   json_incref(a1);
 	tox1 = toxicities[(sel / 25) % 6];
 	tox2 = toxicities[(sel2 >> 1) % 6];
 	has2 = sel2 & 0x80;
@@ -173,7 +187,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    &status);
 		if (t == NULL) {
 			check_err(err, sizeof(err));
-			FUZZ_CHECK(status == 400 || status == 409, "%d", status);
+			FUZZ_CHECK(status == 400 || status == 409, "%d",
+			    status);
 			continue;
 		}
 		FUZZ_CHECK(strcmp(t->type->name, type_names[i]) == 0);

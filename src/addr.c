@@ -22,7 +22,7 @@
  * Whether host names may be looked up. Fuzzers and tests turn it off:
  * a name lookup may send a DNS query off the machine.
  */
-static int	addr_names = 1;
+static int addr_names = 1;
 
 void
 addr_numeric_only(int on)
@@ -33,8 +33,8 @@ addr_numeric_only(int on)
 static int
 addr_parse_port(const char *s, int *port)
 {
-	char		*end;
-	unsigned long	 v;
+	char	     *end;
+	unsigned long v;
 
 	if (*s < '0' || *s > '9')
 		return (-1);
@@ -49,16 +49,18 @@ addr_parse_port(const char *s, int *port)
 static int
 addr_parse_unix(const char *path, struct addr *a, char *err, size_t errlen)
 {
-	struct sockaddr_un	*sun = (struct sockaddr_un *)&a->ss;
-	size_t			 n = strlen(path);
+	struct sockaddr_un *sun = (struct sockaddr_un *)&a->ss;
+	size_t		    n = strlen(path);
 
 	if (n == 0) {
 		snprintf(err, errlen, "empty unix socket path");
 		return (-1);
 	}
 	if (n >= sizeof(sun->sun_path)) {
-		snprintf(err, errlen, "unix socket path too long (%zu bytes, "
-		    "at most %zu)", n, sizeof(sun->sun_path) - 1);
+		snprintf(err, errlen,
+		    "unix socket path too long (%zu bytes, "
+		    "at most %zu)",
+		    n, sizeof(sun->sun_path) - 1);
 		return (-1);
 	}
 	sun->sun_family = AF_UNIX;
@@ -72,19 +74,21 @@ addr_parse_unix(const char *path, struct addr *a, char *err, size_t errlen)
  * says which form it was. On failure, err quotes the offending part.
  */
 static int
-addr_split(const char *s, char *host, size_t hostlen, int *port,
-    int *bracketed, char *err, size_t errlen)
+addr_split(const char *s, char *host, size_t hostlen, int *port, int *bracketed,
+    char *err, size_t errlen)
 {
-	const char	*colon, *ps;
-	size_t		 hlen;
+	const char *colon, *ps;
+	size_t	    hlen;
 
 	*bracketed = *s == '[';
 	if (*bracketed) {
 		const char *rb = strchr(s, ']');
 
 		if (rb == NULL || rb[1] != ':') {
-			snprintf(err, errlen, "invalid address \"%s\": "
-			    "expected [v6addr]:port", s);
+			snprintf(err, errlen,
+			    "invalid address \"%s\": "
+			    "expected [v6addr]:port",
+			    s);
 			return (-1);
 		}
 		hlen = (size_t)(rb - s - 1);
@@ -97,20 +101,25 @@ addr_split(const char *s, char *host, size_t hostlen, int *port,
 		ps = rb + 2;
 	} else {
 		if ((colon = strrchr(s, ':')) == NULL) {
-			snprintf(err, errlen, "invalid address \"%s\": "
+			snprintf(err, errlen,
+			    "invalid address \"%s\": "
 			    "expected host:port, [v6addr]:port or unix:/path",
 			    s);
 			return (-1);
 		}
 		hlen = (size_t)(colon - s);
 		if (memchr(s, ':', hlen) != NULL) {
-			snprintf(err, errlen, "invalid address \"%s\": "
-			    "write IPv6 addresses as [v6addr]:port", s);
+			snprintf(err, errlen,
+			    "invalid address \"%s\": "
+			    "write IPv6 addresses as [v6addr]:port",
+			    s);
 			return (-1);
 		}
 		if (hlen == 0 || hlen >= hostlen) {
-			snprintf(err, errlen, "invalid address \"%s\": "
-			    "missing host", s);
+			snprintf(err, errlen,
+			    "invalid address \"%s\": "
+			    "missing host",
+			    s);
 			return (-1);
 		}
 		memcpy(host, s, hlen);
@@ -118,8 +127,10 @@ addr_split(const char *s, char *host, size_t hostlen, int *port,
 		ps = colon + 1;
 	}
 	if (addr_parse_port(ps, port) == -1) {
-		snprintf(err, errlen, "invalid port \"%s\" in \"%s\" "
-		    "(0 to 65535)", ps, s);
+		snprintf(err, errlen,
+		    "invalid port \"%s\" in \"%s\" "
+		    "(0 to 65535)",
+		    ps, s);
 		return (-1);
 	}
 	return (0);
@@ -129,7 +140,7 @@ addr_split(const char *s, char *host, size_t hostlen, int *port,
 static int
 addr_numeric(const char *host, int v6, int port, struct addr *a)
 {
-	struct addrinfo	 hints, *res;
+	struct addrinfo hints, *res;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
@@ -154,9 +165,9 @@ addr_numeric(const char *host, int v6, int port, struct addr *a)
 int
 addr_name_valid(const char *host)
 {
-	size_t		 len = strlen(host), label = 0, i;
-	int		 digits = 1;
-	unsigned char	 c, prev = '.';
+	size_t	      len = strlen(host), label = 0, i;
+	int	      digits = 1;
+	unsigned char c, prev = '.';
 
 	if (len > 0 && host[len - 1] == '.')
 		len--;
@@ -170,8 +181,8 @@ addr_name_valid(const char *host)
 			label = 0;
 			digits = 1;
 		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || (c == '-' &&
-		    label > 0)) {
+		    (c >= '0' && c <= '9') || c == '_' ||
+		    (c == '-' && label > 0)) {
 			if (++label > 63)
 				return (0);
 			if (c < '0' || c > '9')
@@ -191,9 +202,9 @@ addr_name_valid(const char *host)
 int
 addr_name(const char *s, char *host, size_t hostlen, int *port)
 {
-	struct addr	a;
-	char		err[8];
-	int		v6;
+	struct addr a;
+	char	    err[8];
+	int	    v6;
 
 	if (strncmp(s, "unix:", 5) == 0 ||
 	    addr_split(s, host, hostlen, port, &v6, err, sizeof(err)) == -1 ||
@@ -229,12 +240,12 @@ addr_parse_common(const char *s, struct addr *a, char *host, size_t hostlen,
 int
 addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 {
-	char			 host[NI_MAXHOST];
-	struct addrinfo		 hints, *res, *ai;
-	int			 port, v6, rc;
+	char		host[NI_MAXHOST];
+	struct addrinfo hints, *res, *ai;
+	int		port, v6, rc;
 
 	if ((rc = addr_parse_common(s, a, host, sizeof(host), &port, &v6, err,
-	    errlen)) != 1)
+		 errlen)) != 1)
 		return (rc);
 	rc = EAI_NONAME;
 	if (!v6 && addr_names) {
@@ -268,15 +279,17 @@ addr_parse(const char *s, struct addr *a, char *err, size_t errlen)
 int
 addr_parse_lazy(const char *s, struct addr *a, char *err, size_t errlen)
 {
-	char	host[NI_MAXHOST];
-	int	port, v6, rc;
+	char host[NI_MAXHOST];
+	int  port, v6, rc;
 
 	if ((rc = addr_parse_common(s, a, host, sizeof(host), &port, &v6, err,
-	    errlen)) != 1)
+		 errlen)) != 1)
 		return (rc);
 	if (v6 || !addr_name_valid(host)) {
-		snprintf(err, errlen, "invalid address \"%s\": \"%s\" is "
-		    "neither a numeric address nor a host name", s, host);
+		snprintf(err, errlen,
+		    "invalid address \"%s\": \"%s\" is "
+		    "neither a numeric address nor a host name",
+		    s, host);
 		return (-1);
 	}
 	return (0);
@@ -306,7 +319,8 @@ addr_port(const struct addr *a)
 	case AF_INET:
 		return (ntohs(((const struct sockaddr_in *)&a->ss)->sin_port));
 	case AF_INET6:
-		return (ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port));
+		return (
+		    ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port));
 	default:
 		return (-1);
 	}
@@ -317,10 +331,12 @@ addr_set_port(struct addr *a, int port)
 {
 	switch (a->ss.ss_family) {
 	case AF_INET:
-		((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+		((struct sockaddr_in *)&a->ss)->sin_port =
+		    htons((uint16_t)port);
 		break;
 	case AF_INET6:
-		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+		((struct sockaddr_in6 *)&a->ss)->sin6_port =
+		    htons((uint16_t)port);
 		break;
 	}
 }
@@ -336,12 +352,13 @@ addr_unix_path(const struct addr *a)
 const char *
 addr_fmt(const struct addr *a, char *buf, size_t len)
 {
-	char	host[INET6_ADDRSTRLEN];
+	char host[INET6_ADDRSTRLEN];
 
 	switch (a->ss.ss_family) {
 	case AF_INET:
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->ss)->sin_addr,
-		    host, sizeof(host));
+		inet_ntop(AF_INET,
+		    &((const struct sockaddr_in *)&a->ss)->sin_addr, host,
+		    sizeof(host));
 		snprintf(buf, len, "%s:%d", host, addr_port(a));
 		break;
 	case AF_INET6:
@@ -351,7 +368,8 @@ addr_fmt(const struct addr *a, char *buf, size_t len)
 		/* The zone, numeric, so the text parses back to a. */
 		if (((const struct sockaddr_in6 *)&a->ss)->sin6_scope_id != 0)
 			snprintf(buf, len, "[%s%%%u]:%d", host,
-			    ((const struct sockaddr_in6 *)&a->ss)->sin6_scope_id,
+			    ((const struct sockaddr_in6 *)&a->ss)
+				->sin6_scope_id,
 			    addr_port(a));
 		else
 			snprintf(buf, len, "[%s]:%d", host, addr_port(a));
@@ -392,7 +410,7 @@ addr_equal(const struct addr *a, const struct addr *b)
 	}
 	case AF_UNIX:
 		return (strcmp(addr_unix_path(a), addr_unix_path(b)) == 0);
-	case AF_UNSPEC:		/* a name, not looked up yet */
+	case AF_UNSPEC: /* a name, not looked up yet */
 		return (1);
 	}
 	return (0);
@@ -404,8 +422,9 @@ addr_is_loopback(const struct addr *a)
 {
 	switch (a->ss.ss_family) {
 	case AF_INET:
-		return ((ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr)
-		    >> 24) == 127);
+		return ((ntohl(((const struct sockaddr_in *)&a->ss)
+				 ->sin_addr.s_addr) >>
+			    24) == 127);
 	case AF_INET6: {
 		const struct in6_addr *in6 =
 		    &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;

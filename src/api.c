@@ -76,35 +76,35 @@
 struct api_req;
 
 struct api_route {
-	const char	*path[API_MAX_SEGMENTS + 1];	/* "*": an arg */
-	int		 methods;
-	int		 flags;
-	void		(*handler)(struct api_req *);
+	const char *path[API_MAX_SEGMENTS + 1]; /* "*": an arg */
+	int	    methods;
+	int	    flags;
+	void (*handler)(struct api_req *);
 };
 #define API_F_ADDRS	0x1	/* the body may hold host names */
 
 struct api_req {
-	TAILQ_ENTRY(api_req)	 entry;		/* api->waiting */
-	struct api		*api;
-	struct evhttp_request	*req;
-	const struct api_route	*route;
-	char			*arg[API_MAX_ARGS];
-	json_t			*body;
-	char			*body_err;
-	int			 body_parsed;
-	int			 replied;
-	struct resolver_batch	*names;		/* host names it needs */
+	TAILQ_ENTRY(api_req)	entry; /* api->waiting */
+	struct api	       *api;
+	struct evhttp_request  *req;
+	const struct api_route *route;
+	char		       *arg[API_MAX_ARGS];
+	json_t		       *body;
+	char		       *body_err;
+	int			body_parsed;
+	int			replied;
+	struct resolver_batch  *names; /* host names it needs */
 };
 TAILQ_HEAD(api_req_list, api_req);
 
 struct api {
-	struct tardy		*tardy;
-	struct evhttp		*http;
-	struct addr		 bound;
-	char			*token;
-	struct api_req_list	 waiting;	/* for host name lookups */
-	uint32_t		 next_id;	/* X-Toxiproxy-Request-Id */
-	int			 rewriting;	/* in api_output_cb */
+	struct tardy	   *tardy;
+	struct evhttp	   *http;
+	struct addr	    bound;
+	char		   *token;
+	struct api_req_list waiting;   /* for host name lookups */
+	uint32_t	    next_id;   /* X-Toxiproxy-Request-Id */
+	int		    rewriting; /* in api_output_cb */
 };
 
 /* clang-format off */
@@ -162,15 +162,15 @@ static const struct {
 };
 /* clang-format on */
 
-static void	api_dispatch(struct api_req *);
-static void	api_req_free(struct api_req *);
+static void api_dispatch(struct api_req *);
+static void api_req_free(struct api_req *);
 
 /* --- replies --------------------------------------------------------- */
 
 static const char *
 api_method_name(int method)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < sizeof(api_methods) / sizeof(api_methods[0]); i++) {
 		if (api_methods[i].method == method)
@@ -183,8 +183,8 @@ api_method_name(int method)
 static const char *
 api_req_describe(struct api_req *ctx, char *buf, size_t len)
 {
-	const char	*uri = evhttp_request_get_uri(ctx->req);
-	size_t		 i, n;
+	const char *uri = evhttp_request_get_uri(ctx->req);
+	size_t	    i, n;
 
 	n = (size_t)snprintf(buf, len, "%s ",
 	    api_method_name(evhttp_request_get_command(ctx->req)));
@@ -203,16 +203,25 @@ api_req_describe(struct api_req *ctx, char *buf, size_t len)
 static const char *
 api_request_id(struct api *api, char *buf, size_t len)
 {
-	static const char	 digits[] = "0123456789abcdefghijklmnopqrstuv";
-	unsigned char		 raw[12];
-	uint32_t		 t = (uint32_t)time(NULL), pid = (uint32_t)getpid();
-	uint32_t		 n = api->next_id++;
-	size_t			 i, bits = 0, out = 0;
-	uint32_t		 acc = 0;
+	static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
+	unsigned char	  raw[12];
+	uint32_t	  t = (uint32_t)time(NULL), pid = (uint32_t)getpid();
+	uint32_t	  n = api->next_id++;
+	size_t		  i, bits = 0, out = 0;
+	uint32_t	  acc = 0;
 
-	raw[0] = t >> 24; raw[1] = t >> 16; raw[2] = t >> 8; raw[3] = t;
-	raw[4] = pid >> 24; raw[5] = pid >> 16; raw[6] = pid >> 8; raw[7] = pid;
-	raw[8] = n >> 24; raw[9] = n >> 16; raw[10] = n >> 8; raw[11] = n;
+	raw[0] = t >> 24;
+	raw[1] = t >> 16;
+	raw[2] = t >> 8;
+	raw[3] = t;
+	raw[4] = pid >> 24;
+	raw[5] = pid >> 16;
+	raw[6] = pid >> 8;
+	raw[7] = pid;
+	raw[8] = n >> 24;
+	raw[9] = n >> 16;
+	raw[10] = n >> 8;
+	raw[11] = n;
 	for (i = 0; i < sizeof(raw) && out + 1 < len; i++) {
 		acc = (acc << 8) | raw[i];
 		for (bits += 8; bits >= 5 && out + 1 < len; bits -= 5)
@@ -228,7 +237,7 @@ void
 api_send(struct api_req *ctx, int status, const char *type,
     struct evbuffer *body)
 {
-	char	buf[256], id[32];
+	char buf[256], id[32];
 
 	if (ctx->replied) {
 		log_warnx("api: second reply %d dropped", status);
@@ -237,14 +246,13 @@ api_send(struct api_req *ctx, int status, const char *type,
 	ctx->replied = 1;
 	/* Before the reply: evhttp frees a request whose client left. */
 	if (log_get_level() >= LOG_LEVEL_DEBUG)
-		log_debug("api: %s: %d", api_req_describe(ctx, buf,
-		    sizeof(buf)), status);
+		log_debug("api: %s: %d",
+		    api_req_describe(ctx, buf, sizeof(buf)), status);
 	if (type != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
 		    "Content-Type", type);
 	evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
-	    "X-Toxiproxy-Request-Id", api_request_id(ctx->api, id,
-	    sizeof(id)));
+	    "X-Toxiproxy-Request-Id", api_request_id(ctx->api, id, sizeof(id)));
 	/*
 	 * A reply to HEAD has no body: evhttp would send one without a
 	 * Content-Length, which a keep-alive client reads as the next reply.
@@ -269,15 +277,17 @@ api_send(struct api_req *ctx, int status, const char *type,
 void
 api_reply(struct api_req *ctx, int status, json_t *j)
 {
-	struct evbuffer	*out;
+	struct evbuffer *out;
 	char		*s;
 
-	if (j == NULL || (s = json_dumps(j, JSON_COMPACT |
-	    JSON_REAL_PRECISION(15))) == NULL) {
+	if (j == NULL ||
+	    (s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15))) ==
+		NULL) {
 		json_decref(j);
 		out = evbuffer_new();
 		if (out != NULL)
-			evbuffer_add_printf(out, "{\"error\":\"internal error: "
+			evbuffer_add_printf(out,
+			    "{\"error\":\"internal error: "
 			    "cannot encode the reply\",\"status\":500}\n");
 		api_send(ctx, 500, "application/json", out);
 		if (out != NULL)
@@ -308,10 +318,10 @@ api_reply_empty(struct api_req *ctx, int status)
 void
 api_error(struct api_req *ctx, int status, const char *fmt, ...)
 {
-	va_list	 ap;
-	char	 msg[API_ERR_LEN];
-	json_t	*s;
-	size_t	 i;
+	va_list ap;
+	char	msg[API_ERR_LEN];
+	json_t *s;
+	size_t	i;
 
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -323,8 +333,8 @@ api_error(struct api_req *ctx, int status, const char *fmt, ...)
 		}
 		s = json_string(msg);
 	}
-	api_reply(ctx, status, json_pack("{s:o, s:i}", "error", s,
-	    "status", status));
+	api_reply(ctx, status,
+	    json_pack("{s:o, s:i}", "error", s, "status", status));
 }
 
 /* --- request bodies -------------------------------------------------- */
@@ -338,7 +348,7 @@ api_error(struct api_req *ctx, int status, const char *fmt, ...)
 static json_t *
 api_body_parse(struct api_req *ctx)
 {
-	struct evbuffer	*in = evhttp_request_get_input_buffer(ctx->req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(ctx->req);
 	json_error_t	 jerr;
 	size_t		 len = evbuffer_get_length(in);
 	const char	*data;
@@ -354,8 +364,8 @@ api_body_parse(struct api_req *ctx)
 	/* Like Go's json.Decoder, as Toxiproxy reads: what follows is ignored. */
 	ctx->body = json_loadb(data, len, JSON_DISABLE_EOF_CHECK, &jerr);
 	if (ctx->body == NULL) {
-		if (asprintf(&ctx->body_err, "%s", len == 0 ? "EOF" :
-		    jerr.text) == -1)
+		if (asprintf(&ctx->body_err, "%s",
+			len == 0 ? "EOF" : jerr.text) == -1)
 			fatal("asprintf");
 	}
 	return (ctx->body);
@@ -365,7 +375,7 @@ api_body_parse(struct api_req *ctx)
 json_t *
 api_body(struct api_req *ctx, int object)
 {
-	json_t	*j;
+	json_t *j;
 
 	if ((j = api_body_parse(ctx)) == NULL) {
 		api_error(ctx, 400, "bad request body: %s", ctx->body_err);
@@ -388,7 +398,7 @@ int
 api_field_string(struct api_req *ctx, json_t *obj, const char *key,
     const char *where, const char **out)
 {
-	json_t	*j = json_object_get(obj, key);
+	json_t *j = json_object_get(obj, key);
 
 	if (j == NULL || json_is_null(j))
 		return (0);
@@ -405,13 +415,15 @@ int
 api_field_bool(struct api_req *ctx, json_t *obj, const char *key,
     const char *where, int *out)
 {
-	json_t	*j = json_object_get(obj, key);
+	json_t *j = json_object_get(obj, key);
 
 	if (j == NULL || json_is_null(j))
 		return (0);
 	if (!json_is_boolean(j)) {
-		api_error(ctx, 400, "bad request body: %s must be true or "
-		    "false%s", key, where);
+		api_error(ctx, 400,
+		    "bad request body: %s must be true or "
+		    "false%s",
+		    key, where);
 		return (-1);
 	}
 	*out = json_is_true(j);
@@ -419,10 +431,9 @@ api_field_bool(struct api_req *ctx, json_t *obj, const char *key,
 }
 
 int
-api_field_number(struct api_req *ctx, json_t *obj, const char *key,
-    double *out)
+api_field_number(struct api_req *ctx, json_t *obj, const char *key, double *out)
 {
-	json_t	*j = json_object_get(obj, key);
+	json_t *j = json_object_get(obj, key);
 
 	if (j == NULL || json_is_null(j))
 		return (0);
@@ -446,8 +457,8 @@ int
 api_addr(struct api_req *ctx, const char *spec, int lazy, struct addr *a,
     char *err, size_t errlen)
 {
-	char	host[NI_MAXHOST];
-	int	port;
+	char host[NI_MAXHOST];
+	int  port;
 
 	if (lazy)
 		return (addr_parse_lazy(spec, a, err, errlen));
@@ -460,7 +471,7 @@ api_addr(struct api_req *ctx, const char *spec, int lazy, struct addr *a,
 static void
 api_name_add(struct api_req *ctx, json_t *obj, const char *key)
 {
-	json_t	*j = json_object_get(obj, key);
+	json_t *j = json_object_get(obj, key);
 
 	if (json_is_string(j))
 		resolver_batch_add(ctx->names, json_string_value(j));
@@ -470,8 +481,8 @@ api_name_add(struct api_req *ctx, json_t *obj, const char *key)
 static int
 api_body_udp(struct api_req *ctx, json_t *obj)
 {
-	json_t		*j = json_object_get(obj, "protocol");
-	struct proxy	*p;
+	json_t	     *j = json_object_get(obj, "protocol");
+	struct proxy *p;
 
 	if (json_is_string(j))
 		return (strcmp(json_string_value(j), "udp") == 0);
@@ -485,14 +496,14 @@ api_body_udp(struct api_req *ctx, json_t *obj)
 static void
 api_names_collect(struct api_req *ctx)
 {
-	json_t	*body, *list, *item;
-	size_t	 i;
+	json_t *body, *list, *item;
+	size_t	i;
 
 	if ((body = api_body_parse(ctx)) == NULL)
 		return;
 	list = body;
-	if (json_is_object(body) && json_is_array(json_object_get(body,
-	    "proxies")))
+	if (json_is_object(body) &&
+	    json_is_array(json_object_get(body, "proxies")))
 		list = json_object_get(body, "proxies");
 	if (json_is_object(list)) {
 		api_name_add(ctx, list, "listen");
@@ -512,7 +523,7 @@ api_names_collect(struct api_req *ctx)
 static void
 api_names_cb(void *arg)
 {
-	struct api_req	*ctx = arg;
+	struct api_req *ctx = arg;
 
 	TAILQ_REMOVE(&ctx->api->waiting, ctx, entry);
 	api_dispatch(ctx);
@@ -526,8 +537,8 @@ api_names_cb(void *arg)
 static int
 api_resolve_start(struct api_req *ctx)
 {
-	ctx->names = resolver_batch_new(ctx->api->tardy->resolver,
-	    api_names_cb, ctx);
+	ctx->names = resolver_batch_new(ctx->api->tardy->resolver, api_names_cb,
+	    ctx);
 	api_names_collect(ctx);
 	if (resolver_batch_start(ctx->names) == 0)
 		return (0);
@@ -547,7 +558,7 @@ api_tardy(struct api_req *ctx)
 const char *
 api_query(struct api_req *ctx)
 {
-	const struct evhttp_uri	*uri;
+	const struct evhttp_uri *uri;
 
 	uri = evhttp_request_get_evhttp_uri(ctx->req);
 	return (uri != NULL ? evhttp_uri_get_query(uri) : NULL);
@@ -557,7 +568,7 @@ api_query(struct api_req *ctx)
 struct proxy *
 api_find_proxy(struct api_req *ctx)
 {
-	struct proxy	*p;
+	struct proxy *p;
 
 	if ((p = tardy_find_proxy(ctx->api->tardy, ctx->arg[0])) == NULL)
 		api_error(ctx, 404, "proxy not found");
@@ -568,13 +579,12 @@ api_find_proxy(struct api_req *ctx)
 struct toxic *
 api_find_toxic(struct api_req *ctx, struct proxy *p)
 {
-	struct toxic	*t;
+	struct toxic *t;
 
 	if ((t = proxy_find_toxic(p, ctx->arg[1])) == NULL)
 		api_error(ctx, 404, "toxic not found");
 	return (t);
 }
-
 
 /*
  * A unix path a client names must be where the API may put or reach
@@ -584,11 +594,11 @@ int
 api_unix_allowed(struct api_req *ctx, const char *field, const char *where,
     const struct addr *a)
 {
-	char	err[API_AUTH_MSG_LEN];
+	char err[API_AUTH_MSG_LEN];
 
-	if (addr_family(a) != AF_UNIX || api_auth_unix_path_ok(
-	    addr_unix_path(a), &ctx->api->bound, ctx->api->tardy->conf, err,
-	    sizeof(err)))
+	if (addr_family(a) != AF_UNIX ||
+	    api_auth_unix_path_ok(addr_unix_path(a), &ctx->api->bound,
+		ctx->api->tardy->conf, err, sizeof(err)))
 		return (0);
 	api_error(ctx, 403, "%s%s: %s", field, where, err);
 	return (-1);
@@ -604,9 +614,9 @@ api_unix_allowed(struct api_req *ctx, const char *field, const char *where,
 static int
 api_split_path(const char *path, char **seg, size_t maxseg)
 {
-	const char	*p, *end;
-	char		*raw;
-	size_t		 n = 0, len;
+	const char *p, *end;
+	char	   *raw;
+	size_t	    n = 0, len;
 
 	if (path == NULL || *path != '/')
 		return (-1);
@@ -635,13 +645,13 @@ fail:
 static int
 api_route_matches(const struct api_route *r, char **seg, int nseg)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < nseg; i++) {
 		if (r->path[i] == NULL)
 			return (0);
-		if (strcmp(r->path[i], "*") != 0 && strcmp(r->path[i],
-		    seg[i]) != 0)
+		if (strcmp(r->path[i], "*") != 0 &&
+		    strcmp(r->path[i], seg[i]) != 0)
 			return (0);
 	}
 	return (r->path[nseg] == NULL);
@@ -655,7 +665,7 @@ api_route_matches(const struct api_route *r, char **seg, int nseg)
 static int
 api_route(struct api_req *ctx)
 {
-	const struct evhttp_uri	*uri;
+	const struct evhttp_uri *uri;
 	const struct api_route	*r;
 	char			*seg[API_MAX_SEGMENTS], allow[64];
 	int			 nseg, i, methods = 0, method, narg;
@@ -713,7 +723,7 @@ api_dispatch(struct api_req *ctx)
 static void
 api_req_free(struct api_req *ctx)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < API_MAX_ARGS; i++)
 		free(ctx->arg[i]);
@@ -726,23 +736,24 @@ api_req_free(struct api_req *ctx)
 static void
 api_request_cb(struct evhttp_request *req, void *arg)
 {
-	struct api_req	*ctx;
-	char		 msg[API_AUTH_MSG_LEN];
-	int		 status;
+	struct api_req *ctx;
+	char		msg[API_AUTH_MSG_LEN];
+	int		status;
 
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->api = arg;
 	ctx->req = req;
 	/* Who may ask: api_auth.c. */
 	if ((status = api_auth_check(req, &ctx->api->bound,
-	    ctx->api->tardy->conf, ctx->api->token, msg, sizeof(msg))) != 0)
+		 ctx->api->tardy->conf, ctx->api->token, msg, sizeof(msg))) !=
+	    0)
 		api_error(ctx, status, "%s", msg);
 	if (status != 0 || api_route(ctx) == -1) {
 		api_req_free(ctx);
 		return;
 	}
 	if ((ctx->route->flags & API_F_ADDRS) && api_resolve_start(ctx))
-		return;		/* api_names_cb dispatches it */
+		return; /* api_names_cb dispatches it */
 	api_dispatch(ctx);
 }
 
@@ -758,15 +769,15 @@ api_request_cb(struct evhttp_request *req, void *arg)
  * rewritten as it is queued: evhttp writes nothing else ending the way
  * its error page does, and it queues that page whole, the body last.
  */
-static void	api_output_rewrite(struct api *, struct evbuffer *, size_t);
+static void api_output_rewrite(struct api *, struct evbuffer *, size_t);
 
 static void
 api_output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info,
     void *arg)
 {
-	struct api	*api = arg;
-	size_t		 len = evbuffer_get_length(out);
-	int		 frozen = 0;
+	struct api *api = arg;
+	size_t	    len = evbuffer_get_length(out);
+	int	    frozen = 0;
 
 	if (api->rewriting || info->n_added == 0 ||
 	    len < sizeof(API_HTML_END) - 1)
@@ -790,17 +801,18 @@ api_output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info,
 static void
 api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 {
-	struct evbuffer_ptr	 start, body;
-	struct evbuffer		*reply, *keep;
-	char			 tail[sizeof(API_HTML_END) - 1], id[32];
-	char			 line[128], json[192];
-	const char		*msg;
-	size_t			 n;
-	int			 status;
+	struct evbuffer_ptr start, body;
+	struct evbuffer	   *reply, *keep;
+	char		    tail[sizeof(API_HTML_END) - 1], id[32];
+	char		    line[128], json[192];
+	const char	   *msg;
+	size_t		    n;
+	int		    status;
 
 	if (evbuffer_ptr_set(out, &body, len - sizeof(tail),
-	    EVBUFFER_PTR_SET) == -1 || evbuffer_copyout_from(out, &body, tail,
-	    sizeof(tail)) != (ev_ssize_t)sizeof(tail) ||
+		EVBUFFER_PTR_SET) == -1 ||
+	    evbuffer_copyout_from(out, &body, tail, sizeof(tail)) !=
+		(ev_ssize_t)sizeof(tail) ||
 	    memcmp(tail, API_HTML_END, sizeof(tail)) != 0)
 		return;
 	/* The page's status line: the last one before its body. */
@@ -812,8 +824,8 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 	for (;;) {
 		struct evbuffer_ptr next = start;
 
-		if (start.pos == -1 || evbuffer_ptr_set(out, &next, 1,
-		    EVBUFFER_PTR_ADD) == -1)
+		if (start.pos == -1 ||
+		    evbuffer_ptr_set(out, &next, 1, EVBUFFER_PTR_ADD) == -1)
 			break;
 		next = evbuffer_search_range(out, "HTTP/", 5, &next, &body);
 		if (next.pos == -1)
@@ -841,7 +853,7 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 		break;
 	case 413:
 		msg = "request too large: at most " API_MAX_BODY_STR
-		    " bytes of body";
+		      " bytes of body";
 		break;
 	case 400:
 		msg = "bad request: malformed HTTP request";
@@ -855,7 +867,8 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 	}
 	if ((reply = evbuffer_new()) == NULL)
 		return;
-	evbuffer_add_printf(reply, "%s\r\nContent-Type: application/json\r\n"
+	evbuffer_add_printf(reply,
+	    "%s\r\nContent-Type: application/json\r\n"
 	    "Connection: close\r\nX-Toxiproxy-Request-Id: %s\r\n",
 	    line, api_request_id(api, id, sizeof(id)));
 	/*
@@ -863,12 +876,14 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 	 * no body (to HEAD; to CONNECT, whose connection it keeps; in no
 	 * HTTP/1.x): then ours has none either, and says so.
 	 */
-	if (evbuffer_search_range(out, "\r\nContent-Length:", 17, &start,
-	    &body).pos == -1)
+	if (evbuffer_search_range(out, "\r\nContent-Length:", 17, &start, &body)
+		.pos == -1)
 		json[0] = '\0';
 	else
-		(void)snprintf(json, sizeof(json), "{\"error\":\"%s\","
-		    "\"status\":%d}\n", msg, status);
+		(void)snprintf(json, sizeof(json),
+		    "{\"error\":\"%s\","
+		    "\"status\":%d}\n",
+		    msg, status);
 	n = strlen(json);
 	evbuffer_add_printf(reply, "Content-Length: %zu\r\n\r\n%s", n, json);
 	/* Keep what is queued before the page; replace the page. */
@@ -886,7 +901,7 @@ api_output_rewrite(struct api *api, struct evbuffer *out, size_t len)
 static struct bufferevent *
 api_bev_cb(struct event_base *base, void *arg)
 {
-	struct bufferevent	*bev;
+	struct bufferevent *bev;
 
 	bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (bev != NULL)
@@ -898,14 +913,15 @@ api_bev_cb(struct event_base *base, void *arg)
 static void
 api_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct evconnlistener	*lev = arg;
-	struct timeval		 tv = { 0, API_BACKOFF_MS * 1000 };
-	int			 probe;
+	struct evconnlistener *lev = arg;
+	struct timeval	       tv = { 0, API_BACKOFF_MS * 1000 };
+	int		       probe;
 
 	/* Still none free: wait again, rather than fail and log again. */
 	probe = fcntl(evconnlistener_get_fd(lev), F_DUPFD_CLOEXEC, 0);
-	if (probe == -1 && event_base_once(evconnlistener_get_base(lev), -1,
-	    EV_TIMEOUT, api_accept_resume_cb, lev, &tv) == 0)
+	if (probe == -1 &&
+	    event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT,
+		api_accept_resume_cb, lev, &tv) == 0)
 		return;
 	if (probe != -1)
 		close(probe);
@@ -921,24 +937,24 @@ api_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 static void
 api_accept_error_cb(struct evconnlistener *lev, void *arg)
 {
-	struct timeval	tv = { 0, API_BACKOFF_MS * 1000 };
+	struct timeval tv = { 0, API_BACKOFF_MS * 1000 };
 
 	log_warn("api: accept, pausing %d ms", API_BACKOFF_MS);
 	evconnlistener_disable(lev);
 	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT,
-	    api_accept_resume_cb, lev, &tv) == -1)
+		api_accept_resume_cb, lev, &tv) == -1)
 		evconnlistener_enable(lev);
 }
 
 struct api *
-api_new(struct tardy *t, const struct addr *where, const char *token,
-    char *err, size_t errlen)
+api_new(struct tardy *t, const struct addr *where, const char *token, char *err,
+    size_t errlen)
 {
-	struct api			*api;
-	struct evhttp_bound_socket	*bs;
-	struct addr			 bound;
-	char				 buf[ADDR_STRLEN];
-	int				 fd;
+	struct api		   *api;
+	struct evhttp_bound_socket *bs;
+	struct addr		    bound;
+	char			    buf[ADDR_STRLEN];
+	int			    fd;
 
 	if ((fd = proxy_bind(t, where, &bound, err, errlen)) == -1)
 		return (NULL);
@@ -952,8 +968,9 @@ api_new(struct tardy *t, const struct addr *where, const char *token,
 	 * it do not keep the next tardyd (a restart) off the port; nobody
 	 * can bind a port that is listening, so nothing is shared.
 	 */
-	if (addr_family(&bound) != AF_UNIX && setsockopt(fd, SOL_SOCKET,
-	    SO_REUSEADDR, &(int){ 1 }, sizeof(int)) == -1) {
+	if (addr_family(&bound) != AF_UNIX &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 },
+		sizeof(int)) == -1) {
 		snprintf(err, errlen, "SO_REUSEADDR: %s", strerror(errno));
 		proxy_unbind(fd, &bound);
 		return (NULL);
@@ -986,20 +1003,22 @@ api_new(struct tardy *t, const struct addr *where, const char *token,
 	log_info("api: listening on %s%s", api_address(api, buf, sizeof(buf)),
 	    api->token != NULL ? " (token required)" : "");
 	if (api->token == NULL && !addr_is_loopback(&bound))
-		log_warnx("api: %s is not a loopback address and no token is "
+		log_warnx(
+		    "api: %s is not a loopback address and no token is "
 		    "required (api_open): anyone who can reach it can drive "
-		    "tardyd", buf);
+		    "tardyd",
+		    buf);
 	return (api);
 }
 
 void
 api_free(struct api *api)
 {
-	struct api_req	*ctx;
+	struct api_req *ctx;
 
 	if (api == NULL)
 		return;
-	evhttp_free(api->http);	/* and the requests waiting for names */
+	evhttp_free(api->http); /* and the requests waiting for names */
 	while ((ctx = TAILQ_FIRST(&api->waiting)) != NULL) {
 		TAILQ_REMOVE(&api->waiting, ctx, entry);
 		api_req_free(ctx);

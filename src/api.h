@@ -12,13 +12,13 @@ struct api;
 struct evbuffer;
 struct tardy;
 
-struct api	*api_new(struct tardy *, const struct addr *, const char *,
-		    char *, size_t);
-void		 api_free(struct api *);
-const char	*api_address(struct api *, char *, size_t);
-void		 api_set_token(struct api *, const char *);
+struct api *api_new(struct tardy *, const struct addr *, const char *, char *,
+    size_t);
+void	    api_free(struct api *);
+const char *api_address(struct api *, char *, size_t);
+void	    api_set_token(struct api *, const char *);
 
 /* api_metrics.c */
-void		 api_metrics_render(struct tardy *, struct evbuffer *);
+void api_metrics_render(struct tardy *, struct evbuffer *);
 
 #endif

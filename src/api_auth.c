@@ -57,7 +57,7 @@
 static const char *
 api_auth_quote(const char *in, char *out, size_t len)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; in[i] != '\0' && i + 1 < len; i++)
 		out[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
@@ -70,8 +70,8 @@ api_auth_quote(const char *in, char *out, size_t len)
 static int
 api_auth_fd(struct evhttp_request *req)
 {
-	struct evhttp_connection	*evcon;
-	struct bufferevent		*bev;
+	struct evhttp_connection *evcon;
+	struct bufferevent	 *bev;
 
 	if ((evcon = evhttp_request_get_connection(req)) == NULL ||
 	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
@@ -86,10 +86,10 @@ static int
 api_auth_peer_in_group(int fd, const struct ucred *uc, gid_t gid)
 {
 #ifdef SO_PEERGROUPS
-	gid_t		 small[64], *groups = small;
-	socklen_t	 len = sizeof(small);
-	size_t		 i;
-	int		 found = 0;
+	gid_t	  small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	size_t	  i;
+	int	  found = 0;
 #endif
 
 	if (uc->gid == gid)
@@ -99,8 +99,8 @@ api_auth_peer_in_group(int fd, const struct ucred *uc, gid_t gid)
 		/* ERANGE: len is what it takes. */
 		if (errno != ERANGE || (groups = malloc(len)) == NULL)
 			return (0);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups,
-		    &len) == -1)
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) ==
+		    -1)
 			len = 0;
 	}
 	for (i = 0; i < len / sizeof(*groups); i++) {
@@ -119,13 +119,15 @@ api_auth_peer_in_group(int fd, const struct ucred *uc, gid_t gid)
 static int
 api_auth_peer(int fd, const struct config *conf, char *msg, size_t len)
 {
-	struct ucred	uc;
-	socklen_t	ulen = sizeof(uc);
+	struct ucred uc;
+	socklen_t    ulen = sizeof(uc);
 
-	if (fd == -1 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc,
-	    &ulen) == -1) {
-		snprintf(msg, len, "peer not allowed: its credentials cannot "
-		    "be read: %s", strerror(fd == -1 ? EBADF : errno));
+	if (fd == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ulen) == -1) {
+		snprintf(msg, len,
+		    "peer not allowed: its credentials cannot "
+		    "be read: %s",
+		    strerror(fd == -1 ? EBADF : errno));
 		return (403);
 	}
 	if (uc.uid == 0 || uc.uid == geteuid())
@@ -134,12 +136,14 @@ api_auth_peer(int fd, const struct config *conf, char *msg, size_t len)
 	    api_auth_peer_in_group(fd, &uc, conf->api_gid))
 		return (0);
 	if (conf->api_group != NULL)
-		snprintf(msg, len, "peer not allowed: uid %u is not tardyd's "
+		snprintf(msg, len,
+		    "peer not allowed: uid %u is not tardyd's "
 		    "user (uid %u) nor root, and not in api_group \"%s\"",
 		    (unsigned int)uc.uid, (unsigned int)geteuid(),
 		    conf->api_group);
 	else
-		snprintf(msg, len, "peer not allowed: uid %u is not tardyd's "
+		snprintf(msg, len,
+		    "peer not allowed: uid %u is not tardyd's "
 		    "user (uid %u) nor root (api_group lets a group in)",
 		    (unsigned int)uc.uid, (unsigned int)geteuid());
 	return (403);
@@ -154,8 +158,8 @@ api_auth_peer(int fd, const struct config *conf, char *msg, size_t len)
 static int
 api_auth_split(const char *hostport, char *host, size_t len)
 {
-	const char	*start = hostport, *port, *end;
-	size_t		 n, i;
+	const char *start = hostport, *port, *end;
+	size_t	    n, i;
 
 	if (*hostport == '[') {
 		if ((end = strchr(hostport, ']')) == NULL)
@@ -197,11 +201,11 @@ api_auth_split(const char *hostport, char *host, size_t len)
 static int
 api_auth_is_local(const char *host, int fd)
 {
-	struct sockaddr_storage	 ss;
-	struct in6_addr		 in6;
-	struct in_addr		 in;
-	const struct in6_addr	*l6;
-	socklen_t		 len = sizeof(ss);
+	struct sockaddr_storage ss;
+	struct in6_addr		in6;
+	struct in_addr		in;
+	const struct in6_addr  *l6;
+	socklen_t		len = sizeof(ss);
 
 	if (fd == -1 || getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		return (0);
@@ -214,8 +218,9 @@ api_auth_is_local(const char *host, int fd)
 	if (inet_pton(AF_INET6, host, &in6) == 1)
 		return (memcmp(l6, &in6, sizeof(in6)) == 0);
 	/* A dual-stack socket: an IPv4 client is ::ffff:a.b.c.d. */
-	return (IN6_IS_ADDR_V4MAPPED(l6) && inet_pton(AF_INET, host,
-	    &in) == 1 && memcmp(&l6->s6_addr[12], &in, 4) == 0);
+	return (IN6_IS_ADDR_V4MAPPED(l6) &&
+	    inet_pton(AF_INET, host, &in) == 1 &&
+	    memcmp(&l6->s6_addr[12], &in, 4) == 0);
 }
 
 /*
@@ -227,14 +232,14 @@ api_auth_is_local(const char *host, int fd)
 static int
 api_auth_host_ok(const char *host, const struct config *conf, int fd)
 {
-	struct in6_addr	in6;
+	struct in6_addr in6;
 	struct in_addr	in;
 	size_t		n = strlen(host), i;
 	uint32_t	a;
 
 	/* RFC 6761: browsers resolve these to loopback themselves. */
-	if (strcmp(host, "localhost") == 0 || (n > 10 &&
-	    strcmp(host + n - 10, ".localhost") == 0))
+	if (strcmp(host, "localhost") == 0 ||
+	    (n > 10 && strcmp(host + n - 10, ".localhost") == 0))
 		return (1);
 	if (inet_pton(AF_INET, host, &in) == 1) {
 		a = ntohl(in.s_addr);
@@ -257,10 +262,9 @@ api_auth_host_ok(const char *host, const struct config *conf, int fd)
 
 /* "host[:port]" that names this API (api_auth_host_ok). */
 static int
-api_auth_hostport_ok(const char *hostport, const struct config *conf,
-    int fd)
+api_auth_hostport_ok(const char *hostport, const struct config *conf, int fd)
 {
-	char	host[API_AUTH_HOST_LEN];
+	char host[API_AUTH_HOST_LEN];
 
 	return (api_auth_split(hostport, host, sizeof(host)) == 0 &&
 	    api_auth_host_ok(host, conf, fd));
@@ -270,19 +274,18 @@ api_auth_hostport_ok(const char *hostport, const struct config *conf,
 static int
 api_auth_origin_ok(const char *origin, const struct config *conf, int fd)
 {
-	char		 authority[API_AUTH_HOST_LEN];
-	const char	*p;
-	size_t		 n;
+	char	    authority[API_AUTH_HOST_LEN];
+	const char *p;
+	size_t	    n;
 
 	if (strncasecmp(origin, "http://", 7) == 0)
 		p = origin + 7;
 	else if (strncasecmp(origin, "https://", 8) == 0)
 		p = origin + 8;
 	else
-		return (0);	/* "null" (a sandbox, a file), others */
+		return (0); /* "null" (a sandbox, a file), others */
 	n = strcspn(p, "/@");
-	if ((p[n] != '\0' && strcmp(p + n, "/") != 0) ||
-	    n >= sizeof(authority))
+	if ((p[n] != '\0' && strcmp(p + n, "/") != 0) || n >= sizeof(authority))
 		return (0);
 	memcpy(authority, p, n);
 	authority[n] = '\0';
@@ -304,11 +307,11 @@ api_auth_host_checked(const struct addr *bound, const struct config *conf)
 
 /* The Host header (one at most) and an absolute request URI's host. */
 static int
-api_auth_host(struct evhttp_request *req, const struct config *conf,
-    int fd, char *msg, size_t len)
+api_auth_host(struct evhttp_request *req, const struct config *conf, int fd,
+    char *msg, size_t len)
 {
 	struct evkeyvalq	*h = evhttp_request_get_input_headers(req);
-	const struct evhttp_uri	*uri;
+	const struct evhttp_uri *uri;
 	struct evkeyval		*kv;
 	const char		*value = NULL, *uhost, *bad = NULL;
 	char			 q[API_AUTH_QUOTE_LEN];
@@ -321,7 +324,8 @@ api_auth_host(struct evhttp_request *req, const struct config *conf,
 		}
 	}
 	if (n > 1) {
-		snprintf(msg, len, "host not allowed: more than one Host "
+		snprintf(msg, len,
+		    "host not allowed: more than one Host "
 		    "header");
 		return (403);
 	}
@@ -340,7 +344,8 @@ api_auth_host(struct evhttp_request *req, const struct config *conf,
 		bad = uhost;
 	if (bad == NULL)
 		return (0);
-	snprintf(msg, len, "host not allowed: \"%s\" is not a loopback name "
+	snprintf(msg, len,
+	    "host not allowed: \"%s\" is not a loopback name "
 	    "or address, this API's address or one of api_hosts",
 	    api_auth_quote(bad, q, sizeof(q)));
 	return (403);
@@ -352,8 +357,8 @@ api_auth_host(struct evhttp_request *req, const struct config *conf,
 int
 api_auth_token_equal(const char *got, size_t gotlen, const char *want)
 {
-	size_t		wantlen = strlen(want), i;
-	unsigned char	diff = gotlen != wantlen;
+	size_t	      wantlen = strlen(want), i;
+	unsigned char diff = gotlen != wantlen;
 
 	for (i = 0; i < wantlen; i++)
 		diff |= (unsigned char)want[i] ^
@@ -371,10 +376,10 @@ int
 api_auth_check(struct evhttp_request *req, const struct addr *bound,
     const struct config *conf, const char *token, char *msg, size_t len)
 {
-	struct evkeyvalq	*h = evhttp_request_get_input_headers(req);
-	const char		*ua, *origin, *site, *auth;
-	char			 q[API_AUTH_QUOTE_LEN];
-	int			 fd = api_auth_fd(req), status;
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char	 *ua, *origin, *site, *auth;
+	char		  q[API_AUTH_QUOTE_LEN];
+	int		  fd = api_auth_fd(req), status;
 
 	if (addr_family(bound) == AF_UNIX &&
 	    (status = api_auth_peer(fd, conf, msg, len)) != 0)
@@ -387,7 +392,8 @@ api_auth_check(struct evhttp_request *req, const struct addr *bound,
 	}
 	if ((origin = evhttp_find_header(h, "Origin")) != NULL &&
 	    !api_auth_origin_ok(origin, conf, fd)) {
-		snprintf(msg, len, "origin not allowed: \"%s\" is not a "
+		snprintf(msg, len,
+		    "origin not allowed: \"%s\" is not a "
 		    "loopback origin or one of api_hosts",
 		    api_auth_quote(origin, q, sizeof(q)));
 		return (403);
@@ -395,9 +401,10 @@ api_auth_check(struct evhttp_request *req, const struct addr *bound,
 	if ((site = evhttp_find_header(h, "Sec-Fetch-Site")) != NULL &&
 	    strcasecmp(site, "same-origin") != 0 &&
 	    strcasecmp(site, "none") != 0) {
-		snprintf(msg, len, "cross-site request not allowed: "
-		    "Sec-Fetch-Site is \"%s\"", api_auth_quote(site, q,
-		    sizeof(q)));
+		snprintf(msg, len,
+		    "cross-site request not allowed: "
+		    "Sec-Fetch-Site is \"%s\"",
+		    api_auth_quote(site, q, sizeof(q)));
 		return (403);
 	}
 	if (token != NULL) {
@@ -425,10 +432,10 @@ api_auth_check(struct evhttp_request *req, const struct addr *bound,
  * who may ask. Returns -1 with err set if that cannot be done.
  */
 int
-api_auth_socket(const struct addr *bound, const struct config *conf,
-    char *err, size_t errlen)
+api_auth_socket(const struct addr *bound, const struct config *conf, char *err,
+    size_t errlen)
 {
-	const char	*path;
+	const char *path;
 
 	if (addr_family(bound) != AF_UNIX)
 		return (0);
@@ -457,17 +464,18 @@ static int
 api_auth_resolve(const char *path, char *out, size_t outlen, char *err,
     size_t errlen)
 {
-	char		 cur[PATH_MAX], real[PATH_MAX], rest[PATH_MAX];
-	char		 tmp[PATH_MAX], *slash;
-	const char	*p;
-	struct stat	 st;
-	size_t		 n;
+	char	    cur[PATH_MAX], real[PATH_MAX], rest[PATH_MAX];
+	char	    tmp[PATH_MAX], *slash;
+	const char *p;
+	struct stat st;
+	size_t	    n;
 
 	for (p = path; *p != '\0'; p += n) {
 		p += strspn(p, "/");
 		n = strcspn(p, "/");
 		if (n == 2 && strncmp(p, "..", 2) == 0) {
-			snprintf(err, errlen, "\"..\" is not allowed in a "
+			snprintf(err, errlen,
+			    "\"..\" is not allowed in a "
 			    "path");
 			return (-1);
 		}
@@ -491,8 +499,10 @@ api_auth_resolve(const char *path, char *out, size_t outlen, char *err,
 			return (-1);
 		}
 		if (lstat(cur, &st) == 0) {
-			snprintf(err, errlen, "%.200s is a symbolic link to "
-			    "nowhere", cur);
+			snprintf(err, errlen,
+			    "%.200s is a symbolic link to "
+			    "nowhere",
+			    cur);
 			return (-1);
 		}
 		/* cur is absolute and "/" exists, so there is a slash. */
@@ -504,8 +514,8 @@ api_auth_resolve(const char *path, char *out, size_t outlen, char *err,
 		else
 			*slash = '\0';
 	}
-	if ((size_t)snprintf(out, outlen, "%s%s", strcmp(real, "/") == 0 ?
-	    "" : real, rest) >= outlen) {
+	if ((size_t)snprintf(out, outlen, "%s%s",
+		strcmp(real, "/") == 0 ? "" : real, rest) >= outlen) {
 		snprintf(err, errlen, "path too long");
 		return (-1);
 	}
@@ -516,11 +526,11 @@ api_auth_resolve(const char *path, char *out, size_t outlen, char *err,
 static int
 api_auth_under(const char *path, const char *dir)
 {
-	char	real[PATH_MAX];
-	size_t	n;
+	char   real[PATH_MAX];
+	size_t n;
 
 	if (realpath(dir, real) == NULL)
-		return (0);	/* not there (yet): nothing is in it */
+		return (0); /* not there (yet): nothing is in it */
 	if (strcmp(real, "/") == 0)
 		return (1);
 	n = strlen(real);
@@ -531,7 +541,7 @@ api_auth_under(const char *path, const char *dir)
 static void
 api_auth_list_add(char *list, size_t len, const char *dir)
 {
-	size_t	n = strlen(list), i;
+	size_t n = strlen(list), i;
 
 	if (n > 0 && n + 2 < len) {
 		memcpy(list + n, ", ", 2);
@@ -544,19 +554,18 @@ api_auth_list_add(char *list, size_t len, const char *dir)
 
 /* A ':'-separated list of directories from the environment. */
 static int
-api_auth_env_dirs(const char *var, const char *path, char *list,
-    size_t len)
+api_auth_env_dirs(const char *var, const char *path, char *list, size_t len)
 {
-	const char	*v = getenv(var), *p;
-	char		 dir[PATH_MAX];
-	size_t		 n;
+	const char *v = getenv(var), *p;
+	char	    dir[PATH_MAX];
+	size_t	    n;
 
 	if (v == NULL)
 		return (0);
 	for (p = v; *p != '\0'; p += n + (p[n] == ':')) {
 		n = strcspn(p, ":");
 		if (n == 0 || *p != '/' || n >= sizeof(dir))
-			continue;	/* only absolute paths count */
+			continue; /* only absolute paths count */
 		memcpy(dir, p, n);
 		dir[n] = '\0';
 		if (api_auth_under(path, dir))
@@ -574,8 +583,8 @@ api_auth_env_dirs(const char *var, const char *path, char *list,
 static int
 api_auth_socket_dir(const struct addr *bound, char *dir, size_t len)
 {
-	struct stat	 st;
-	char		*slash;
+	struct stat st;
+	char	   *slash;
 
 	if (addr_family(bound) != AF_UNIX ||
 	    (size_t)snprintf(dir, len, "%s", addr_unix_path(bound)) >= len)
@@ -601,11 +610,11 @@ int
 api_auth_unix_path_ok(const char *path, const struct addr *bound,
     const struct config *conf, char *err, size_t errlen)
 {
-	char	real[PATH_MAX], dir[PATH_MAX], why[256], list[256];
-	size_t	i;
+	char   real[PATH_MAX], dir[PATH_MAX], why[256], list[256];
+	size_t i;
 
-	if (api_auth_resolve(path, real, sizeof(real), why,
-	    sizeof(why)) == -1) {
+	if (api_auth_resolve(path, real, sizeof(real), why, sizeof(why)) ==
+	    -1) {
 		snprintf(err, errlen, "unix:%s: %s", path, why);
 		return (0);
 	}
@@ -624,14 +633,18 @@ api_auth_unix_path_ok(const char *path, const struct addr *bound,
 		api_auth_list_add(list, sizeof(list), dir);
 	}
 	if (list[0] == '\0')
-		snprintf(err, errlen, "unix:%s: the API may not use unix "
+		snprintf(err, errlen,
+		    "unix:%s: the API may not use unix "
 		    "sockets: no directory is allowed (unix_dirs in [tardy], "
-		    "TARDY_UNIX_DIRS)", path);
+		    "TARDY_UNIX_DIRS)",
+		    path);
 	else
-		snprintf(err, errlen, "unix:%s%s%s%s is outside the "
+		snprintf(err, errlen,
+		    "unix:%s%s%s%s is outside the "
 		    "directories the API may use: %s (unix_dirs in [tardy], "
-		    "TARDY_UNIX_DIRS)", path, strcmp(real, path) != 0 ?
-		    " (" : "", strcmp(real, path) != 0 ? real : "",
+		    "TARDY_UNIX_DIRS)",
+		    path, strcmp(real, path) != 0 ? " (" : "",
+		    strcmp(real, path) != 0 ? real : "",
 		    strcmp(real, path) != 0 ? ")" : "", list);
 	return (0);
 }

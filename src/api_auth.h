@@ -14,12 +14,11 @@ struct evhttp_request;
 
 #define API_AUTH_MSG_LEN	384
 
-int	api_auth_check(struct evhttp_request *, const struct addr *,
-	    const struct config *, const char *, char *, size_t);
-int	api_auth_socket(const struct addr *, const struct config *, char *,
-	    size_t);
-int	api_auth_unix_path_ok(const char *, const struct addr *,
-	    const struct config *, char *, size_t);
-int	api_auth_token_equal(const char *, size_t, const char *);
+int api_auth_check(struct evhttp_request *, const struct addr *,
+    const struct config *, const char *, char *, size_t);
+int api_auth_socket(const struct addr *, const struct config *, char *, size_t);
+int api_auth_unix_path_ok(const char *, const struct addr *,
+    const struct config *, char *, size_t);
+int api_auth_token_equal(const char *, size_t, const char *);
 
 #endif

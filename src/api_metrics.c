@@ -25,9 +25,9 @@
 #include "tardy.h"
 
 struct api_metrics_family {
-	const char	*name;
-	const char	*type;
-	const char	*help;
+	const char *name;
+	const char *type;
+	const char *help;
 };
 
 /* A label value, escaped as the format asks: \\, \" and \n. */
@@ -82,7 +82,7 @@ static void
 api_metrics_toxiproxy(struct evbuffer *out, const char *name,
     const struct proxy *p, const char *direction, uint64_t v)
 {
-	char	buf[ADDR_STRLEN];
+	char buf[ADDR_STRLEN];
 
 	evbuffer_add_printf(out, "%s{direction=\"%s\",listener=\"", name,
 	    direction);
@@ -134,10 +134,10 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 		"toxiproxy_proxy_sent_bytes_total", "counter", ""
 	};
 	const struct ptimer_stats *ts = ptimers_stats(t->timers);
-	struct proxy	*p;
-	uint64_t	 cum = 0;
-	size_t		 i;
-	char		 le[32];
+	struct proxy		  *p;
+	uint64_t		   cum = 0;
+	size_t			   i;
+	char			   le[32];
 
 	api_metrics_header(out, &build);
 	evbuffer_add_printf(out, "tardy_build_info{version=\"%s\"} 1\n",

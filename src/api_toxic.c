@@ -22,7 +22,7 @@
 void
 api_toxic_index(struct api_req *ctx)
 {
-	struct proxy	*p;
+	struct proxy *p;
 
 	if ((p = api_find_proxy(ctx)) != NULL)
 		api_reply(ctx, 200, api_view_toxics(p));
@@ -35,14 +35,14 @@ api_toxic_index(struct api_req *ctx)
 void
 api_toxic_create(struct api_req *ctx)
 {
-	struct proxy	*p;
-	struct toxic	*tx;
-	json_t		*body, *attrs;
-	const char	*name = NULL, *type = NULL, *stream = "downstream";
-	char		 lstream[16], defname[NAME_MAX_LEN + 32], err[256];
-	double		 toxicity = 1.0;
-	size_t		 i;
-	int		 status;
+	struct proxy *p;
+	struct toxic *tx;
+	json_t	     *body, *attrs;
+	const char   *name = NULL, *type = NULL, *stream = "downstream";
+	char	      lstream[16], defname[NAME_MAX_LEN + 32], err[256];
+	double	      toxicity = 1.0;
+	size_t	      i;
+	int	      status;
 
 	if ((p = api_find_proxy(ctx)) == NULL ||
 	    (body = api_body(ctx, 1)) == NULL)
@@ -58,9 +58,11 @@ api_toxic_create(struct api_req *ctx)
 	for (i = 0; stream[i] != '\0' && i < sizeof(lstream) - 1; i++)
 		lstream[i] = (char)tolower((unsigned char)stream[i]);
 	lstream[i] = '\0';
-	if (stream[i] != '\0' || (strcmp(lstream, "upstream") != 0 &&
-	    strcmp(lstream, "downstream") != 0)) {
-		api_error(ctx, 400, "stream was invalid, can be either "
+	if (stream[i] != '\0' ||
+	    (strcmp(lstream, "upstream") != 0 &&
+		strcmp(lstream, "downstream") != 0)) {
+		api_error(ctx, 400,
+		    "stream was invalid, can be either "
 		    "upstream or downstream");
 		return;
 	}
@@ -73,9 +75,11 @@ api_toxic_create(struct api_req *ctx)
 		name = defname;
 	}
 	if (!util_name_valid(name)) {
-		api_error(ctx, 400, "bad request body: name: invalid toxic "
+		api_error(ctx, 400,
+		    "bad request body: name: invalid toxic "
 		    "name (1 to %d printable ASCII characters, none of '/', "
-		    "'\"', '\\', '[', ']' or whitespace)", NAME_MAX_LEN);
+		    "'\"', '\\', '[', ']' or whitespace)",
+		    NAME_MAX_LEN);
 		return;
 	}
 	if (proxy_find_toxic(p, name) != NULL) {
@@ -85,8 +89,8 @@ api_toxic_create(struct api_req *ctx)
 	tx = toxic_new(p, name, type, lstream, toxicity, attrs, err,
 	    sizeof(err), &status);
 	if (tx == NULL) {
-		api_error(ctx, status, "%s%s", status == 400 ?
-		    "bad request body: " : "", err);
+		api_error(ctx, status, "%s%s",
+		    status == 400 ? "bad request body: " : "", err);
 		return;
 	}
 	proxy_add_toxic(p, tx);
@@ -96,8 +100,8 @@ api_toxic_create(struct api_req *ctx)
 void
 api_toxic_show(struct api_req *ctx)
 {
-	struct proxy	*p;
-	struct toxic	*tx;
+	struct proxy *p;
+	struct toxic *tx;
 
 	if ((p = api_find_proxy(ctx)) != NULL &&
 	    (tx = api_find_toxic(ctx, p)) != NULL)
@@ -108,22 +112,22 @@ api_toxic_show(struct api_req *ctx)
 void
 api_toxic_update(struct api_req *ctx)
 {
-	struct proxy	*p;
-	struct toxic	*tx;
-	json_t		*body;
-	double		 toxicity = 0;
-	char		 err[256];
-	int		 has_toxicity;
+	struct proxy *p;
+	struct toxic *tx;
+	json_t	     *body;
+	double	      toxicity = 0;
+	char	      err[256];
+	int	      has_toxicity;
 
 	if ((p = api_find_proxy(ctx)) == NULL ||
 	    (tx = api_find_toxic(ctx, p)) == NULL ||
 	    (body = api_body(ctx, 1)) == NULL)
 		return;
 	if ((has_toxicity = api_field_number(ctx, body, "toxicity",
-	    &toxicity)) < 0)
+		 &toxicity)) < 0)
 		return;
 	if (toxic_update(tx, json_object_get(body, "attributes"), toxicity,
-	    has_toxicity, err, sizeof(err)) == -1) {
+		has_toxicity, err, sizeof(err)) == -1) {
 		api_error(ctx, 400, "bad request body: %s", err);
 		return;
 	}
@@ -133,8 +137,8 @@ api_toxic_update(struct api_req *ctx)
 void
 api_toxic_delete(struct api_req *ctx)
 {
-	struct proxy	*p;
-	struct toxic	*tx;
+	struct proxy *p;
+	struct toxic *tx;
 
 	if ((p = api_find_proxy(ctx)) == NULL ||
 	    (tx = api_find_toxic(ctx, p)) == NULL)

@@ -32,12 +32,10 @@
 json_t *
 api_view_toxics(struct proxy *p)
 {
-	const enum toxic_stream	 order[] = {
-		TOXIC_UPSTREAM, TOXIC_DOWNSTREAM
-	};
-	struct toxic		*t;
-	json_t			*a = json_array();
-	size_t			 i;
+	const enum toxic_stream order[] = { TOXIC_UPSTREAM, TOXIC_DOWNSTREAM };
+	struct toxic	       *t;
+	json_t		       *a = json_array();
+	size_t			i;
 
 	for (i = 0; i < 2; i++) {
 		TAILQ_FOREACH(t, &p->toxics, entry) {
@@ -51,25 +49,23 @@ api_view_toxics(struct proxy *p)
 json_t *
 api_view_proxy(struct proxy *p)
 {
-	char	buf[ADDR_STRLEN];
+	char buf[ADDR_STRLEN];
 
 	/* Never enabled, it shows the address it was given, as Toxiproxy. */
-	return (json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:o}",
-	    "name", p->name,
-	    "listen", p->started ? addr_fmt(&p->bound, buf, sizeof(buf)) :
-	    p->listen_str,
-	    "upstream", p->upstream_str,
-	    "enabled", p->enabled,
-	    "protocol", p->protocol == PROTO_UDP ? "udp" : "tcp",
-	    "upstream_failure", p->upstream_reset ? "reset" : "close",
-	    "toxics", api_view_toxics(p)));
+	return (json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:o}", "name",
+	    p->name, "listen",
+	    p->started ? addr_fmt(&p->bound, buf, sizeof(buf)) : p->listen_str,
+	    "upstream", p->upstream_str, "enabled", p->enabled, "protocol",
+	    p->protocol == PROTO_UDP ? "udp" : "tcp", "upstream_failure",
+	    p->upstream_reset ? "reset" : "close", "toxics",
+	    api_view_toxics(p)));
 }
 
 /* Byte for byte as Toxiproxy writes it, for clients that compare. */
 void
 api_view_version(struct api_req *ctx)
 {
-	struct evbuffer	*out;
+	struct evbuffer *out;
 
 	if ((out = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
@@ -82,7 +78,7 @@ api_view_version(struct api_req *ctx)
 static void
 api_view_active_links(json_t *a, struct dir *d)
 {
-	struct link	*l;
+	struct link *l;
 
 	TAILQ_FOREACH(l, &d->links, entry) {
 		if (l->state == LINK_ACTIVE)
@@ -93,11 +89,11 @@ api_view_active_links(json_t *a, struct dir *d)
 void
 api_view_connections(struct api_req *ctx)
 {
-	struct proxy	*p;
-	struct session	*s;
-	json_t		*a, *c, *toxics;
-	char		 buf[ADDR_STRLEN];
-	uint64_t	 now = util_now_ns();
+	struct proxy   *p;
+	struct session *s;
+	json_t	       *a, *c, *toxics;
+	char		buf[ADDR_STRLEN];
+	uint64_t	now = util_now_ns();
 
 	if ((p = api_find_proxy(ctx)) == NULL)
 		return;
@@ -106,19 +102,19 @@ api_view_connections(struct api_req *ctx)
 		toxics = json_array();
 		api_view_active_links(toxics, &s->up);
 		api_view_active_links(toxics, &s->down);
-		c = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:o}",
-		    "id", (json_int_t)s->id,
-		    "peer", addr_fmt(&s->peer, buf, sizeof(buf)),
-		    "state", session_state_name(s->state),
-		    "bytes_up", (json_int_t)s->up.bytes,
-		    "bytes_down", (json_int_t)s->down.bytes,
-		    "age_ms", (json_int_t)((now - s->t_accept) / 1000000),
-		    "toxics", toxics);
+		c = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:o}", "id",
+		    (json_int_t)s->id, "peer",
+		    addr_fmt(&s->peer, buf, sizeof(buf)), "state",
+		    session_state_name(s->state), "bytes_up",
+		    (json_int_t)s->up.bytes, "bytes_down",
+		    (json_int_t)s->down.bytes, "age_ms",
+		    (json_int_t)((now - s->t_accept) / 1000000), "toxics",
+		    toxics);
 		if (s->up.dgram)
-			json_object_update_new(c, json_pack("{s:s, s:I, s:I}",
-			    "protocol", "udp",
-			    "datagrams_up", (json_int_t)s->up.dgrams,
-			    "datagrams_down", (json_int_t)s->down.dgrams));
+			json_object_update_new(c,
+			    json_pack("{s:s, s:I, s:I}", "protocol", "udp",
+				"datagrams_up", (json_int_t)s->up.dgrams,
+				"datagrams_down", (json_int_t)s->down.dgrams));
 		json_array_append_new(a, c);
 	}
 	api_reply(ctx, 200, a);
@@ -128,7 +124,7 @@ api_view_connections(struct api_req *ctx)
 static int
 api_view_parse_since(const char *s, uint64_t *out)
 {
-	uint64_t	v = 0;
+	uint64_t v = 0;
 
 	if (*s == '\0')
 		return (-1);
@@ -144,17 +140,18 @@ api_view_parse_since(const char *s, uint64_t *out)
 void
 api_view_events(struct api_req *ctx)
 {
-	struct evkeyvalq	 query;
-	const char		*q, *since;
-	uint64_t		 id = 0;
-	int			 bad = 0;
+	struct evkeyvalq query;
+	const char	*q, *since;
+	uint64_t	 id = 0;
+	int		 bad = 0;
 
 	TAILQ_INIT(&query);
 	if ((q = api_query(ctx)) != NULL) {
 		if (evhttp_parse_query_str(q, &query) == -1)
 			bad = 1;
 		else if ((since = evhttp_find_header(&query, "since")) !=
-		    NULL && api_view_parse_since(since, &id) == -1)
+			NULL &&
+		    api_view_parse_since(since, &id) == -1)
 			bad = 1;
 		evhttp_clear_headers(&query);
 	}
@@ -168,7 +165,7 @@ api_view_events(struct api_req *ctx)
 void
 api_view_metrics(struct api_req *ctx)
 {
-	struct evbuffer	*out;
+	struct evbuffer *out;
 
 	if ((out = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");

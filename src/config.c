@@ -41,30 +41,28 @@ enum section_kind {
 };
 
 struct parse_ctx {
-	struct config		*conf;
-	FILE			*fp;
-	int			 lineno;
-	enum section_kind	 kind;
-	unsigned int		 tardy_seen;
-	struct proxy_conf	*proxy;
-	struct toxic_conf	*toxic;
+	struct config	  *conf;
+	FILE		  *fp;
+	int		   lineno;
+	enum section_kind  kind;
+	unsigned int	   tardy_seen;
+	struct proxy_conf *proxy;
+	struct toxic_conf *toxic;
 };
 
 /* Keys of [tardy] and [proxy NAME], with a bit each for duplicates. */
-static const char *const tardy_keys[] = {
-	"api", "api_token", "api_open", "seed", "log_level", "resolv_conf",
-	"api_hosts", "api_group", "unix_dirs", NULL
-};
-static const char *const proxy_keys[] = {
-	"listen", "upstream", "enabled", "connect_timeout", "rcvbuf",
-	"protocol", "flow_timeout", "max_flows", "upstream_failure", NULL
-};
+static const char *const tardy_keys[] = { "api", "api_token", "api_open",
+	"seed", "log_level", "resolv_conf", "api_hosts", "api_group",
+	"unix_dirs", NULL };
+static const char *const proxy_keys[] = { "listen", "upstream", "enabled",
+	"connect_timeout", "rcvbuf", "protocol", "flow_timeout", "max_flows",
+	"upstream_failure", NULL };
 
 struct config *
 config_new(void)
 {
-	struct config	*conf;
-	char		 err[256];
+	struct config *conf;
+	char	       err[256];
 
 	conf = xcalloc(1, sizeof(*conf));
 	TAILQ_INIT(&conf->proxies);
@@ -101,7 +99,7 @@ toxic_conf_free(struct toxic_conf *tc)
 static void
 config_list_free(char **list, size_t n)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		free(list[i]);
@@ -111,9 +109,9 @@ config_list_free(char **list, size_t n)
 void
 config_free(struct config *conf)
 {
-	struct proxy_conf	*pc;
-	struct toxic_conf	*tc;
-	size_t			 i;
+	struct proxy_conf *pc;
+	struct toxic_conf *tc;
+	size_t		   i;
 
 	if (conf == NULL)
 		return;
@@ -145,10 +143,10 @@ config_free(struct config *conf)
 void
 config_error(struct config *conf, int line, const char *fmt, ...)
 {
-	char	 msg[512];
-	char	*s, **errors;
-	va_list	 ap;
-	int	 rc;
+	char	msg[512];
+	char   *s, **errors;
+	va_list ap;
+	int	rc;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -162,8 +160,7 @@ config_error(struct config *conf, int line, const char *fmt, ...)
 		rc = asprintf(&s, "%s", msg);
 	if (rc == -1)
 		fatal("asprintf");
-	errors = reallocarray(conf->errors, conf->nerrors + 1,
-	    sizeof(*errors));
+	errors = reallocarray(conf->errors, conf->nerrors + 1, sizeof(*errors));
 	if (errors == NULL)
 		fatal("reallocarray");
 	conf->errors = errors;
@@ -177,9 +174,9 @@ config_error(struct config *conf, int line, const char *fmt, ...)
 static void __attribute__((format(printf, 3, 4)))
 config_errors_origin(struct config *conf, size_t from, const char *fmt, ...)
 {
-	char	*origin, *s;
-	va_list	 ap;
-	int	 rc;
+	char   *origin, *s;
+	va_list ap;
+	int	rc;
 
 	if (from >= conf->nerrors)
 		return;
@@ -202,7 +199,7 @@ config_errors_origin(struct config *conf, size_t from, const char *fmt, ...)
 struct proxy_conf *
 config_find_proxy(struct config *conf, const char *name)
 {
-	struct proxy_conf	*pc;
+	struct proxy_conf *pc;
 
 	TAILQ_FOREACH(pc, &conf->proxies, entry) {
 		if (strcmp(pc->name, name) == 0)
@@ -224,17 +221,17 @@ config_proxy_equal(const struct proxy_conf *a, const struct proxy_conf *b)
 	    a->enabled == b->enabled &&
 	    a->connect_timeout == b->connect_timeout &&
 	    a->rcvbuf == b->rcvbuf && a->protocol == b->protocol &&
-	    a->flow_timeout == b->flow_timeout &&
-	    a->max_flows == b->max_flows);
+	    a->flow_timeout == b->flow_timeout && a->max_flows == b->max_flows);
 }
 
 struct toxic_conf *
 config_find_toxic(struct config *conf, const char *proxy, const char *name)
 {
-	struct toxic_conf	*tc;
+	struct toxic_conf *tc;
 
 	TAILQ_FOREACH(tc, &conf->toxics, entry) {
-		if (strcmp(tc->proxy, proxy) == 0 && strcmp(tc->name, name) == 0)
+		if (strcmp(tc->proxy, proxy) == 0 &&
+		    strcmp(tc->name, name) == 0)
 			return (tc);
 	}
 	return (NULL);
@@ -262,7 +259,7 @@ config_toxic_equal(const struct toxic_conf *a, const struct toxic_conf *b)
 static struct proxy_conf *
 config_new_proxy(struct config *conf, const char *name, int line)
 {
-	struct proxy_conf	*pc;
+	struct proxy_conf *pc;
 
 	pc = xcalloc(1, sizeof(*pc));
 	pc->name = xstrdup(name);
@@ -278,7 +275,7 @@ config_new_proxy(struct config *conf, const char *name, int line)
 static int
 key_index(const char *const *keys, const char *key)
 {
-	int	i;
+	int i;
 
 	for (i = 0; keys[i] != NULL; i++) {
 		if (strcmp(keys[i], key) == 0)
@@ -292,8 +289,8 @@ static int
 key_once(struct parse_ctx *ctx, unsigned int *seen, int idx, const char *key)
 {
 	if (*seen & (1U << idx)) {
-		config_error(ctx->conf, ctx->lineno,
-		    "duplicate key \"%s\"", key);
+		config_error(ctx->conf, ctx->lineno, "duplicate key \"%s\"",
+		    key);
 		return (-1);
 	}
 	*seen |= 1U << idx;
@@ -318,7 +315,7 @@ static int
 parse_addr_value(struct parse_ctx *ctx, const char *key, const char *value,
     struct addr *a)
 {
-	char	err[256];
+	char err[256];
 
 	if (config_addr(ctx->conf, value, a, err, sizeof(err)) == -1) {
 		config_error(ctx->conf, ctx->lineno, "%s: %s", key, err);
@@ -335,9 +332,9 @@ parse_addr_value(struct parse_ctx *ctx, const char *key, const char *value,
 static char *
 parse_api_host(const char *word)
 {
-	struct in6_addr	 in6;
-	char		*s, *p;
-	size_t		 len;
+	struct in6_addr in6;
+	char	       *s, *p;
+	size_t		len;
 
 	if (*word == '[') {
 		len = strlen(word);
@@ -372,9 +369,9 @@ static void
 parse_list(struct parse_ctx *ctx, const char *key, const char *value,
     char *(*what)(const char *, const char **), char ***out, size_t *n)
 {
-	char		 *copy, *word, *next, *end, *v, **list = NULL;
-	const char	 *why;
-	size_t		  len = 0;
+	char	   *copy, *word, *next, *end, *v, **list = NULL;
+	const char *why;
+	size_t	    len = 0;
 
 	copy = xstrdup(value);
 	for (word = copy; word != NULL; word = next) {
@@ -386,8 +383,10 @@ parse_list(struct parse_ctx *ctx, const char *key, const char *value,
 		while (end > word && isspace((unsigned char)end[-1]))
 			*--end = '\0';
 		if (*word == '\0') {
-			config_error(ctx->conf, ctx->lineno, "%s: empty entry "
-			    "(a comma-separated list)", key);
+			config_error(ctx->conf, ctx->lineno,
+			    "%s: empty entry "
+			    "(a comma-separated list)",
+			    key);
 			continue;
 		}
 		why = NULL;
@@ -410,7 +409,7 @@ parse_list(struct parse_ctx *ctx, const char *key, const char *value,
 static char *
 parse_api_hosts_word(const char *word, const char **why)
 {
-	char	*s;
+	char *s;
 
 	if ((s = parse_api_host(word)) == NULL)
 		*why = "not a host name or an IP address (no port)";
@@ -431,9 +430,9 @@ parse_unix_dirs_word(const char *word, const char **why)
 static void
 parse_api_group(struct parse_ctx *ctx, const char *value)
 {
-	struct config	*conf = ctx->conf;
-	struct group	*gr;
-	uint64_t	 gid;
+	struct config *conf = ctx->conf;
+	struct group  *gr;
+	uint64_t       gid;
 
 	if ((gr = getgrnam(value)) != NULL)
 		conf->api_gid = gr->gr_gid;
@@ -451,10 +450,10 @@ parse_api_group(struct parse_ctx *ctx, const char *value)
 static void
 handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
 {
-	struct config	*conf = ctx->conf;
-	struct addr	 a;
-	enum log_level	 level;
-	int		 idx;
+	struct config *conf = ctx->conf;
+	struct addr    a;
+	enum log_level level;
+	int	       idx;
 
 	if ((idx = key_index(tardy_keys, key)) == -1) {
 		config_error(conf, ctx->lineno,
@@ -478,8 +477,10 @@ handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
 		conf->api_token = xstrdup(value);
 	} else if (strcmp(key, "api_open") == 0) {
 		if (util_parse_bool(value, &conf->api_open) == -1)
-			config_error(conf, ctx->lineno, "api_open: invalid "
-			    "value \"%s\" (yes or no)", value);
+			config_error(conf, ctx->lineno,
+			    "api_open: invalid "
+			    "value \"%s\" (yes or no)",
+			    value);
 	} else if (strcmp(key, "api_hosts") == 0) {
 		parse_list(ctx, key, value, parse_api_hosts_word,
 		    &conf->api_hosts, &conf->napi_hosts);
@@ -498,12 +499,16 @@ handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
 		conf->resolv_conf = xstrdup(value);
 	} else if (strcmp(key, "seed") == 0) {
 		if (util_parse_u64(value, UINT64_MAX, &conf->seed) == -1)
-			config_error(conf, ctx->lineno, "seed: invalid value "
-			    "\"%s\" (an unsigned 64-bit integer)", value);
+			config_error(conf, ctx->lineno,
+			    "seed: invalid value "
+			    "\"%s\" (an unsigned 64-bit integer)",
+			    value);
 	} else if (strcmp(key, "log_level") == 0) {
 		if (log_level_parse(value, &level) == -1)
-			config_error(conf, ctx->lineno, "log_level: invalid "
-			    "value \"%s\" (error, warn, info or debug)", value);
+			config_error(conf, ctx->lineno,
+			    "log_level: invalid "
+			    "value \"%s\" (error, warn, info or debug)",
+			    value);
 		else
 			conf->log_level = level;
 	}
@@ -512,10 +517,10 @@ handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
 static void
 handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 {
-	struct proxy_conf	*pc = ctx->proxy;
-	uint64_t		 v;
-	char			 err[256];
-	int			 idx;
+	struct proxy_conf *pc = ctx->proxy;
+	uint64_t	   v;
+	char		   err[256];
+	int		   idx;
 
 	if ((idx = key_index(proxy_keys, key)) == -1) {
 		config_error(ctx->conf, ctx->lineno,
@@ -529,9 +534,10 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 			pc->listen_str = xstrdup(value);
 	} else if (strcmp(key, "upstream") == 0) {
 		/* A name is looked up when needed: see config_check_proxy(). */
-		if (addr_parse_lazy(value, &pc->upstream, err,
-		    sizeof(err)) == -1)
-			config_error(ctx->conf, ctx->lineno, "%s: %s", key, err);
+		if (addr_parse_lazy(value, &pc->upstream, err, sizeof(err)) ==
+		    -1)
+			config_error(ctx->conf, ctx->lineno, "%s: %s", key,
+			    err);
 		else
 			pc->upstream_str = xstrdup(value);
 	} else if (strcmp(key, "upstream_failure") == 0) {
@@ -540,24 +546,30 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 		else if (strcmp(value, "reset") == 0)
 			pc->upstream_reset = 1;
 		else
-			config_error(ctx->conf, ctx->lineno, "upstream_failure: "
-			    "invalid value \"%s\" (close or reset)", value);
+			config_error(ctx->conf, ctx->lineno,
+			    "upstream_failure: "
+			    "invalid value \"%s\" (close or reset)",
+			    value);
 	} else if (strcmp(key, "enabled") == 0) {
 		if (util_parse_bool(value, &pc->enabled) == -1)
-			config_error(ctx->conf, ctx->lineno, "enabled: invalid "
-			    "value \"%s\" (yes or no)", value);
+			config_error(ctx->conf, ctx->lineno,
+			    "enabled: invalid "
+			    "value \"%s\" (yes or no)",
+			    value);
 	} else if (strcmp(key, "connect_timeout") == 0) {
 		if (util_parse_u64(value, 3600000, &v) == -1 || v == 0)
 			config_error(ctx->conf, ctx->lineno,
 			    "connect_timeout: invalid value \"%s\" "
-			    "(milliseconds, 1 to 3600000)", value);
+			    "(milliseconds, 1 to 3600000)",
+			    value);
 		else
 			pc->connect_timeout = (unsigned int)v;
 	} else if (strcmp(key, "rcvbuf") == 0) {
 		if (util_parse_u64(value, CONFIG_MAX_RCVBUF, &v) == -1)
 			config_error(ctx->conf, ctx->lineno,
 			    "rcvbuf: invalid value \"%s\" (bytes, 0 to %d; "
-			    "0 = kernel default)", value, CONFIG_MAX_RCVBUF);
+			    "0 = kernel default)",
+			    value, CONFIG_MAX_RCVBUF);
 		else
 			pc->rcvbuf = (unsigned int)v;
 	} else if (strcmp(key, "protocol") == 0) {
@@ -566,13 +578,16 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 		else if (strcmp(value, "udp") == 0)
 			pc->protocol = PROTO_UDP;
 		else
-			config_error(ctx->conf, ctx->lineno, "protocol: invalid "
-			    "value \"%s\" (tcp or udp)", value);
+			config_error(ctx->conf, ctx->lineno,
+			    "protocol: invalid "
+			    "value \"%s\" (tcp or udp)",
+			    value);
 	} else if (strcmp(key, "flow_timeout") == 0) {
 		if (util_parse_u64(value, 86400000, &v) == -1 || v == 0)
 			config_error(ctx->conf, ctx->lineno,
 			    "flow_timeout: invalid value \"%s\" "
-			    "(milliseconds, 1 to 86400000)", value);
+			    "(milliseconds, 1 to 86400000)",
+			    value);
 		else
 			pc->flow_timeout = (unsigned int)v;
 	} else if (strcmp(key, "max_flows") == 0) {
@@ -593,7 +608,7 @@ handle_proxy(struct parse_ctx *ctx, const char *key, const char *value)
 static json_t *
 config_json_value(const char *value)
 {
-	json_t	*j;
+	json_t *j;
 
 	if ((j = util_json_number(value)) != NULL)
 		return (j);
@@ -603,12 +618,12 @@ config_json_value(const char *value)
 static void
 handle_toxic(struct parse_ctx *ctx, const char *key, const char *value)
 {
-	struct toxic_conf	*tc = ctx->toxic;
-	char		       **field = NULL;
+	struct toxic_conf *tc = ctx->toxic;
+	char		 **field = NULL;
 
 	if (json_object_get(tc->lines, key) != NULL) {
-		config_error(ctx->conf, ctx->lineno,
-		    "duplicate key \"%s\"", key);
+		config_error(ctx->conf, ctx->lineno, "duplicate key \"%s\"",
+		    key);
 		return;
 	}
 	json_object_set_new(tc->lines, key, json_integer(ctx->lineno));
@@ -621,13 +636,15 @@ handle_toxic(struct parse_ctx *ctx, const char *key, const char *value)
 		return;
 	}
 	if (strcmp(key, "toxicity") == 0) {
-		json_t	*j = util_json_number(value);
+		json_t *j = util_json_number(value);
 
 		tc->toxicity = j != NULL ? json_number_value(j) : -1;
 		json_decref(j);
 		if (!(tc->toxicity >= 0.0 && tc->toxicity <= 1.0))
-			config_error(ctx->conf, ctx->lineno, "toxicity: "
-			    "invalid value \"%s\" (0.0 to 1.0)", value);
+			config_error(ctx->conf, ctx->lineno,
+			    "toxicity: "
+			    "invalid value \"%s\" (0.0 to 1.0)",
+			    value);
 		tc->has_toxicity = 1;
 		return;
 	}
@@ -638,7 +655,7 @@ static int
 config_handler(void *user, const char *section, const char *key,
     const char *value)
 {
-	struct parse_ctx	*ctx = user;
+	struct parse_ctx *ctx = user;
 
 	(void)section;
 	switch (ctx->kind) {
@@ -665,10 +682,10 @@ config_handler(void *user, const char *section, const char *key,
 static void
 config_section(struct parse_ctx *ctx, char *hdr)
 {
-	struct config		*conf = ctx->conf;
-	struct toxic_conf	*tc;
-	char			*words[4], *p, *save;
-	int			 n = 0;
+	struct config	  *conf = ctx->conf;
+	struct toxic_conf *tc;
+	char		  *words[4], *p, *save;
+	int		   n = 0;
 
 	for (p = strtok_r(hdr, " \t", &save); p != NULL && n < 4;
 	    p = strtok_r(NULL, " \t", &save))
@@ -687,17 +704,22 @@ config_section(struct parse_ctx *ctx, char *hdr)
 		ctx->kind = SECTION_TARDY;
 	} else if (n >= 1 && strcmp(words[0], "proxy") == 0) {
 		if (n != 2) {
-			config_error(conf, ctx->lineno, "expected [proxy NAME]");
+			config_error(conf, ctx->lineno,
+			    "expected [proxy NAME]");
 			return;
 		}
 		if (!util_name_valid(words[1])) {
-			config_error(conf, ctx->lineno, "invalid proxy name "
-			    "\"%s\"", words[1]);
+			config_error(conf, ctx->lineno,
+			    "invalid proxy name "
+			    "\"%s\"",
+			    words[1]);
 			return;
 		}
 		if (config_find_proxy(conf, words[1]) != NULL) {
-			config_error(conf, ctx->lineno, "duplicate proxy "
-			    "name \"%s\"", words[1]);
+			config_error(conf, ctx->lineno,
+			    "duplicate proxy "
+			    "name \"%s\"",
+			    words[1]);
 			return;
 		}
 		ctx->proxy = config_new_proxy(conf, words[1], ctx->lineno);
@@ -709,8 +731,10 @@ config_section(struct parse_ctx *ctx, char *hdr)
 			return;
 		}
 		if (!util_name_valid(words[2])) {
-			config_error(conf, ctx->lineno, "invalid toxic name "
-			    "\"%s\"", words[2]);
+			config_error(conf, ctx->lineno,
+			    "invalid toxic name "
+			    "\"%s\"",
+			    words[2]);
 			return;
 		}
 		tc = xcalloc(1, sizeof(*tc));
@@ -736,10 +760,10 @@ config_section(struct parse_ctx *ctx, char *hdr)
 static char *
 config_reader(char *buf, int size, void *stream)
 {
-	struct parse_ctx	*ctx = stream;
-	char			 line[4096];
-	char			*p, *end, *eq;
-	size_t			 n, len;
+	struct parse_ctx *ctx = stream;
+	char		  line[4096];
+	char		 *p, *end, *eq;
+	size_t		  n, len;
 
 	memset(line, 0, sizeof(line));
 	if (fgets(line, sizeof(line), ctx->fp) == NULL)
@@ -753,8 +777,8 @@ config_reader(char *buf, int size, void *stream)
 		int c;
 
 		/* A NUL byte would cut the line short, unseen. */
-		config_error(ctx->conf, ctx->lineno, len > n ?
-		    "NUL byte in line" : "line too long");
+		config_error(ctx->conf, ctx->lineno,
+		    len > n ? "NUL byte in line" : "line too long");
 		if (line[len - 1] != '\n')
 			while ((c = fgetc(ctx->fp)) != EOF && c != '\n')
 				;
@@ -803,7 +827,7 @@ blank:
 static int
 config_is_json(FILE *fp)
 {
-	int	c, brackets = 0;
+	int c, brackets = 0;
 
 	while ((c = getc(fp)) != EOF) {
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
@@ -821,7 +845,7 @@ static int
 config_json_string(struct config *conf, json_t *obj, const char *key,
     const char *where, const char **out)
 {
-	json_t	*j = json_object_get(obj, key);
+	json_t *j = json_object_get(obj, key);
 
 	if (j == NULL || json_is_null(j))
 		return (0);
@@ -838,11 +862,11 @@ static void
 config_json_toxics(struct config *conf, json_t *list, const char *proxy,
     const char *where)
 {
-	struct toxic_conf	*tc;
-	json_t			*item, *j;
-	const char		*name, *type, *stream;
-	char			 w[340], defname[NAME_MAX_LEN + 32];
-	size_t			 i;
+	struct toxic_conf *tc;
+	json_t		  *item, *j;
+	const char	  *name, *type, *stream;
+	char		   w[340], defname[NAME_MAX_LEN + 32];
+	size_t		   i;
 
 	if (list == NULL || json_is_null(list))
 		return;
@@ -863,12 +887,13 @@ config_json_toxics(struct config *conf, json_t *list, const char *proxy,
 		    config_json_string(conf, item, "stream", w, &stream) == -1)
 			continue;
 		if (type == NULL) {
-			config_error(conf, 0, "%s: missing required field: type",
-			    w);
+			config_error(conf, 0,
+			    "%s: missing required field: type", w);
 			continue;
 		}
 		if (name == NULL || *name == '\0') {
-			snprintf(defname, sizeof(defname), "%s_%s", type, stream);
+			snprintf(defname, sizeof(defname), "%s_%s", type,
+			    stream);
 			name = defname;
 		}
 		tc = xcalloc(1, sizeof(*tc));
@@ -882,17 +907,21 @@ config_json_toxics(struct config *conf, json_t *list, const char *proxy,
 		    !json_is_null(j)) {
 			tc->toxicity = json_number_value(j);
 			tc->has_toxicity = 1;
-			if (!json_is_number(j) || !(tc->toxicity >= 0.0 &&
-			    tc->toxicity <= 1.0))
-				config_error(conf, 0, "%s: toxicity must be a "
-				    "number from 0 to 1", w);
+			if (!json_is_number(j) ||
+			    !(tc->toxicity >= 0.0 && tc->toxicity <= 1.0))
+				config_error(conf, 0,
+				    "%s: toxicity must be a "
+				    "number from 0 to 1",
+				    w);
 		}
 		j = json_object_get(item, "attributes");
 		if (j != NULL && !json_is_null(j) && !json_is_object(j))
-			config_error(conf, 0, "%s: attributes must be an "
-			    "object", w);
+			config_error(conf, 0,
+			    "%s: attributes must be an "
+			    "object",
+			    w);
 		tc->attributes = json_is_object(j) ? json_deep_copy(j) :
-		    json_object();
+						     json_object();
 		TAILQ_INSERT_TAIL(&conf->toxics, tc, entry);
 	}
 }
@@ -906,12 +935,12 @@ config_json_toxics(struct config *conf, json_t *list, const char *proxy,
 static void
 config_load_json(struct config *conf, FILE *fp)
 {
-	struct proxy_conf	*pc;
-	json_error_t		 jerr;
-	json_t			*root, *item, *j;
-	const char		*name, *listen, *upstream, *s;
-	char			 where[300], err[256];
-	size_t			 i;
+	struct proxy_conf *pc;
+	json_error_t	   jerr;
+	json_t		  *root, *item, *j;
+	const char	  *name, *listen, *upstream, *s;
+	char		   where[300], err[256];
+	size_t		   i;
 
 	if ((root = json_loadf(fp, 0, &jerr)) == NULL) {
 		config_error(conf, jerr.line, "%s", jerr.text);
@@ -932,8 +961,8 @@ config_load_json(struct config *conf, FILE *fp)
 		if (config_json_string(conf, item, "name", where, &name) == -1)
 			continue;
 		if (name == NULL || *name == '\0') {
-			config_error(conf, 0, "%s: missing required field: name",
-			    where);
+			config_error(conf, 0,
+			    "%s: missing required field: name", where);
 			continue;
 		}
 		snprintf(where, sizeof(where), "proxy %zu (\"%.128s\")", i + 1,
@@ -944,17 +973,20 @@ config_load_json(struct config *conf, FILE *fp)
 			continue;
 		}
 		if (config_find_proxy(conf, name) != NULL) {
-			config_error(conf, 0, "%s: duplicate proxy name", where);
+			config_error(conf, 0, "%s: duplicate proxy name",
+			    where);
 			continue;
 		}
-		if (config_json_string(conf, item, "listen", where,
-		    &listen) == -1 ||
+		if (config_json_string(conf, item, "listen", where, &listen) ==
+			-1 ||
 		    config_json_string(conf, item, "upstream", where,
-		    &upstream) == -1)
+			&upstream) == -1)
 			continue;
 		if (upstream == NULL || *upstream == '\0') {
-			config_error(conf, 0, "%s: missing required field: "
-			    "upstream", where);
+			config_error(conf, 0,
+			    "%s: missing required field: "
+			    "upstream",
+			    where);
 			continue;
 		}
 		if (listen == NULL || *listen == '\0')
@@ -962,35 +994,42 @@ config_load_json(struct config *conf, FILE *fp)
 		pc = config_new_proxy(conf, name, 0);
 		pc->listen_str = xstrdup(listen);
 		pc->upstream_str = xstrdup(upstream);
-		if (config_addr(conf, listen, &pc->listen, err,
-		    sizeof(err)) == -1)
+		if (config_addr(conf, listen, &pc->listen, err, sizeof(err)) ==
+		    -1)
 			config_error(conf, 0, "%s: listen: %s", where, err);
 		if (addr_parse_lazy(upstream, &pc->upstream, err,
-		    sizeof(err)) == -1)
+			sizeof(err)) == -1)
 			config_error(conf, 0, "%s: upstream: %s", where, err);
 		if ((j = json_object_get(item, "enabled")) != NULL &&
 		    !json_is_null(j)) {
 			if (!json_is_boolean(j))
-				config_error(conf, 0, "%s: enabled must be true "
-				    "or false", where);
+				config_error(conf, 0,
+				    "%s: enabled must be true "
+				    "or false",
+				    where);
 			pc->enabled = json_is_true(j);
 		}
 		s = NULL;
-		if (config_json_string(conf, item, "protocol", where, &s) == 1) {
+		if (config_json_string(conf, item, "protocol", where, &s) ==
+		    1) {
 			if (strcmp(s, "udp") == 0)
 				pc->protocol = PROTO_UDP;
 			else if (strcmp(s, "tcp") != 0)
-				config_error(conf, 0, "%s: protocol: must be tcp "
-				    "or udp", where);
+				config_error(conf, 0,
+				    "%s: protocol: must be tcp "
+				    "or udp",
+				    where);
 		}
 		s = NULL;
 		if (config_json_string(conf, item, "upstream_failure", where,
-		    &s) == 1) {
+			&s) == 1) {
 			if (strcmp(s, "reset") == 0)
 				pc->upstream_reset = 1;
 			else if (strcmp(s, "close") != 0)
-				config_error(conf, 0, "%s: upstream_failure: must "
-				    "be close or reset", where);
+				config_error(conf, 0,
+				    "%s: upstream_failure: must "
+				    "be close or reset",
+				    where);
 		}
 		config_json_toxics(conf, json_object_get(item, "toxics"), name,
 		    where);
@@ -1001,7 +1040,7 @@ config_load_json(struct config *conf, FILE *fp)
 int
 config_load(struct config *conf, const char *path)
 {
-	struct parse_ctx	ctx;
+	struct parse_ctx ctx;
 
 	free(conf->path);
 	conf->path = xstrdup(path);
@@ -1027,18 +1066,20 @@ config_load(struct config *conf, const char *path)
 int
 config_add_proxy_arg(struct config *conf, const char *arg)
 {
-	struct proxy_conf	*pc;
-	struct addr		 listen, upstream;
-	char			*copy, *name, *ls, *us;
-	char			 err[256];
-	int			 rc = -1;
+	struct proxy_conf *pc;
+	struct addr	   listen, upstream;
+	char		  *copy, *name, *ls, *us;
+	char		   err[256];
+	int		   rc = -1;
 
 	copy = xstrdup(arg);
 	name = copy;
 	if ((ls = strchr(name, '=')) == NULL ||
 	    (us = strchr(ls + 1, '=')) == NULL) {
-		config_error(conf, -1, "--proxy %s: expected "
-		    "NAME=LISTEN=UPSTREAM", arg);
+		config_error(conf, -1,
+		    "--proxy %s: expected "
+		    "NAME=LISTEN=UPSTREAM",
+		    arg);
 		goto out;
 	}
 	*ls++ = '\0';
@@ -1049,8 +1090,10 @@ config_add_proxy_arg(struct config *conf, const char *arg)
 		goto out;
 	}
 	if (config_find_proxy(conf, name) != NULL) {
-		config_error(conf, -1, "--proxy %s: duplicate proxy name "
-		    "\"%s\"", arg, name);
+		config_error(conf, -1,
+		    "--proxy %s: duplicate proxy name "
+		    "\"%s\"",
+		    arg, name);
 		goto out;
 	}
 	if (config_addr(conf, ls, &listen, err, sizeof(err)) == -1 ||
@@ -1077,17 +1120,19 @@ out:
 int
 config_add_toxic_arg(struct config *conf, const char *arg)
 {
-	struct toxic_conf	*tc = NULL;
-	struct parse_ctx	 ctx;
-	char			*copy, *type, *kvs, *kv, *eq, *save;
-	size_t			 nerrors = conf->nerrors;
-	int			 rc = -1;
+	struct toxic_conf *tc = NULL;
+	struct parse_ctx   ctx;
+	char		  *copy, *type, *kvs, *kv, *eq, *save;
+	size_t		   nerrors = conf->nerrors;
+	int		   rc = -1;
 
 	copy = xstrdup(arg);
 	if ((type = strchr(copy, ':')) == NULL || type == copy ||
 	    type[1] == '\0') {
-		config_error(conf, -1, "--toxic %s: expected "
-		    "PROXY:TYPE[:KEY=VALUE,...]", arg);
+		config_error(conf, -1,
+		    "--toxic %s: expected "
+		    "PROXY:TYPE[:KEY=VALUE,...]",
+		    arg);
 		goto out;
 	}
 	*type++ = '\0';
@@ -1107,8 +1152,10 @@ config_add_toxic_arg(struct config *conf, const char *arg)
 	for (kv = kvs != NULL ? strtok_r(kvs, ",", &save) : NULL; kv != NULL;
 	    kv = strtok_r(NULL, ",", &save)) {
 		if ((eq = strchr(kv, '=')) == NULL || eq == kv) {
-			config_error(conf, -1, "--toxic %s: expected KEY=VALUE, "
-			    "got \"%s\"", arg, kv);
+			config_error(conf, -1,
+			    "--toxic %s: expected KEY=VALUE, "
+			    "got \"%s\"",
+			    arg, kv);
 			goto out;
 		}
 		*eq++ = '\0';
@@ -1117,14 +1164,16 @@ config_add_toxic_arg(struct config *conf, const char *arg)
 			free(tc->name);
 			tc->name = *eq != '\0' ? xstrdup(eq) : NULL;
 		} else if (strcmp(kv, "type") == 0) {
-			config_error(conf, -1, "--toxic %s: give the type "
-			    "before the attributes", arg);
+			config_error(conf, -1,
+			    "--toxic %s: give the type "
+			    "before the attributes",
+			    arg);
 			goto out;
 		} else
 			handle_toxic(&ctx, kv, eq);
 	}
 	if (tc->name == NULL) {
-		char	name[NAME_MAX_LEN + 32];
+		char name[NAME_MAX_LEN + 32];
 
 		snprintf(name, sizeof(name), "%s_%s", tc->type,
 		    tc->stream != NULL ? tc->stream : "downstream");
@@ -1145,8 +1194,8 @@ out:
 int
 config_set_api(struct config *conf, const char *s)
 {
-	struct addr	a;
-	char		err[256];
+	struct addr a;
+	char	    err[256];
 
 	if (config_addr(conf, s, &a, err, sizeof(err)) == -1) {
 		config_error(conf, -1, "--api: %s", err);
@@ -1161,38 +1210,43 @@ config_set_api(struct config *conf, const char *s)
 static void
 config_check_proxy(struct config *conf, struct proxy_conf *pc)
 {
-	struct proxy_conf	*other;
-	char			 buf[ADDR_STRLEN], err[256];
-	size_t			 from;
+	struct proxy_conf *other;
+	char		   buf[ADDR_STRLEN], err[256];
+	size_t		   from;
 
 	if (pc->line < 0)
-		return;		/* from the command line: complete */
+		return; /* from the command line: complete */
 	if (pc->listen_str == NULL && !(pc->seen & 1))
-		config_error(conf, pc->line, "proxy \"%s\": missing key "
-		    "\"listen\"", pc->name);
+		config_error(conf, pc->line,
+		    "proxy \"%s\": missing key "
+		    "\"listen\"",
+		    pc->name);
 	if (pc->upstream_str == NULL && !(pc->seen & 2))
-		config_error(conf, pc->line, "proxy \"%s\": missing key "
-		    "\"upstream\"", pc->name);
+		config_error(conf, pc->line,
+		    "proxy \"%s\": missing key "
+		    "\"upstream\"",
+		    pc->name);
 	/*
 	 * UDP flows start with a datagram: their upstream is looked up with
 	 * the configuration (for a reload, by the daemon before it applies).
 	 */
 	if (pc->protocol == PROTO_UDP && pc->upstream_str != NULL &&
 	    addr_family(&pc->upstream) == AF_UNSPEC && !conf->lazy &&
-	    addr_parse(pc->upstream_str, &pc->upstream, err,
-	    sizeof(err)) == -1)
+	    addr_parse(pc->upstream_str, &pc->upstream, err, sizeof(err)) == -1)
 		config_error(conf, pc->line, "proxy \"%s\": upstream: %s",
 		    pc->name, err);
 	if (pc->protocol == PROTO_UDP &&
 	    ((pc->listen_str != NULL && addr_family(&pc->listen) == AF_UNIX) ||
-	    (pc->upstream_str != NULL &&
-	    addr_family(&pc->upstream) == AF_UNIX)))
-		config_error(conf, pc->line, "proxy \"%s\": protocol udp "
+		(pc->upstream_str != NULL &&
+		    addr_family(&pc->upstream) == AF_UNIX)))
+		config_error(conf, pc->line,
+		    "proxy \"%s\": protocol udp "
 		    "needs host:port addresses (unix datagram sockets are not "
-		    "supported)", pc->name);
+		    "supported)",
+		    pc->name);
 	if (pc->listen_str == NULL || addr_port(&pc->listen) == 0 ||
 	    addr_family(&pc->listen) == AF_UNSPEC)
-		return;		/* a name: its bind says if it is in use */
+		return; /* a name: its bind says if it is in use */
 	for (other = TAILQ_NEXT(pc, entry); other != NULL;
 	    other = TAILQ_NEXT(other, entry)) {
 		if (other->listen_str == NULL ||
@@ -1201,8 +1255,9 @@ config_check_proxy(struct config *conf, struct proxy_conf *pc)
 		from = conf->nerrors;
 		config_error(conf, other->line > 0 ? other->line : -1,
 		    "proxy \"%s\": listen address %s already used by "
-		    "proxy \"%s\"", other->name,
-		    addr_fmt(&pc->listen, buf, sizeof(buf)), pc->name);
+		    "proxy \"%s\"",
+		    other->name, addr_fmt(&pc->listen, buf, sizeof(buf)),
+		    pc->name);
 		if (other->line < 0)
 			config_errors_origin(conf, from, "--proxy %s=%s=%s",
 			    other->name, other->listen_str,
@@ -1218,14 +1273,14 @@ config_check_proxy(struct config *conf, struct proxy_conf *pc)
 int
 config_finish(struct config *conf)
 {
-	struct proxy_conf	*pc;
-	struct toxic_conf	*tc;
+	struct proxy_conf *pc;
+	struct toxic_conf *tc;
 
 	TAILQ_FOREACH(pc, &conf->proxies, entry)
 		config_check_proxy(conf, pc);
 	TAILQ_FOREACH(tc, &conf->toxics, entry) {
-		struct toxic_conf	*other;
-		size_t			 from;
+		struct toxic_conf *other;
+		size_t		   from;
 
 		for (other = TAILQ_NEXT(tc, entry); other != NULL;
 		    other = TAILQ_NEXT(other, entry)) {
@@ -1233,16 +1288,20 @@ config_finish(struct config *conf)
 			    strcmp(tc->name, other->name) != 0)
 				continue;
 			from = conf->nerrors;
-			config_error(conf, other->line, "duplicate toxic "
-			    "\"%s\" on proxy \"%s\"", other->name, other->proxy);
+			config_error(conf, other->line,
+			    "duplicate toxic "
+			    "\"%s\" on proxy \"%s\"",
+			    other->name, other->proxy);
 			if (other->line < 0)
-				config_errors_origin(conf, from, "--toxic %s:%s",
-				    other->proxy, other->type);
+				config_errors_origin(conf, from,
+				    "--toxic %s:%s", other->proxy, other->type);
 		}
 		from = conf->nerrors;
 		if (config_find_proxy(conf, tc->proxy) == NULL)
-			config_error(conf, tc->line, "toxic \"%s\": unknown "
-			    "proxy \"%s\"", tc->name, tc->proxy);
+			config_error(conf, tc->line,
+			    "toxic \"%s\": unknown "
+			    "proxy \"%s\"",
+			    tc->name, tc->proxy);
 		toxic_conf_check(conf, tc);
 		if (tc->line < 0)
 			config_errors_origin(conf, from, "--toxic %s:%s",
@@ -1252,20 +1311,23 @@ config_finish(struct config *conf)
 	    addr_family(&conf->api) != AF_UNSPEC &&
 	    !addr_is_loopback(&conf->api)) {
 		/* Not the default, not from a file: from --api. */
-		config_error(conf, conf->path != NULL ? 0 : -1, "api %s is not "
+		config_error(conf, conf->path != NULL ? 0 : -1,
+		    "api %s is not "
 		    "a loopback address: set api_token (or TARDY_API_TOKEN) so "
 		    "the API is not open to the network, or api_open (--api-open) "
-		    "to serve it without a token", conf->api_str);
+		    "to serve it without a token",
+		    conf->api_str);
 		if (conf->path == NULL)
-			config_errors_origin(conf, conf->nerrors - 1, "--api %s",
-			    conf->api_str);
+			config_errors_origin(conf, conf->nerrors - 1,
+			    "--api %s", conf->api_str);
 	}
 	if (conf->api_group != NULL && addr_family(&conf->api) != AF_UNIX) {
 		/* Peer credentials exist on a unix socket only. */
-		config_error(conf, conf->path != NULL ? 0 : -1, "api_group "
+		config_error(conf, conf->path != NULL ? 0 : -1,
+		    "api_group "
 		    "\"%s\" needs a unix: api (it names who may connect to "
-		    "the API socket); api is %s", conf->api_group,
-		    conf->api_str);
+		    "the API socket); api is %s",
+		    conf->api_group, conf->api_str);
 	}
 	return ((int)conf->nerrors);
 }

@@ -88,12 +88,12 @@ control_proxy_conf(const struct proxy *p, struct proxy_conf *pc)
 static enum control_op
 control_classify(const struct proxy *p, const struct proxy_conf *pc)
 {
-	unsigned int	flow_timeout, max_flows;
+	unsigned int flow_timeout, max_flows;
 
 	flow_timeout = pc->flow_timeout != 0 ? pc->flow_timeout :
-	    CONFIG_DEFAULT_FLOW_TIMEOUT;
+					       CONFIG_DEFAULT_FLOW_TIMEOUT;
 	max_flows = pc->max_flows != 0 ? pc->max_flows :
-	    CONFIG_DEFAULT_MAX_FLOWS;
+					 CONFIG_DEFAULT_MAX_FLOWS;
 	if (p->protocol != pc->protocol ||
 	    !control_same_listen(p, &pc->listen) ||
 	    strcmp(p->upstream_str, pc->upstream_str) != 0 ||
@@ -118,7 +118,7 @@ control_plan_init(struct control_plan *pl, struct tardy *t)
 static struct control_change *
 control_plan_next(struct control_plan *pl)
 {
-	struct control_change	*c;
+	struct control_change *c;
 
 	if (pl->n == pl->size) {
 		pl->size = pl->size == 0 ? 8 : pl->size * 2;
@@ -138,10 +138,9 @@ control_plan_next(struct control_plan *pl)
  * change). pc must outlive the plan.
  */
 struct control_change *
-control_plan_set(struct control_plan *pl, const struct proxy_conf *pc,
-    int keep)
+control_plan_set(struct control_plan *pl, const struct proxy_conf *pc, int keep)
 {
-	struct control_change	*c;
+	struct control_change *c;
 
 	c = control_plan_next(pl);
 	c->pc = pc;
@@ -158,7 +157,7 @@ control_plan_set(struct control_plan *pl, const struct proxy_conf *pc,
 void
 control_plan_remove(struct control_plan *pl, struct proxy *p)
 {
-	struct control_change	*c;
+	struct control_change *c;
 
 	c = control_plan_next(pl);
 	c->op = CONTROL_REMOVE;
@@ -174,17 +173,18 @@ control_plan_remove(struct control_plan *pl, struct proxy *p)
 static struct proxy *
 control_find_donor(struct control_plan *pl, const struct control_change *c)
 {
-	struct control_change	*d;
-	size_t			 i, j;
+	struct control_change *d;
+	size_t		       i, j;
 
 	if (addr_port(&c->pc->listen) == 0 &&
 	    addr_family(&c->pc->listen) != AF_UNIX)
 		return (NULL);
 	for (i = 0; i < pl->n; i++) {
 		d = &pl->changes[i];
-		if (d == c || (d->op != CONTROL_REMOVE &&
-		    (d->op != CONTROL_REPLACE ||
-		    control_same_listen(d->old, &d->pc->listen))))
+		if (d == c ||
+		    (d->op != CONTROL_REMOVE &&
+			(d->op != CONTROL_REPLACE ||
+			    control_same_listen(d->old, &d->pc->listen))))
 			continue;
 		if (d->old->protocol != c->pc->protocol ||
 		    !control_same_listen(d->old, &c->pc->listen))
@@ -209,7 +209,7 @@ int
 control_plan_bind(struct control_plan *pl, char *err, size_t errlen)
 {
 	struct control_change	*c;
-	const struct proxy_conf	*pc;
+	const struct proxy_conf *pc;
 	size_t			 i;
 
 	for (i = 0; i < pl->n; i++) {
@@ -266,11 +266,11 @@ control_update(struct proxy *p, const struct proxy_conf *pc)
 
 /* A new proxy in old's place, with what the rule above says it keeps. */
 static struct proxy *
-control_replace(struct tardy *t, struct proxy *old,
-    const struct proxy_conf *pc, int fd, const struct addr *bound)
+control_replace(struct tardy *t, struct proxy *old, const struct proxy_conf *pc,
+    int fd, const struct addr *bound)
 {
-	struct proxy	*p;
-	struct toxic	*tx;
+	struct proxy *p;
+	struct toxic *tx;
 
 	p = proxy_new(t, pc, fd, bound);
 	control_insert(t, p, old);
@@ -288,9 +288,9 @@ control_replace(struct tardy *t, struct proxy *old,
 void
 control_plan_commit(struct control_plan *pl)
 {
-	struct tardy		*t = pl->tardy;
-	struct control_change	*c;
-	size_t			 i;
+	struct tardy	      *t = pl->tardy;
+	struct control_change *c;
+	size_t		       i;
 
 	for (i = 0; i < pl->n; i++) {
 		c = &pl->changes[i];
@@ -358,7 +358,7 @@ int
 control_proxy_set(struct tardy *t, const struct proxy_conf *pc,
     struct proxy **out, char *err, size_t errlen)
 {
-	struct control_plan	pl;
+	struct control_plan pl;
 
 	*out = NULL;
 	control_plan_init(&pl, t);
@@ -386,8 +386,8 @@ control_proxy_remove(struct tardy *t, struct proxy *p)
 void
 control_reset(struct tardy *t)
 {
-	struct proxy	*p;
-	struct toxic	*tx;
+	struct proxy *p;
+	struct toxic *tx;
 
 	TAILQ_FOREACH(p, &t->proxies, entry) {
 		proxy_set_enabled(p, 1);
@@ -399,9 +399,9 @@ control_reset(struct tardy *t)
 static void
 control_conf_toxic(struct proxy *p, const struct toxic_conf *tc)
 {
-	struct toxic	*tx;
-	char		 err[256];
-	int		 status;
+	struct toxic *tx;
+	char	      err[256];
+	int	      status;
 
 	tx = toxic_new(p, tc->name, tc->type, tc->stream,
 	    tc->has_toxicity ? tc->toxicity : 1.0, tc->attributes, err,
@@ -423,11 +423,10 @@ control_conf_toxic(struct proxy *p, const struct toxic_conf *tc)
  * a section removed removes its toxic.
  */
 void
-control_conf_toxics(struct proxy *p, struct config *old,
-    struct config *conf)
+control_conf_toxics(struct proxy *p, struct config *old, struct config *conf)
 {
-	struct toxic_conf	*tc, *otc;
-	struct toxic		*tx, *next;
+	struct toxic_conf *tc, *otc;
+	struct toxic	  *tx, *next;
 
 	for (tx = TAILQ_FIRST(&p->toxics); tx != NULL; tx = next) {
 		next = TAILQ_NEXT(tx, entry);
@@ -438,14 +437,17 @@ control_conf_toxics(struct proxy *p, struct config *old,
 	TAILQ_FOREACH(tc, &conf->toxics, entry) {
 		if (strcmp(tc->proxy, p->name) != 0)
 			continue;
-		if (old != NULL && (otc = config_find_toxic(old, p->name,
-		    tc->name)) != NULL && config_toxic_equal(otc, tc))
-			continue;	/* its section did not change */
+		if (old != NULL &&
+		    (otc = config_find_toxic(old, p->name, tc->name)) != NULL &&
+		    config_toxic_equal(otc, tc))
+			continue; /* its section did not change */
 		if ((tx = proxy_find_toxic(p, tc->name)) != NULL) {
 			if (!tx->from_config)
-				log_warnx("proxy %s: toxic %s from the "
+				log_warnx(
+				    "proxy %s: toxic %s from the "
 				    "configuration replaces the one added "
-				    "through the API", p->name, tc->name);
+				    "through the API",
+				    p->name, tc->name);
 			proxy_remove_toxic(p, tx);
 		}
 		control_conf_toxic(p, tc);

@@ -31,15 +31,15 @@
 #define CTL_HTTP_MAX_REPLY	(64 * 1024 * 1024)
 
 struct ctl_http_reply {
-	int	 status;
-	char	*body;
-	size_t	 len;
+	int    status;
+	char  *body;
+	size_t len;
 };
 
 static uint64_t
 ctl_http_now_ms(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
@@ -49,7 +49,7 @@ ctl_http_now_ms(void)
 static int
 ctl_http_left(uint64_t deadline)
 {
-	uint64_t	now = ctl_http_now_ms();
+	uint64_t now = ctl_http_now_ms();
 
 	return (now >= deadline ? 0 : (int)(deadline - now));
 }
@@ -57,12 +57,12 @@ ctl_http_left(uint64_t deadline)
 static int
 ctl_http_connect(struct ctl_http *h, uint64_t deadline)
 {
-	struct pollfd	pfd;
-	socklen_t	len = sizeof(int);
-	int		fd, err = 0, rc;
+	struct pollfd pfd;
+	socklen_t     len = sizeof(int);
+	int	      fd, err = 0, rc;
 
-	fd = socket(addr_family(&h->api), SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0);
+	fd = socket(addr_family(&h->api),
+	    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1) {
 		ctl_util_warnx("socket: %s", strerror(errno));
 		return (-1);
@@ -96,8 +96,8 @@ fail:
 static int
 ctl_http_write_all(int fd, const char *buf, size_t len, uint64_t deadline)
 {
-	struct pollfd	pfd = { .fd = fd, .events = POLLOUT };
-	ssize_t		n;
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	ssize_t	      n;
 
 	while (len > 0) {
 		if ((n = send(fd, buf, len, MSG_NOSIGNAL)) > 0) {
@@ -121,10 +121,10 @@ ctl_http_write_all(int fd, const char *buf, size_t len, uint64_t deadline)
 static char *
 ctl_http_read_all(int fd, size_t *lenp, uint64_t deadline)
 {
-	struct pollfd	 pfd = { .fd = fd, .events = POLLIN };
-	char		*buf = NULL, *nbuf;
-	size_t		 len = 0, size = 0;
-	ssize_t		 n;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char	     *buf = NULL, *nbuf;
+	size_t	      len = 0, size = 0;
+	ssize_t	      n;
 
 	for (;;) {
 		if (size - len < 4096) {
@@ -165,8 +165,8 @@ fail:
 static int
 ctl_http_dechunk(char *body, size_t *lenp)
 {
-	char		*in = body, *out = body, *end = body + *lenp, *eol;
-	unsigned long	 n;
+	char	     *in = body, *out = body, *end = body + *lenp, *eol;
+	unsigned long n;
 
 	for (;;) {
 		if ((eol = memchr(in, '\n', (size_t)(end - in))) == NULL)
@@ -197,8 +197,8 @@ ctl_http_dechunk(char *body, size_t *lenp)
 static const char *
 ctl_http_header(const char *head, const char *name, size_t *vlen)
 {
-	const char	*line, *eol, *v;
-	size_t		 nlen = strlen(name);
+	const char *line, *eol, *v;
+	size_t	    nlen = strlen(name);
 
 	for (line = strchr(head, '\n'); line != NULL; line = eol) {
 		line++;
@@ -219,10 +219,10 @@ ctl_http_header(const char *head, const char *name, size_t *vlen)
 static int
 ctl_http_parse_reply(char *raw, size_t len, struct ctl_http_reply *r)
 {
-	char		*sep, *body;
-	const char	*v;
-	size_t		 vlen, blen;
-	unsigned long	 clen;
+	char	     *sep, *body;
+	const char   *v;
+	size_t	      vlen, blen;
+	unsigned long clen;
 
 	if (strncmp(raw, "HTTP/1.", 7) != 0 || len < 12 ||
 	    !isdigit((unsigned char)raw[9]))
@@ -230,7 +230,7 @@ ctl_http_parse_reply(char *raw, size_t len, struct ctl_http_reply *r)
 	r->status = atoi(raw + 9);
 	if ((sep = strstr(raw, "\r\n\r\n")) == NULL)
 		return (-1);
-	sep[2] = '\0';		/* headers end with a line end */
+	sep[2] = '\0'; /* headers end with a line end */
 	body = sep + 4;
 	blen = len - (size_t)(body - raw);
 	if ((v = ctl_http_header(raw, "Transfer-Encoding", &vlen)) != NULL &&
@@ -257,23 +257,27 @@ static int
 ctl_http_request(struct ctl_http *h, const char *method, const char *path,
     json_t *body, struct ctl_http_reply *r)
 {
-	uint64_t	 deadline = ctl_http_now_ms() + (uint64_t)h->timeout_ms;
-	char		*req = NULL, *data = NULL, *raw = NULL, *auth = NULL;
-	size_t		 rawlen;
-	int		 fd, n, rc = -1;
+	uint64_t deadline = ctl_http_now_ms() + (uint64_t)h->timeout_ms;
+	char	*req = NULL, *data = NULL, *raw = NULL, *auth = NULL;
+	size_t	 rawlen;
+	int	 fd, n, rc = -1;
 
 	memset(r, 0, sizeof(*r));
 	if (body != NULL && (data = json_dumps(body, JSON_COMPACT)) == NULL) {
 		ctl_util_warnx("cannot encode the request");
 		return (-1);
 	}
-	if (h->token != NULL && asprintf(&auth, "Authorization: Bearer "
-	    "%s\r\n", h->token) == -1) {
+	if (h->token != NULL &&
+	    asprintf(&auth,
+		"Authorization: Bearer "
+		"%s\r\n",
+		h->token) == -1) {
 		free(data);
 		ctl_util_warnx("out of memory");
 		return (-1);
 	}
-	n = asprintf(&req, "%s %s HTTP/1.1\r\n"
+	n = asprintf(&req,
+	    "%s %s HTTP/1.1\r\n"
 	    "Host: %s\r\n"
 	    "User-Agent: tardyctl/%s\r\n"
 	    "Accept: application/json\r\n"
@@ -322,9 +326,9 @@ json_t *
 ctl_http_call(struct ctl_http *h, const char *method, const char *path,
     json_t *body, int expect)
 {
-	struct ctl_http_reply	 r;
-	json_error_t		 jerr;
-	json_t			*j, *e;
+	struct ctl_http_reply r;
+	json_error_t	      jerr;
+	json_t		     *j, *e;
 
 	if (ctl_http_request(h, method, path, body, &r) == -1)
 		return (NULL);

@@ -11,14 +11,14 @@
 
 /* Where requests go and how; the caller fills it in. */
 struct ctl_http {
-	struct addr	 api;
-	char		 api_str[ADDR_STRLEN];	/* api, for Host: and errors */
-	const char	*token;		/* sent as a bearer token, or NULL */
-	int		 timeout_ms;	/* for the whole of each request */
-	int		 echo;		/* write each reply's body to stdout */
+	struct addr api;
+	char	    api_str[ADDR_STRLEN]; /* api, for Host: and errors */
+	const char *token;		  /* sent as a bearer token, or NULL */
+	int	    timeout_ms;		  /* for the whole of each request */
+	int	    echo; /* write each reply's body to stdout */
 };
 
-json_t	*ctl_http_call(struct ctl_http *, const char *, const char *,
-	    json_t *, int);
+json_t *ctl_http_call(struct ctl_http *, const char *, const char *, json_t *,
+    int);
 
 #endif

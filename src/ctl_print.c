@@ -19,9 +19,9 @@
 #include "ctl_util.h"
 
 struct ctl_print_table {
-	size_t	  ncols;
-	size_t	  nrows;
-	char	**cells;	/* row-major, the first row is the header */
+	size_t ncols;
+	size_t nrows;
+	char **cells; /* row-major, the first row is the header */
 };
 
 static void
@@ -34,9 +34,9 @@ ctl_print_table_init(struct ctl_print_table *t, size_t ncols)
 static void
 ctl_print_table_row(struct ctl_print_table *t, ...)
 {
-	va_list	 ap;
-	char	**cells;
-	size_t	 i;
+	va_list ap;
+	char  **cells;
+	size_t	i;
 
 	cells = reallocarray(t->cells, (t->nrows + 1) * t->ncols,
 	    sizeof(*cells));
@@ -65,7 +65,7 @@ ctl_print_table_row(struct ctl_print_table *t, ...)
 static void
 ctl_print_table_flush(struct ctl_print_table *t, const char *indent)
 {
-	size_t	*w, r, c, n;
+	size_t *w, r, c, n;
 
 	w = ctl_util_alloc(t->ncols * sizeof(*w));
 	for (r = 0; r < t->nrows; r++) {
@@ -95,7 +95,7 @@ ctl_print_table_flush(struct ctl_print_table *t, const char *indent)
 const char *
 ctl_print_str(json_t *o, const char *key)
 {
-	const char	*s = json_string_value(json_object_get(o, key));
+	const char *s = json_string_value(json_object_get(o, key));
 
 	return (s != NULL ? s : "");
 }
@@ -104,9 +104,9 @@ ctl_print_str(json_t *o, const char *key)
 static char *
 ctl_print_attrs_text(json_t *attrs)
 {
-	const char	*k;
-	json_t		*v;
-	char		*s = NULL, *vs, *ns;
+	const char *k;
+	json_t	   *v;
+	char	   *s = NULL, *vs, *ns;
 
 	json_object_foreach(attrs, k, v) {
 		vs = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -129,11 +129,11 @@ ctl_print_names_cmp(const void *a, const void *b)
 void
 ctl_print_proxies(json_t *proxies)
 {
-	struct ctl_print_table	 t;
-	const char		*name, **names;
-	json_t			*p, *x;
-	size_t			 n = 0, i, k;
-	char			*toxics, *s;
+	struct ctl_print_table t;
+	const char	      *name, **names;
+	json_t		      *p, *x;
+	size_t		       n = 0, i, k;
+	char		      *toxics, *s;
 
 	names = ctl_util_alloc((json_object_size(proxies) + 1) *
 	    sizeof(*names));
@@ -147,8 +147,9 @@ ctl_print_proxies(json_t *proxies)
 		p = json_object_get(proxies, names[i]);
 		toxics = NULL;
 		json_array_foreach(json_object_get(p, "toxics"), k, x) {
-			s = ctl_util_printf("%s%s%s", toxics != NULL ?
-			    toxics : "", toxics != NULL ? "," : "",
+			s = ctl_util_printf("%s%s%s",
+			    toxics != NULL ? toxics : "",
+			    toxics != NULL ? "," : "",
 			    ctl_print_str(x, "name"));
 			free(toxics);
 			toxics = s;
@@ -167,10 +168,10 @@ ctl_print_proxies(json_t *proxies)
 void
 ctl_print_toxics(json_t *toxics, const char *indent)
 {
-	struct ctl_print_table	 t;
-	json_t			*x;
-	size_t			 i;
-	char			 tox[32], *attrs;
+	struct ctl_print_table t;
+	json_t		      *x;
+	size_t		       i;
+	char		       tox[32], *attrs;
 
 	ctl_print_table_init(&t, 5);
 	ctl_print_table_row(&t, "NAME", "TYPE", "STREAM", "TOXICITY",
@@ -191,13 +192,13 @@ ctl_print_toxics(json_t *toxics, const char *indent)
 void
 ctl_print_proxy(json_t *p)
 {
-	json_t	*toxics = json_object_get(p, "toxics");
+	json_t *toxics = json_object_get(p, "toxics");
 
 	printf("name:      %s\n", ctl_print_str(p, "name"));
 	printf("listen:    %s\n", ctl_print_str(p, "listen"));
 	printf("upstream:  %s\n", ctl_print_str(p, "upstream"));
-	printf("enabled:   %s\n", json_is_true(json_object_get(p, "enabled")) ?
-	    "yes" : "no");
+	printf("enabled:   %s\n",
+	    json_is_true(json_object_get(p, "enabled")) ? "yes" : "no");
 	if (json_is_string(json_object_get(p, "upstream_failure")))
 		printf("upstream failure: %s\n",
 		    ctl_print_str(p, "upstream_failure"));

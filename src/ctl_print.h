@@ -7,9 +7,9 @@
 
 #include <jansson.h>
 
-void		 ctl_print_proxies(json_t *);
-void		 ctl_print_proxy(json_t *);
-void		 ctl_print_toxics(json_t *, const char *);
-const char	*ctl_print_str(json_t *, const char *);
+void	    ctl_print_proxies(json_t *);
+void	    ctl_print_proxy(json_t *);
+void	    ctl_print_toxics(json_t *, const char *);
+const char *ctl_print_str(json_t *, const char *);
 
 #endif

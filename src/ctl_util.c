@@ -22,7 +22,7 @@ ctl_util_vwarnx(const char *fmt, va_list ap)
 void
 ctl_util_warnx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	ctl_util_vwarnx(fmt, ap);
@@ -33,9 +33,9 @@ ctl_util_warnx(const char *fmt, ...)
 char *
 ctl_util_printf(const char *fmt, ...)
 {
-	va_list	 ap;
-	char	*s;
-	int	 rc;
+	va_list ap;
+	char   *s;
+	int	rc;
 
 	va_start(ap, fmt);
 	rc = vasprintf(&s, fmt, ap);
@@ -50,7 +50,7 @@ ctl_util_printf(const char *fmt, ...)
 void *
 ctl_util_alloc(size_t n)
 {
-	void	*p;
+	void *p;
 
 	if ((p = calloc(1, n)) == NULL) {
 		ctl_util_warnx("out of memory");

@@ -14,12 +14,10 @@
 #define EXIT_FAIL	1
 #define EXIT_USAGE	2
 
-void	 ctl_util_warnx(const char *, ...)
-	    __attribute__((format(printf, 1, 2)));
-void	 ctl_util_vwarnx(const char *, va_list)
-	    __attribute__((format(printf, 1, 0)));
-void	*ctl_util_alloc(size_t);
-char	*ctl_util_printf(const char *, ...)
-	    __attribute__((format(printf, 1, 2)));
+void ctl_util_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void ctl_util_vwarnx(const char *, va_list)
+    __attribute__((format(printf, 1, 0)));
+void *ctl_util_alloc(size_t);
+char *ctl_util_printf(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -23,28 +23,27 @@
  * a fixed cost, kept near 1 MiB.
  */
 struct event_rec {
-	uint64_t	 id;
-	uint64_t	 t_ns;
-	uint64_t	 conn;
-	uint64_t	 bytes_up;
-	uint64_t	 bytes_down;
-	double		 roll;
-	enum event_kind	 kind;
-	char		 proxy[64];
-	char		 toxic[64];
-	char		 peer[48];	/* "[v6]:port" fits */
-	char		 detail[64];
+	uint64_t	id;
+	uint64_t	t_ns;
+	uint64_t	conn;
+	uint64_t	bytes_up;
+	uint64_t	bytes_down;
+	double		roll;
+	enum event_kind kind;
+	char		proxy[64];
+	char		toxic[64];
+	char		peer[48]; /* "[v6]:port" fits */
+	char		detail[64];
 };
 
 struct events {
-	struct tardy		*tardy;
-	struct event_rec	*ring;
-	uint64_t		 next_id;	/* id of the next event, from 1 */
+	struct tardy	 *tardy;
+	struct event_rec *ring;
+	uint64_t	  next_id; /* id of the next event, from 1 */
 };
 
-static const char *const kind_names[] = {
-	"accept", "connected", "close", "toxic_acted", "toxic_skipped"
-};
+static const char *const kind_names[] = { "accept", "connected", "close",
+	"toxic_acted", "toxic_skipped" };
 
 const char *
 events_kind_name(enum event_kind kind)
@@ -55,7 +54,7 @@ events_kind_name(enum event_kind kind)
 struct events *
 events_new(struct tardy *t)
 {
-	struct events	*ev;
+	struct events *ev;
 
 	ev = xcalloc(1, sizeof(*ev));
 	ev->tardy = t;
@@ -76,7 +75,7 @@ events_free(struct events *ev)
 static struct event_rec *
 events_add(struct events *ev, struct session *s, enum event_kind kind)
 {
-	struct event_rec	*e = &ev->ring[ev->next_id % EVENTS_MAX];
+	struct event_rec *e = &ev->ring[ev->next_id % EVENTS_MAX];
 
 	memset(e, 0, sizeof(*e));
 	e->id = ev->next_id++;
@@ -91,7 +90,7 @@ events_add(struct events *ev, struct session *s, enum event_kind kind)
 void
 events_session(struct session *s, enum event_kind kind, const char *detail)
 {
-	struct event_rec	*e;
+	struct event_rec *e;
 
 	e = events_add(s->proxy->tardy->events, s, kind);
 	if (detail != NULL)
@@ -107,8 +106,8 @@ events_session(struct session *s, enum event_kind kind, const char *detail)
 void
 events_toxic(struct link *l, enum event_kind kind, double roll)
 {
-	struct session		*s = l->dir->session;
-	struct event_rec	*e;
+	struct session	 *s = l->dir->session;
+	struct event_rec *e;
 
 	e = events_add(s->proxy->tardy->events, s, kind);
 	snprintf(e->toxic, sizeof(e->toxic), "%s", l->toxic->name);
@@ -122,9 +121,9 @@ events_toxic(struct link *l, enum event_kind kind, double roll)
 json_t *
 events_json(struct events *ev, uint64_t since)
 {
-	struct event_rec	*e;
-	json_t			*arr, *o;
-	uint64_t		 id, first;
+	struct event_rec *e;
+	json_t		 *arr, *o;
+	uint64_t	  id, first;
 
 	arr = json_array();
 	first = ev->next_id > EVENTS_MAX ? ev->next_id - EVENTS_MAX : 1;
@@ -132,21 +131,20 @@ events_json(struct events *ev, uint64_t since)
 		first = since + 1;
 	for (id = first; id < ev->next_id; id++) {
 		e = &ev->ring[id % EVENTS_MAX];
-		o = json_pack("{s:I, s:I, s:s, s:s, s:I, s:s}",
-		    "id", (json_int_t)e->id,
-		    "time_ns", (json_int_t)e->t_ns,
-		    "type", kind_names[e->kind],
-		    "proxy", e->proxy,
-		    "connection", (json_int_t)e->conn,
-		    "peer", e->peer);
+		o = json_pack("{s:I, s:I, s:s, s:s, s:I, s:s}", "id",
+		    (json_int_t)e->id, "time_ns", (json_int_t)e->t_ns, "type",
+		    kind_names[e->kind], "proxy", e->proxy, "connection",
+		    (json_int_t)e->conn, "peer", e->peer);
 		if (o == NULL)
 			continue;
-		if (e->kind == EVENT_TOXIC_ACTED || e->kind == EVENT_TOXIC_SKIPPED) {
+		if (e->kind == EVENT_TOXIC_ACTED ||
+		    e->kind == EVENT_TOXIC_SKIPPED) {
 			json_object_set_new(o, "toxic", json_string(e->toxic));
 			json_object_set_new(o, "roll", json_real(e->roll));
 		}
 		if (e->detail[0] != '\0')
-			json_object_set_new(o, "reason", json_string(e->detail));
+			json_object_set_new(o, "reason",
+			    json_string(e->detail));
 		if (e->kind == EVENT_CLOSE) {
 			json_object_set_new(o, "bytes_up",
 			    json_integer((json_int_t)e->bytes_up));

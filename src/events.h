@@ -23,12 +23,11 @@ enum event_kind {
 
 #define EVENTS_MAX	4096
 
-struct events	*events_new(struct tardy *);
-void		 events_free(struct events *);
-void		 events_session(struct session *, enum event_kind,
-		    const char *);
-void		 events_toxic(struct link *, enum event_kind, double);
-json_t		*events_json(struct events *, uint64_t);
-const char	*events_kind_name(enum event_kind);
+struct events *events_new(struct tardy *);
+void	       events_free(struct events *);
+void	       events_session(struct session *, enum event_kind, const char *);
+void	       events_toxic(struct link *, enum event_kind, double);
+json_t	      *events_json(struct events *, uint64_t);
+const char    *events_kind_name(enum event_kind);
 
 #endif

@@ -18,9 +18,9 @@
 
 #include "log.h"
 
-static const char	*log_procname = "tardyd";
-static enum log_level	 log_level = LOG_LEVEL_INFO;
-static int		 log_journal;
+static const char    *log_procname = "tardyd";
+static enum log_level log_level = LOG_LEVEL_INFO;
+static int	      log_journal;
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
 /* syslog priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
@@ -29,8 +29,8 @@ static const int log_prio[] = { 3, 4, 6, 7 };
 static int
 log_stderr_is_journal(void)
 {
-	const char	*js;
-	struct stat	 st;
+	const char	  *js;
+	struct stat	   st;
 	unsigned long long dev, ino;
 
 	if ((js = getenv("JOURNAL_STREAM")) == NULL)
@@ -84,7 +84,7 @@ log_get_level(void)
 int
 log_level_parse(const char *s, enum log_level *level)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < sizeof(log_names) / sizeof(log_names[0]); i++) {
 		if (strcasecmp(s, log_names[i]) == 0) {
@@ -106,11 +106,10 @@ log_level_name(enum log_level level)
 }
 
 static void
-log_vemit(enum log_level level, const char *errstr, const char *fmt,
-    va_list ap)
+log_vemit(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 {
-	char	msg[1024];
-	int	saved_errno = errno;
+	char msg[1024];
+	int  saved_errno = errno;
 
 	if (level > log_level)
 		return;
@@ -150,7 +149,7 @@ LOG_FN(log_debug, LOG_LEVEL_DEBUG)
 void
 log_warn(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vemit(LOG_LEVEL_WARN, strerror(errno), fmt, ap);
@@ -160,7 +159,7 @@ log_warn(const char *fmt, ...)
 void
 fatal(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vemit(LOG_LEVEL_ERROR, strerror(errno), fmt, ap);
@@ -171,7 +170,7 @@ fatal(const char *fmt, ...)
 void
 fatalx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vemit(LOG_LEVEL_ERROR, NULL, fmt, ap);

@@ -14,20 +14,18 @@ enum log_level {
 	LOG_LEVEL_DEBUG,
 };
 
-void	log_init(const char *, enum log_level);
-void	log_set_level(enum log_level);
+void	       log_init(const char *, enum log_level);
+void	       log_set_level(enum log_level);
 enum log_level log_get_level(void);
-int	log_level_parse(const char *, enum log_level *);
-const char *log_level_name(enum log_level);
+int	       log_level_parse(const char *, enum log_level *);
+const char    *log_level_name(enum log_level);
 
-void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	log_error(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	fatal(const char *, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
-void	fatalx(const char *, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
+void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_error(const char *, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

@@ -21,7 +21,7 @@
 int
 notify_enabled(void)
 {
-	const char	*path = getenv("NOTIFY_SOCKET");
+	const char *path = getenv("NOTIFY_SOCKET");
 
 	return (path != NULL && (*path == '/' || *path == '@'));
 }
@@ -29,14 +29,14 @@ notify_enabled(void)
 int
 notify_send(const char *fmt, ...)
 {
-	struct sockaddr_un	 sun;
-	const char		*path = getenv("NOTIFY_SOCKET");
-	char			 msg[512];
-	socklen_t		 len;
-	va_list			 ap;
-	size_t			 n;
-	ssize_t			 rc;
-	int			 fd;
+	struct sockaddr_un sun;
+	const char	  *path = getenv("NOTIFY_SOCKET");
+	char		   msg[512];
+	socklen_t	   len;
+	va_list		   ap;
+	size_t		   n;
+	ssize_t		   rc;
+	int		   fd;
 
 	if (!notify_enabled())
 		return (0);
@@ -56,8 +56,8 @@ notify_send(const char *fmt, ...)
 
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 		return (-1);
-	rc = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
-	    (struct sockaddr *)&sun, len);
+	rc = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun,
+	    len);
 	close(fd);
 	return (rc == -1 ? -1 : 0);
 }

@@ -6,7 +6,7 @@
 #ifndef TARDY_NOTIFY_H
 #define TARDY_NOTIFY_H
 
-int	notify_enabled(void);
-int	notify_send(const char *, ...) __attribute__((format(printf, 1, 2)));
+int notify_enabled(void);
+int notify_send(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

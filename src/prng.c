@@ -30,7 +30,7 @@ void
 prng_init(struct prng *r, uint64_t seed, const char *proxy, uint64_t conn,
     int stream, const char *toxic)
 {
-	uint64_t	h = mix64(seed ^ 0xcbf29ce484222325ULL);
+	uint64_t h = mix64(seed ^ 0xcbf29ce484222325ULL);
 
 	h = hash_str(h, proxy);
 	h = mix64(h ^ conn);
@@ -57,8 +57,8 @@ prng_unit(struct prng *r)
 uint64_t
 prng_range(struct prng *r, uint64_t n)
 {
-	__uint128_t	m;
-	uint64_t	l, t;
+	__uint128_t m;
+	uint64_t    l, t;
 
 	if (n == 0)
 		return (0);

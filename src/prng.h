@@ -10,13 +10,13 @@
 #include <stdint.h>
 
 struct prng {
-	uint64_t	state;
+	uint64_t state;
 };
 
-void		prng_init(struct prng *, uint64_t, const char *, uint64_t,
-		    int, const char *);
-uint64_t	prng_next(struct prng *);
-double		prng_unit(struct prng *);
-uint64_t	prng_range(struct prng *, uint64_t);
+void	 prng_init(struct prng *, uint64_t, const char *, uint64_t, int,
+	const char *);
+uint64_t prng_next(struct prng *);
+double	 prng_unit(struct prng *);
+uint64_t prng_range(struct prng *, uint64_t);
 
 #endif

@@ -51,10 +51,10 @@
  */
 #define PROXY_FD_RESERVE	16
 
-static void	proxy_accept_cb(evutil_socket_t, short, void *);
-static void	proxy_backoff_cb(evutil_socket_t, short, void *);
-static void	proxy_listener_apply(struct proxy *);
-static int	proxy_drop_syn_fill(struct proxy *);
+static void proxy_accept_cb(evutil_socket_t, short, void *);
+static void proxy_backoff_cb(evutil_socket_t, short, void *);
+static void proxy_listener_apply(struct proxy *);
+static int  proxy_drop_syn_fill(struct proxy *);
 
 /*
  * Whether one of this daemon's own sockets (a proxy's, even disabled or
@@ -63,26 +63,29 @@ static int	proxy_drop_syn_fill(struct proxy *);
  * taken over.
  */
 static int
-proxy_unix_ours(struct tardy *t, const struct addr *a, char *err,
-    size_t errlen)
+proxy_unix_ours(struct tardy *t, const struct addr *a, char *err, size_t errlen)
 {
-	struct proxy	*p;
-	char		 buf[ADDR_STRLEN], want[ADDR_STRLEN];
+	struct proxy *p;
+	char	      buf[ADDR_STRLEN], want[ADDR_STRLEN];
 
 	if (t == NULL)
 		return (0);
 	TAILQ_FOREACH(p, &t->proxies, entry) {
 		if (p->fd != -1 && addr_equal(&p->bound, a)) {
-			snprintf(err, errlen, "listen unix %s: bind: address "
-			    "already in use (by proxy %s)", addr_unix_path(a),
-			    p->name);
+			snprintf(err, errlen,
+			    "listen unix %s: bind: address "
+			    "already in use (by proxy %s)",
+			    addr_unix_path(a), p->name);
 			return (1);
 		}
 	}
-	if (t->api != NULL && strcmp(api_address(t->api, buf, sizeof(buf)),
-	    addr_fmt(a, want, sizeof(want))) == 0) {
-		snprintf(err, errlen, "listen unix %s: bind: address already "
-		    "in use (by the API)", addr_unix_path(a));
+	if (t->api != NULL &&
+	    strcmp(api_address(t->api, buf, sizeof(buf)),
+		addr_fmt(a, want, sizeof(want))) == 0) {
+		snprintf(err, errlen,
+		    "listen unix %s: bind: address already "
+		    "in use (by the API)",
+		    addr_unix_path(a));
 		return (1);
 	}
 	return (0);
@@ -98,9 +101,9 @@ static int
 proxy_unix_prepare(struct tardy *t, const struct addr *a, char *err,
     size_t errlen)
 {
-	const char	*path = addr_unix_path(a);
-	struct stat	 st;
-	int		 fd, rc, e;
+	const char *path = addr_unix_path(a);
+	struct stat st;
+	int	    fd, rc, e;
 
 	if (proxy_unix_ours(t, a, err, errlen))
 		return (-1);
@@ -117,8 +120,10 @@ proxy_unix_prepare(struct tardy *t, const struct addr *a, char *err,
 	e = errno;
 	close(fd);
 	if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
-		snprintf(err, errlen, "listen unix %s: bind: address already "
-		    "in use", path);
+		snprintf(err, errlen,
+		    "listen unix %s: bind: address already "
+		    "in use",
+		    path);
 		return (-1);
 	}
 	if (e != ECONNREFUSED && e != ENOENT) {
@@ -135,7 +140,7 @@ proxy_unix_prepare(struct tardy *t, const struct addr *a, char *err,
 static int
 proxy_socket(const struct addr *a, int type, const char **op)
 {
-	int	fd, one = 1;
+	int fd, one = 1;
 
 	*op = "socket";
 	fd = socket(addr_family(a), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -170,13 +175,16 @@ static void
 proxy_bind_error(const struct addr *a, int type, const char *op, int err,
     char *buf, size_t len)
 {
-	char	where[ADDR_STRLEN], msg[128];
+	char where[ADDR_STRLEN], msg[128];
 
 	snprintf(msg, sizeof(msg), "%s", strerror(err));
 	msg[0] = (char)tolower((unsigned char)msg[0]);
-	snprintf(buf, len, "listen %s %s: %s: %s", addr_family(a) == AF_UNIX ?
-	    "unix" : type == SOCK_DGRAM ? "udp" : "tcp", addr_family(a) ==
-	    AF_UNIX ? addr_unix_path(a) : addr_fmt(a, where, sizeof(where)),
+	snprintf(buf, len, "listen %s %s: %s: %s",
+	    addr_family(a) == AF_UNIX ? "unix" :
+		type == SOCK_DGRAM    ? "udp" :
+					"tcp",
+	    addr_family(a) == AF_UNIX ? addr_unix_path(a) :
+					addr_fmt(a, where, sizeof(where)),
 	    op, msg);
 }
 
@@ -198,10 +206,10 @@ int
 proxy_bind_type(struct tardy *t, const struct addr *listen, int type,
     struct addr *bound, char *err, size_t errlen)
 {
-	struct addr	 explicit;
-	socklen_t	 len;
-	const char	*op = "listen";
-	int		 fd, fd2, zero = 0;
+	struct addr explicit;
+	socklen_t   len;
+	const char *op = "listen";
+	int	    fd, fd2, zero = 0;
 
 	*err = '\0';
 	if (addr_family(listen) == AF_UNIX &&
@@ -258,12 +266,11 @@ proxy_unbind(int fd, const struct addr *bound)
 static void
 proxy_set_rcvbuf(struct proxy *p)
 {
-	int	size = (int)p->rcvbuf;
+	int size = (int)p->rcvbuf;
 
 	if (size == 0)
 		return;
-	if (setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &size,
-	    sizeof(size)) == -1)
+	if (setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) == -1)
 		log_warn("proxy %s: SO_RCVBUF %d", p->name, size);
 }
 
@@ -285,8 +292,8 @@ struct proxy *
 proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
     const struct addr *bound)
 {
-	struct proxy	*p;
-	char		 buf[ADDR_STRLEN];
+	struct proxy *p;
+	char	      buf[ADDR_STRLEN];
 
 	p = xcalloc(1, sizeof(*p));
 	p->tardy = t;
@@ -297,10 +304,10 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	p->bound = *bound;
 	p->upstream = pc->upstream;
 	if (addr_family(&pc->upstream) == AF_UNSPEC) {
-		char	host[256];	/* a DNS name is at most 253 bytes */
+		char host[256]; /* a DNS name is at most 253 bytes */
 
 		if (!addr_name(pc->upstream_str, host, sizeof(host),
-		    &p->upstream_port))
+			&p->upstream_port))
 			fatalx("proxy %s: upstream %s is not a name", pc->name,
 			    pc->upstream_str);
 		p->upstream_host = xstrdup(host);
@@ -312,9 +319,9 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	p->from_config = pc->line >= 0;
 	p->protocol = pc->protocol;
 	p->flow_timeout = pc->flow_timeout != 0 ? pc->flow_timeout :
-	    CONFIG_DEFAULT_FLOW_TIMEOUT;
+						  CONFIG_DEFAULT_FLOW_TIMEOUT;
 	p->max_flows = pc->max_flows != 0 ? pc->max_flows :
-	    CONFIG_DEFAULT_MAX_FLOWS;
+					    CONFIG_DEFAULT_MAX_FLOWS;
 	p->fd = fd;
 	TAILQ_INIT(&p->sessions);
 	TAILQ_INIT(&p->toxics);
@@ -335,7 +342,7 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 void
 proxy_close_sessions(struct proxy *p, const char *reason)
 {
-	struct session	*s;
+	struct session *s;
 
 	TAILQ_FOREACH(s, &p->sessions, entry)
 		session_close(s, reason, SESSION_NOW);
@@ -345,7 +352,7 @@ proxy_close_sessions(struct proxy *p, const char *reason)
 static void
 proxy_fillers_close(struct proxy *p)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < p->nfillers; i++)
 		close(p->fillers[i]);
@@ -368,7 +375,7 @@ proxy_listener_detach(struct proxy *p)
 int
 proxy_take_listener(struct proxy *p, struct addr *bound)
 {
-	int	fd = p->fd;
+	int fd = p->fd;
 
 	proxy_listener_detach(p);
 	proxy_fillers_close(p);
@@ -380,7 +387,7 @@ proxy_take_listener(struct proxy *p, struct addr *bound)
 void
 proxy_free(struct proxy *p)
 {
-	struct toxic	*t;
+	struct toxic *t;
 
 	proxy_close_sessions(p, "proxy stopped");
 	udp_free(p);
@@ -408,7 +415,7 @@ proxy_free(struct proxy *p)
 static int
 proxy_listener_suspend(struct proxy *p)
 {
-	struct sockaddr	sa = { .sa_family = AF_UNSPEC };
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
 	int		fd;
 
 	if (addr_family(&p->bound) != AF_UNIX)
@@ -434,23 +441,23 @@ proxy_listener_suspend(struct proxy *p)
 static void
 proxy_listener_apply(struct proxy *p)
 {
-	struct event_base	*base = p->tardy->base;
-	int			 refuse, backlog, one = 1, zero = 0;
-	int			 tcp = addr_family(&p->bound) != AF_UNIX;
+	struct event_base *base = p->tardy->base;
+	int		   refuse, backlog, one = 1, zero = 0;
+	int		   tcp = addr_family(&p->bound) != AF_UNIX;
 
 	refuse = !p->enabled || p->refusing > 0;
 	proxy_listener_detach(p);
 	if (refuse) {
 		proxy_fillers_close(p);
 		if (tcp)
-			(void)setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR,
-			    &zero, sizeof(zero));
+			(void)setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &zero,
+			    sizeof(zero));
 		if (proxy_listener_suspend(p) == -1 && errno != EINVAL)
 			log_warn("proxy %s: cannot stop listening", p->name);
 		return;
 	}
 	backlog = p->dropping > 0 ? 0 : PROXY_BACKLOG;
-	proxy_set_rcvbuf(p);	/* a unix listener may be a new socket */
+	proxy_set_rcvbuf(p); /* a unix listener may be a new socket */
 	/*
 	 * Listening again after refusing checks the port against every
 	 * socket on it: connections still open and their TIME_WAITs would
@@ -486,8 +493,8 @@ proxy_listener_apply(struct proxy *p)
 static int
 proxy_drop_syn_fill(struct proxy *p)
 {
-	struct addr	 to = p->bound;
-	int		*fillers, fd;
+	struct addr to = p->bound;
+	int	   *fillers, fd;
 
 	if (addr_family(&to) == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&to.ss;
@@ -500,8 +507,8 @@ proxy_drop_syn_fill(struct proxy *p)
 		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
 			sin6->sin6_addr = in6addr_loopback;
 	}
-	fd = socket(addr_family(&to), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
+	fd = socket(addr_family(&to),
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return (-1);
 	if (connect(fd, addr_sa(&to), to.len) == -1 && errno != EINPROGRESS &&
@@ -559,10 +566,10 @@ proxy_drop_syn(struct proxy *p, int on)
 static int
 proxy_find_filler(struct proxy *p, int fd, const struct addr *peer)
 {
-	struct addr	local;
-	struct ucred	cred;
-	socklen_t	len;
-	size_t		i;
+	struct addr  local;
+	struct ucred cred;
+	socklen_t    len;
+	size_t	     i;
 
 	if (addr_family(peer) == AF_UNIX || peer->len <= sizeof(sa_family_t)) {
 		len = sizeof(cred);
@@ -601,12 +608,11 @@ proxy_filler_done(struct proxy *p, int idx, int fd)
 int
 proxy_fds_low(int fd, int times)
 {
-	struct rlimit	rl;
-	rlim_t		reserve;
+	struct rlimit rl;
+	rlim_t	      reserve;
 
 	/* Read each time: prlimit(1) may change it under us. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
-	    rl.rlim_cur == RLIM_INFINITY)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
 		return (0);
 	reserve = PROXY_FD_RESERVE * times;
 	if (reserve > rl.rlim_cur / 4)
@@ -618,7 +624,7 @@ proxy_fds_low(int fd, int times)
 static void
 proxy_accept_pause(struct proxy *p, const char *why)
 {
-	struct timeval	 backoff = { 0, PROXY_BACKOFF_MS * 1000 };
+	struct timeval backoff = { 0, PROXY_BACKOFF_MS * 1000 };
 
 	if (!p->backoff_logged)
 		log_warnx("proxy %s: accept, pausing %d ms: %s", p->name,
@@ -631,10 +637,10 @@ proxy_accept_pause(struct proxy *p, const char *why)
 static void
 proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
-	struct proxy	*p = arg;
-	struct addr	 peer;
-	socklen_t	 len;
-	int		 fd, filler, i;
+	struct proxy *p = arg;
+	struct addr   peer;
+	socklen_t     len;
+	int	      fd, filler, i;
 
 	for (i = 0; i < PROXY_ACCEPT_BATCH; i++) {
 		len = sizeof(peer.ss);
@@ -680,9 +686,9 @@ proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 static void
 proxy_backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proxy	*p = arg;
-	struct timeval	 backoff = { 0, PROXY_BACKOFF_MS * 1000 };
-	int		 probe;
+	struct proxy  *p = arg;
+	struct timeval backoff = { 0, PROXY_BACKOFF_MS * 1000 };
+	int	       probe;
 
 	if (p->accept_ev == NULL)
 		return;
@@ -699,7 +705,7 @@ proxy_backoff_cb(evutil_socket_t fd, short what, void *arg)
 struct toxic *
 proxy_find_toxic(struct proxy *p, const char *name)
 {
-	struct toxic	*t;
+	struct toxic *t;
 
 	TAILQ_FOREACH(t, &p->toxics, entry) {
 		if (strcmp(t->name, name) == 0)

@@ -19,72 +19,72 @@ struct tardy;
 struct udp;
 
 struct proxy_stats {
-	uint64_t	accepted;
-	uint64_t	failed;		/* upstream connect failed */
-	uint64_t	bytes_up;	/* client -> upstream, handed on */
-	uint64_t	bytes_down;
-	uint64_t	received_up;	/* read from the client */
-	uint64_t	received_down;	/* read from the upstream */
-	uint64_t	toxics_applied;
+	uint64_t accepted;
+	uint64_t failed;   /* upstream connect failed */
+	uint64_t bytes_up; /* client -> upstream, handed on */
+	uint64_t bytes_down;
+	uint64_t received_up;	/* read from the client */
+	uint64_t received_down; /* read from the upstream */
+	uint64_t toxics_applied;
 };
 
 struct proxy {
-	TAILQ_ENTRY(proxy)	 entry;
-	struct tardy		*tardy;
-	char			*name;
-	char			*listen_str;	/* as configured */
-	char			*upstream_str;
-	struct addr		 listen;	/* as configured, maybe port 0 */
-	struct addr		 bound;		/* where it listens */
-	struct addr		 upstream;	/* AF_UNSPEC: a name */
-	char			*upstream_host;	/* the name, or NULL */
-	int			 upstream_port;	/* with the name */
-	int			 upstream_reset;	/* RST, not EOF, on failure */
-	unsigned int		 connect_timeout;	/* ms */
-	const struct timeval	*connect_tv;	/* common timeout of it */
-	unsigned int		 rcvbuf;	/* listener SO_RCVBUF, 0: default */
-	int			 enabled;
-	int			 started;	/* has been enabled */
-	int			 from_config;
-	enum proxy_protocol	 protocol;
-	unsigned int		 flow_timeout;	/* ms, UDP flows idle */
-	unsigned int		 max_flows;	/* UDP */
-	struct udp		*udp;		/* UDP state, udp.c */
+	TAILQ_ENTRY(proxy)    entry;
+	struct tardy	     *tardy;
+	char		     *name;
+	char		     *listen_str; /* as configured */
+	char		     *upstream_str;
+	struct addr	      listen;	       /* as configured, maybe port 0 */
+	struct addr	      bound;	       /* where it listens */
+	struct addr	      upstream;	       /* AF_UNSPEC: a name */
+	char		     *upstream_host;   /* the name, or NULL */
+	int		      upstream_port;   /* with the name */
+	int		      upstream_reset;  /* RST, not EOF, on failure */
+	unsigned int	      connect_timeout; /* ms */
+	const struct timeval *connect_tv;      /* common timeout of it */
+	unsigned int	      rcvbuf; /* listener SO_RCVBUF, 0: default */
+	int		      enabled;
+	int		      started; /* has been enabled */
+	int		      from_config;
+	enum proxy_protocol   protocol;
+	unsigned int	      flow_timeout; /* ms, UDP flows idle */
+	unsigned int	      max_flows;    /* UDP */
+	struct udp	     *udp;	    /* UDP state, udp.c */
 
-	int			 fd;
-	struct event		*accept_ev;
-	struct event		*backoff_ev;
-	int			 backoff_logged;
-	int			 refusing;	/* count of reasons to refuse */
-	int			 dropping;	/* drop_syn toxics active */
-	int			*fillers;	/* drop_syn: our own connects */
-	size_t			 nfillers;
+	int	      fd;
+	struct event *accept_ev;
+	struct event *backoff_ev;
+	int	      backoff_logged;
+	int	      refusing; /* count of reasons to refuse */
+	int	      dropping; /* drop_syn toxics active */
+	int	     *fillers;	/* drop_syn: our own connects */
+	size_t	      nfillers;
 
-	struct session_list	 sessions;
-	size_t			 nsessions;
-	struct toxic_list	 toxics;
-	uint64_t		 next_id;
-	struct proxy_stats	 stats;
+	struct session_list sessions;
+	size_t		    nsessions;
+	struct toxic_list   toxics;
+	uint64_t	    next_id;
+	struct proxy_stats  stats;
 };
 TAILQ_HEAD(proxy_list, proxy);
 
-int		 proxy_bind(struct tardy *, const struct addr *, struct addr *,
-		    char *, size_t);
-int		 proxy_bind_type(struct tardy *, const struct addr *, int,
-		    struct addr *, char *, size_t);
-void		 proxy_unbind(int, const struct addr *);
-struct proxy	*proxy_new(struct tardy *, const struct proxy_conf *, int,
-		    const struct addr *);
-void		 proxy_free(struct proxy *);
-int		 proxy_take_listener(struct proxy *, struct addr *);
-void		 proxy_close_sessions(struct proxy *, const char *);
-int		 proxy_fds_low(int, int);
-void		 proxy_set_enabled(struct proxy *, int);
-void		 proxy_set_connect_timeout(struct proxy *, unsigned int);
-void		 proxy_refuse(struct proxy *, int);
-void		 proxy_drop_syn(struct proxy *, int);
-struct toxic	*proxy_find_toxic(struct proxy *, const char *);
-void		 proxy_add_toxic(struct proxy *, struct toxic *);
-void		 proxy_remove_toxic(struct proxy *, struct toxic *);
+int  proxy_bind(struct tardy *, const struct addr *, struct addr *, char *,
+     size_t);
+int  proxy_bind_type(struct tardy *, const struct addr *, int, struct addr *,
+     char *, size_t);
+void proxy_unbind(int, const struct addr *);
+struct proxy *proxy_new(struct tardy *, const struct proxy_conf *, int,
+    const struct addr *);
+void	      proxy_free(struct proxy *);
+int	      proxy_take_listener(struct proxy *, struct addr *);
+void	      proxy_close_sessions(struct proxy *, const char *);
+int	      proxy_fds_low(int, int);
+void	      proxy_set_enabled(struct proxy *, int);
+void	      proxy_set_connect_timeout(struct proxy *, unsigned int);
+void	      proxy_refuse(struct proxy *, int);
+void	      proxy_drop_syn(struct proxy *, int);
+struct toxic *proxy_find_toxic(struct proxy *, const char *);
+void	      proxy_add_toxic(struct proxy *, struct toxic *);
+void	      proxy_remove_toxic(struct proxy *, struct toxic *);
 
 #endif

@@ -43,30 +43,28 @@
 #define PTIMER_EXPIRED		UINT64_MAX	/* went off, not set again */
 
 struct ptimers {
-	struct ptimer	**heap;
-	size_t		  n;
-	size_t		  cap;
-	int		  fd;
-	struct event	 *ev;
-	uint64_t	  slice_ns;	/* at most this long firing in a row */
-	uint64_t	  armed_ns;	/* the timerfd's time; 0: disarmed */
-	int		  running;	/* in ptimers_cb(): arm once, after */
-	int		  polling;
-	uint64_t	  poll_since;
-	uint64_t	  window;	/* start of the budget's second */
-	uint64_t	  used;		/* polling in it */
+	struct ptimer	  **heap;
+	size_t		    n;
+	size_t		    cap;
+	int		    fd;
+	struct event	   *ev;
+	uint64_t	    slice_ns; /* at most this long firing in a row */
+	uint64_t	    armed_ns; /* the timerfd's time; 0: disarmed */
+	int		    running;  /* in ptimers_cb(): arm once, after */
+	int		    polling;
+	uint64_t	    poll_since;
+	uint64_t	    window; /* start of the budget's second */
+	uint64_t	    used;   /* polling in it */
 	struct ptimer_stats stats;
 };
 
-const uint64_t ptimer_bucket_ns[PTIMER_NBUCKETS] = {
-	5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000,
-	10000000, UINT64_MAX
-};
+const uint64_t ptimer_bucket_ns[PTIMER_NBUCKETS] = { 5000, 10000, 20000, 50000,
+	100000, 200000, 500000, 1000000, 10000000, UINT64_MAX };
 
 static void
 ptimers_count(struct ptimers *pt, uint64_t late)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; late > ptimer_bucket_ns[i]; i++)
 		;
@@ -85,8 +83,8 @@ heap_place(struct ptimers *pt, size_t i, struct ptimer *t)
 static void
 heap_up(struct ptimers *pt, size_t i)
 {
-	struct ptimer	*t = pt->heap[i];
-	size_t		 parent;
+	struct ptimer *t = pt->heap[i];
+	size_t	       parent;
 
 	while (i > 0) {
 		parent = (i - 1) / 2;
@@ -101,8 +99,8 @@ heap_up(struct ptimers *pt, size_t i)
 static void
 heap_down(struct ptimers *pt, size_t i)
 {
-	struct ptimer	*t = pt->heap[i];
-	size_t		 child;
+	struct ptimer *t = pt->heap[i];
+	size_t	       child;
 
 	while ((child = 2 * i + 1) < pt->n) {
 		if (child + 1 < pt->n &&
@@ -119,7 +117,7 @@ heap_down(struct ptimers *pt, size_t i)
 static void
 heap_remove(struct ptimers *pt, struct ptimer *t)
 {
-	size_t	i = t->slot - 1;
+	size_t i = t->slot - 1;
 
 	t->slot = 0;
 	if (--pt->n == i)
@@ -149,9 +147,9 @@ ptimers_budget(struct ptimers *pt, uint64_t now)
 static void
 ptimers_arm(struct ptimers *pt, uint64_t now)
 {
-	struct itimerspec	its;
-	uint64_t		when = 0;
-	int			poll = 0;
+	struct itimerspec its;
+	uint64_t	  when = 0;
+	int		  poll = 0;
 
 	if (pt->running)
 		return;
@@ -182,9 +180,9 @@ ptimers_arm(struct ptimers *pt, uint64_t now)
 static void
 ptimers_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct ptimers	*pt = arg;
-	struct ptimer	*t;
-	uint64_t	 now, start;
+	struct ptimers *pt = arg;
+	struct ptimer  *t;
+	uint64_t	now, start;
 
 	/* Setting the timerfd again, or disarming it, clears it. */
 	pt->armed_ns = PTIMER_EXPIRED;
@@ -210,7 +208,7 @@ ptimers_cb(evutil_socket_t fd, short what, void *arg)
 struct ptimers *
 ptimers_new(struct event_base *base, int priority, uint64_t slice_ns)
 {
-	struct ptimers	*pt;
+	struct ptimers *pt;
 
 	pt = xcalloc(1, sizeof(*pt));
 	pt->slice_ns = slice_ns;

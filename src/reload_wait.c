@@ -35,16 +35,16 @@
 
 /* What one reading of the ready file says. */
 struct reload_state {
-	json_int_t	 pid;
-	json_int_t	 generation;
-	char		 result[16];	/* last_reload */
-	char		 reason[512];	/* reload_error, if given */
+	json_int_t pid;
+	json_int_t generation;
+	char	   result[16];	/* last_reload */
+	char	   reason[512]; /* reload_error, if given */
 };
 
 int
 reload_wait_parse_pid(const char *s, pid_t *pid)
 {
-	uint64_t	v;
+	uint64_t v;
 
 	if (util_parse_u64(s, INT32_MAX, &v) == -1 || v == 0)
 		return (-1);
@@ -56,17 +56,17 @@ static int
 reload_wait_read(const char *path, struct reload_state *st, char *err,
     size_t errlen)
 {
-	json_error_t	 jerr;
-	json_t		*root;
-	const char	*result, *reason = NULL;
-	int		 rc = -1;
+	json_error_t jerr;
+	json_t	    *root;
+	const char  *result, *reason = NULL;
+	int	     rc = -1;
 
 	if ((root = json_load_file(path, 0, &jerr)) == NULL) {
 		snprintf(err, errlen, "cannot read %s: %s", path, jerr.text);
 		return (-1);
 	}
-	if (json_unpack(root, "{s:I, s:I, s:s}", "pid", &st->pid,
-	    "generation", &st->generation, "last_reload", &result) == -1) {
+	if (json_unpack(root, "{s:I, s:I, s:s}", "pid", &st->pid, "generation",
+		&st->generation, "last_reload", &result) == -1) {
 		snprintf(err, errlen, "%s is not a tardyd ready file", path);
 		goto out;
 	}
@@ -89,14 +89,16 @@ out:
 int
 reload_wait_run(const char *path, pid_t pid, int timeout_ms, int quiet)
 {
-	struct reload_state	 before, now;
-	struct timespec		 poll = { 0, RELOAD_WAIT_POLL_MS * 1000000L };
-	uint64_t		 deadline;
-	char			 err[512];
+	struct reload_state before, now;
+	struct timespec	    poll = { 0, RELOAD_WAIT_POLL_MS * 1000000L };
+	uint64_t	    deadline;
+	char		    err[512];
 
 	if (reload_wait_read(path, &before, err, sizeof(err)) == -1) {
-		fprintf(stderr, "tardyd: %s (is tardyd running with "
-		    "--ready-file %s?)\n", err, path);
+		fprintf(stderr,
+		    "tardyd: %s (is tardyd running with "
+		    "--ready-file %s?)\n",
+		    err, path);
 		return (1);
 	}
 	if (before.pid != pid) {
@@ -115,7 +117,8 @@ reload_wait_run(const char *path, pid_t pid, int timeout_ms, int quiet)
 		err[0] = '\0';
 		if (reload_wait_read(path, &now, err, sizeof(err)) == 0) {
 			if (now.pid != pid) {
-				fprintf(stderr, "tardyd: pid %d was replaced "
+				fprintf(stderr,
+				    "tardyd: pid %d was replaced "
 				    "by pid %lld during the reload\n",
 				    (int)pid, (long long)now.pid);
 				return (1);
@@ -124,13 +127,17 @@ reload_wait_run(const char *path, pid_t pid, int timeout_ms, int quiet)
 				break;
 		}
 		if (kill(pid, 0) == -1 && errno == ESRCH) {
-			fprintf(stderr, "tardyd: pid %d exited during the "
-			    "reload\n", (int)pid);
+			fprintf(stderr,
+			    "tardyd: pid %d exited during the "
+			    "reload\n",
+			    (int)pid);
 			return (1);
 		}
 		if (util_now_ms() >= deadline) {
-			fprintf(stderr, "tardyd: no answer from pid %d within "
-			    "%d ms (last read: %s)\n", (int)pid, timeout_ms,
+			fprintf(stderr,
+			    "tardyd: no answer from pid %d within "
+			    "%d ms (last read: %s)\n",
+			    (int)pid, timeout_ms,
 			    err[0] != '\0' ? err : "no new generation");
 			return (1);
 		}
@@ -140,12 +147,14 @@ reload_wait_run(const char *path, pid_t pid, int timeout_ms, int quiet)
 	if (strcmp(now.result, "ok") == 0) {
 		if (!quiet)
 			printf("tardyd: configuration reloaded (pid %d, "
-			    "generation %lld)\n", (int)pid,
-			    (long long)now.generation);
+			       "generation %lld)\n",
+			    (int)pid, (long long)now.generation);
 		return (0);
 	}
-	fprintf(stderr, "tardyd: reload failed: %s; pid %d kept its running "
-	    "configuration\n", now.reason[0] != '\0' ? now.reason :
-	    "the daemon's log says why", (int)pid);
+	fprintf(stderr,
+	    "tardyd: reload failed: %s; pid %d kept its running "
+	    "configuration\n",
+	    now.reason[0] != '\0' ? now.reason : "the daemon's log says why",
+	    (int)pid);
 	return (1);
 }

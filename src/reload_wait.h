@@ -10,7 +10,7 @@
 
 #define RELOAD_WAIT_TIMEOUT_MS	10000
 
-int	reload_wait_parse_pid(const char *, pid_t *);
-int	reload_wait_run(const char *, pid_t, int, int);
+int reload_wait_parse_pid(const char *, pid_t *);
+int reload_wait_run(const char *, pid_t, int, int);
 
 #endif

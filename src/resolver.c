@@ -37,32 +37,32 @@
 TAILQ_HEAD(resolver_wait_list, resolver_wait);
 
 struct resolver_name {
-	TAILQ_ENTRY(resolver_name)		 entry;
-	struct resolver				*r;	/* NULL: orphaned */
-	char					*host;
-	struct addr				 addr;
-	uint64_t				 expires;	/* ms; 0: none */
-	struct evdns_getaddrinfo_request	*req;
-	int					 running;
-	int					 launching;
-	int					 answered;	/* while launching */
-	int					 result;
-	struct resolver_wait_list		 waiting;
+	TAILQ_ENTRY(resolver_name)	  entry;
+	struct resolver			 *r; /* NULL: orphaned */
+	char				 *host;
+	struct addr			  addr;
+	uint64_t			  expires; /* ms; 0: none */
+	struct evdns_getaddrinfo_request *req;
+	int				  running;
+	int				  launching;
+	int				  answered; /* while launching */
+	int				  result;
+	struct resolver_wait_list	  waiting;
 };
 TAILQ_HEAD(resolver_name_list, resolver_name);
 
 struct resolver {
-	struct event_base		*base;
-	char				*conf;	/* resolv.conf, NULL: system's */
-	struct evdns_base		*dns;
-	int				 dns_failed;
-	struct resolver_name_list	 names;
+	struct event_base	 *base;
+	char			 *conf; /* resolv.conf, NULL: system's */
+	struct evdns_base	 *dns;
+	int			  dns_failed;
+	struct resolver_name_list names;
 };
 
 struct resolver *
 resolver_new(struct event_base *base, const char *conf)
 {
-	struct resolver	*r;
+	struct resolver *r;
 
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
@@ -84,9 +84,9 @@ resolver_name_free(struct resolver_name *n)
 void
 resolver_free(struct resolver *r)
 {
-	struct resolver_name	*n;
-	struct resolver_wait	*w;
-	int			 cancelled = 0;
+	struct resolver_name *n;
+	struct resolver_wait *w;
+	int		      cancelled = 0;
 
 	if (r == NULL)
 		return;
@@ -122,7 +122,7 @@ resolver_free(struct resolver *r)
 struct evdns_base *
 resolver_dns(struct resolver *r)
 {
-	int	rc;
+	int rc;
 
 	if (r->dns != NULL || r->dns_failed)
 		return (r->dns);
@@ -164,7 +164,7 @@ resolver_dns(struct resolver *r)
 static const struct evutil_addrinfo *
 resolver_pick(const struct evutil_addrinfo *res)
 {
-	const struct evutil_addrinfo	*ai;
+	const struct evutil_addrinfo *ai;
 
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET)
@@ -186,22 +186,23 @@ resolver_strerror(int result)
 static void
 resolver_lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
-	struct resolver_name		*n = arg;
-	const struct evutil_addrinfo	*ai;
-	struct resolver_wait		*w;
-	char				 err[256];
+	struct resolver_name	     *n = arg;
+	const struct evutil_addrinfo *ai;
+	struct resolver_wait	     *w;
+	char			      err[256];
 
 	n->running = 0;
 	n->req = NULL;
-	if (n->r == NULL) {		/* the resolver went away */
+	if (n->r == NULL) { /* the resolver went away */
 		if (res != NULL)
 			evutil_freeaddrinfo(res);
 		resolver_name_free(n);
 		return;
 	}
 	ai = result == 0 ? resolver_pick(res) : NULL;
-	if (ai != NULL && addr_from_sockaddr(&n->addr, ai->ai_addr,
-	    (socklen_t)ai->ai_addrlen) == 0)
+	if (ai != NULL &&
+	    addr_from_sockaddr(&n->addr, ai->ai_addr,
+		(socklen_t)ai->ai_addrlen) == 0)
 		n->expires = util_now_ms() + RESOLVER_TTL_MS;
 	else {
 		n->expires = 0;
@@ -210,14 +211,14 @@ resolver_lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
 	}
 	if (res != NULL)
 		evutil_freeaddrinfo(res);
-	if (n->launching) {		/* answered at once: resolver_get() */
+	if (n->launching) { /* answered at once: resolver_get() */
 		n->answered = 1;
 		n->result = result;
 		return;
 	}
 	if (result != 0) {
-		snprintf(err, sizeof(err), "cannot resolve \"%s\": %s",
-		    n->host, resolver_strerror(result));
+		snprintf(err, sizeof(err), "cannot resolve \"%s\": %s", n->host,
+		    resolver_strerror(result));
 		log_debug("resolver: %s", err);
 	}
 	/*
@@ -237,7 +238,7 @@ resolver_lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
 static struct resolver_name *
 resolver_find(struct resolver *r, const char *host, uint64_t now)
 {
-	struct resolver_name	*n, *next;
+	struct resolver_name *n, *next;
 
 	for (n = TAILQ_FIRST(&r->names); n != NULL; n = next) {
 		next = TAILQ_NEXT(n, entry);
@@ -260,10 +261,10 @@ int
 resolver_get(struct resolver *r, const char *host, struct resolver_wait *w,
     struct addr *out, char *err, size_t errlen)
 {
-	struct evutil_addrinfo	 hints;
-	struct resolver_name	*n;
-	struct evdns_base	*dns;
-	uint64_t		 now = util_now_ms();
+	struct evutil_addrinfo hints;
+	struct resolver_name  *n;
+	struct evdns_base     *dns;
+	uint64_t	       now = util_now_ms();
 
 	if ((n = resolver_find(r, host, now)) == NULL) {
 		n = xcalloc(1, sizeof(*n));
@@ -278,8 +279,10 @@ resolver_get(struct resolver *r, const char *host, struct resolver_wait *w,
 	}
 	if (!n->running) {
 		if ((dns = resolver_dns(r)) == NULL) {
-			snprintf(err, errlen, "cannot resolve \"%s\": no "
-			    "resolver available", host);
+			snprintf(err, errlen,
+			    "cannot resolve \"%s\": no "
+			    "resolver available",
+			    host);
 			return (-1);
 		}
 		memset(&hints, 0, sizeof(hints));
@@ -302,8 +305,8 @@ resolver_get(struct resolver *r, const char *host, struct resolver_wait *w,
 			return (0);
 		}
 		if (n->answered) {
-			snprintf(err, errlen, "cannot resolve \"%s\": %s",
-			    host, resolver_strerror(n->result));
+			snprintf(err, errlen, "cannot resolve \"%s\": %s", host,
+			    resolver_strerror(n->result));
 			return (-1);
 		}
 	}
@@ -329,26 +332,26 @@ resolver_cancel(struct resolver_wait *w)
  * once every answer is in, never from resolver_batch_start().
  */
 struct resolver_batch_name {
-	struct resolver_wait	 wait;		/* first: see the callback */
-	struct resolver_batch	*batch;
-	char			*spec;
-	struct addr		 addr;		/* with the spec's port */
-	char			*err;		/* NULL: resolved */
+	struct resolver_wait   wait; /* first: see the callback */
+	struct resolver_batch *batch;
+	char		      *spec;
+	struct addr	       addr; /* with the spec's port */
+	char		      *err;  /* NULL: resolved */
 };
 
 struct resolver_batch {
-	struct resolver			*r;
-	struct resolver_batch_name	*names;
-	size_t				 n;
-	size_t				 waiting;
-	void				(*cb)(void *);
-	void				*arg;
+	struct resolver		   *r;
+	struct resolver_batch_name *names;
+	size_t			    n;
+	size_t			    waiting;
+	void (*cb)(void *);
+	void *arg;
 };
 
 struct resolver_batch *
 resolver_batch_new(struct resolver *r, void (*cb)(void *), void *arg)
 {
-	struct resolver_batch	*b;
+	struct resolver_batch *b;
 
 	b = xcalloc(1, sizeof(*b));
 	b->r = r;
@@ -360,7 +363,7 @@ resolver_batch_new(struct resolver *r, void (*cb)(void *), void *arg)
 void
 resolver_batch_free(struct resolver_batch *b)
 {
-	size_t	i;
+	size_t i;
 
 	if (b == NULL)
 		return;
@@ -377,10 +380,10 @@ resolver_batch_free(struct resolver_batch *b)
 void
 resolver_batch_add(struct resolver_batch *b, const char *spec)
 {
-	struct resolver_batch_name	*n;
-	char				 host[256];
-	size_t				 i;
-	int				 port;
+	struct resolver_batch_name *n;
+	char			    host[256];
+	size_t			    i;
+	int			    port;
 
 	if (!addr_name(spec, host, sizeof(host), &port))
 		return;
@@ -399,8 +402,8 @@ static void
 resolver_batch_answer(struct resolver_batch_name *n, const struct addr *a,
     const char *err)
 {
-	char	host[256];
-	int	port;
+	char host[256];
+	int  port;
 
 	if (a != NULL) {
 		(void)addr_name(n->spec, host, sizeof(host), &port);
@@ -414,8 +417,8 @@ static void
 resolver_batch_cb(struct resolver_wait *w, const struct addr *a,
     const char *err)
 {
-	struct resolver_batch_name	*n = (struct resolver_batch_name *)w;
-	struct resolver_batch		*b = n->batch;
+	struct resolver_batch_name *n = (struct resolver_batch_name *)w;
+	struct resolver_batch	   *b = n->batch;
 
 	resolver_batch_answer(n, a, err);
 	if (--b->waiting == 0)
@@ -430,13 +433,13 @@ resolver_batch_cb(struct resolver_wait *w, const struct addr *a,
 int
 resolver_batch_start(struct resolver_batch *b)
 {
-	struct resolver_batch_name	*n;
-	struct addr			 a;
-	char				 host[256], err[300];
-	size_t				 i;
-	int				 port;
+	struct resolver_batch_name *n;
+	struct addr		    a;
+	char			    host[256], err[300];
+	size_t			    i;
+	int			    port;
 
-	b->waiting = 1;		/* until every lookup is started */
+	b->waiting = 1; /* until every lookup is started */
 	for (i = 0; i < b->n; i++) {
 		n = &b->names[i];
 		n->wait.cb = resolver_batch_cb;
@@ -465,9 +468,9 @@ int
 resolver_batch_get(struct resolver_batch *b, const char *spec, struct addr *a,
     char *err, size_t errlen)
 {
-	char	host[256];
-	size_t	i;
-	int	port;
+	char   host[256];
+	size_t i;
+	int    port;
 
 	for (i = 0; b != NULL && i < b->n; i++) {
 		if (strcmp(b->names[i].spec, spec) != 0)

@@ -57,12 +57,12 @@
 #include "udp.h"
 #include "util.h"
 
-static void	session_client_cb(evutil_socket_t, short, void *);
-static void	session_upstream_cb(evutil_socket_t, short, void *);
-static void	session_drain_cb(evutil_socket_t, short, void *);
-static void	dir_flush(struct dir *);
-static void	dir_read(struct dir *);
-static void	session_connected(struct session *, int);
+static void session_client_cb(evutil_socket_t, short, void *);
+static void session_upstream_cb(evutil_socket_t, short, void *);
+static void session_drain_cb(evutil_socket_t, short, void *);
+static void dir_flush(struct dir *);
+static void dir_read(struct dir *);
+static void session_connected(struct session *, int);
 
 const char *
 session_state_name(enum session_state state)
@@ -106,8 +106,8 @@ dir_pending(const struct dir *d)
 size_t
 dir_queued(const struct dir *d)
 {
-	return ((d->out != NULL ? evbuffer_get_length(d->out) : 0) +
-	    d->piped + d->held);
+	return ((d->out != NULL ? evbuffer_get_length(d->out) : 0) + d->piped +
+	    d->held);
 }
 
 static void
@@ -129,9 +129,9 @@ dir_init(struct session *s, struct dir *d, enum toxic_stream stream,
 static void
 side_update(struct session *s, struct side *sd)
 {
-	struct dir	*as_src = sd == &s->client ? &s->up : &s->down;
-	struct dir	*as_dst = sd == &s->client ? &s->down : &s->up;
-	short		 mask = 0;
+	struct dir *as_src = sd == &s->client ? &s->up : &s->down;
+	struct dir *as_dst = sd == &s->client ? &s->down : &s->up;
+	short	    mask = 0;
 
 	if (s->state == SESSION_RESOLVING)
 		return;
@@ -154,8 +154,8 @@ side_update(struct session *s, struct side *sd)
 	event_assign(sd->ev, session_base(s), sd->fd, mask | EV_PERSIST,
 	    sd == &s->client ? session_client_cb : session_upstream_cb, s);
 	event_priority_set(sd->ev, TARDY_PRI_DATA);
-	event_add(sd->ev, s->state == SESSION_CONNECTING ?
-	    s->proxy->connect_tv : NULL);
+	event_add(sd->ev,
+	    s->state == SESSION_CONNECTING ? s->proxy->connect_tv : NULL);
 }
 
 /*
@@ -168,8 +168,8 @@ side_update(struct session *s, struct side *sd)
 static void
 session_fail(struct session *s, const char *reason)
 {
-	char	buf[4096];
-	int	i;
+	char buf[4096];
+	int  i;
 
 	if (s->proxy->upstream_reset) {
 		session_close(s, reason, SESSION_RST_CLIENT | SESSION_FAILED);
@@ -177,7 +177,7 @@ session_fail(struct session *s, const char *reason)
 	}
 	for (i = 0; i < 256; i++) {
 		if (recv(s->client.fd, buf, sizeof(buf),
-		    MSG_DONTWAIT | MSG_TRUNC) <= 0)
+			MSG_DONTWAIT | MSG_TRUNC) <= 0)
 			break;
 	}
 	session_close(s, reason, SESSION_FAILED);
@@ -187,9 +187,9 @@ session_fail(struct session *s, const char *reason)
 static void
 session_connect(struct session *s, const struct addr *a)
 {
-	struct pollfd	 pfd = { .events = POLLOUT };
-	char		 reason[128];
-	int		 fd, one = 1;
+	struct pollfd pfd = { .events = POLLOUT };
+	char	      reason[128];
+	int	      fd, one = 1;
 
 	s->state = SESSION_CONNECTING;
 	fd = socket(addr_family(a), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -226,13 +226,13 @@ static void
 session_resolved_cb(struct resolver_wait *w, const struct addr *a,
     const char *err)
 {
-	struct session	*s = (struct session *)((char *)w -
-			    offsetof(struct session, resolving));
-	struct addr	 to;
-	char		 reason[300];
+	struct session *s = (struct session *)((char *)w -
+	    offsetof(struct session, resolving));
+	struct addr	to;
+	char		reason[300];
 
 	if (s->state != SESSION_RESOLVING)
-		return;		/* a toxic is closing it */
+		return; /* a toxic is closing it */
 	if (a == NULL) {
 		snprintf(reason, sizeof(reason), "upstream %s: %s",
 		    s->proxy->upstream_str, err);
@@ -253,10 +253,10 @@ session_resolved_cb(struct resolver_wait *w, const struct addr *a,
 struct session *
 session_new(struct proxy *p, int fd, const struct addr *peer)
 {
-	struct event_base	*base = p->tardy->base;
-	struct session		*s;
-	struct addr		 to;
-	char			 reason[300], err[256];
+	struct event_base *base = p->tardy->base;
+	struct session	  *s;
+	struct addr	   to;
+	char		   reason[300], err[256];
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto fail;
@@ -279,7 +279,7 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	events_session(s, EVENT_ACCEPT, NULL);
 	toxic_attach_all(s);
 	if (s->state != SESSION_RESOLVING)
-		return (s);		/* a toxic closes it */
+		return (s); /* a toxic closes it */
 
 	if (p->upstream_host == NULL) {
 		session_connect(s, &p->upstream);
@@ -298,7 +298,7 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 		session_fail(s, reason);
 		break;
 	default:
-		break;		/* session_resolved_cb goes on */
+		break; /* session_resolved_cb goes on */
 	}
 	return (s);
 
@@ -326,7 +326,7 @@ fail:
 struct session *
 session_new_dgram(struct proxy *p, int ufd, const struct addr *peer)
 {
-	struct session	*s;
+	struct session *s;
 
 	s = xcalloc(1, sizeof(*s));
 	s->client.fd = -1;
@@ -362,7 +362,7 @@ side_close(struct side *sd, int rst)
 static void
 dir_free(struct dir *d)
 {
-	struct link	*l;
+	struct link *l;
 
 	while ((l = TAILQ_FIRST(&d->links)) != NULL)
 		link_free(l);
@@ -382,10 +382,10 @@ dir_free(struct dir *d)
 static void
 session_free(struct session *s)
 {
-	struct proxy	*p = s->proxy;
-	char		 buf[ADDR_STRLEN];
-	const char	*reason;
-	int		 flags = s->close_flags;
+	struct proxy *p = s->proxy;
+	char	      buf[ADDR_STRLEN];
+	const char   *reason;
+	int	      flags = s->close_flags;
 
 	reason = s->close_reason != NULL ? s->close_reason : "out of memory";
 	if (flags & SESSION_FAILED) {
@@ -395,8 +395,8 @@ session_free(struct session *s)
 		p->stats.failed++;
 	} else
 		log_debug("proxy %s: connection %llu from %s closed: %s "
-		    "(%llu bytes up, %llu down)", p->name,
-		    (unsigned long long)s->id,
+			  "(%llu bytes up, %llu down)",
+		    p->name, (unsigned long long)s->id,
 		    addr_fmt(&s->peer, buf, sizeof(buf)), reason,
 		    (unsigned long long)s->up.bytes,
 		    (unsigned long long)s->down.bytes);
@@ -419,7 +419,7 @@ session_free(struct session *s)
 static void
 session_reap_later(struct session *s)
 {
-	struct tardy	*t = s->proxy->tardy;
+	struct tardy *t = s->proxy->tardy;
 
 	if (s->client.ev != NULL)
 		event_del(s->client.ev);
@@ -438,7 +438,7 @@ session_reap_later(struct session *s)
 void
 session_reap(struct tardy *t)
 {
-	struct session	*s;
+	struct session *s;
 
 	while ((s = TAILQ_FIRST(&t->reap)) != NULL)
 		session_free(s);
@@ -462,14 +462,14 @@ session_drained(const struct session *s)
 void
 session_close(struct session *s, const char *reason, int flags)
 {
-	struct timeval	tv = { SESSION_DRAIN_MS / 1000,
-			    (SESSION_DRAIN_MS % 1000) * 1000 };
+	struct timeval tv = { SESSION_DRAIN_MS / 1000,
+		(SESSION_DRAIN_MS % 1000) * 1000 };
 
 	if (s->state == SESSION_CLOSING ||
 	    (s->state == SESSION_DRAINING && flags == 0))
 		return;
 	free(s->close_reason);
-	s->close_reason = strdup(reason);	/* NULL: "out of memory" */
+	s->close_reason = strdup(reason); /* NULL: "out of memory" */
 	s->close_flags = flags & ~SESSION_NOW;
 	s->up.reading = s->down.reading = 0;
 	resolver_cancel(&s->resolving);
@@ -492,7 +492,7 @@ session_close(struct session *s, const char *reason, int flags)
 static void
 session_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct session	*s = arg;
+	struct session *s = arg;
 
 	session_reap_later(s);
 }
@@ -504,14 +504,14 @@ session_drain_cb(evutil_socket_t fd, short what, void *arg)
 void
 dir_update_read(struct dir *d)
 {
-	struct session	*s = d->session;
-	size_t		 queued = dir_queued(d);
-	int		 want;
+	struct session *s = d->session;
+	size_t		queued = dir_queued(d);
+	int		want;
 
 	if (s->state != SESSION_OPEN || d->dgram)
-		return;		/* UDP reads are the proxy's (udp.c) */
+		return; /* UDP reads are the proxy's (udp.c) */
 	if (d->src_eof || d->stalls > 0 || d->piped > 0)
-		want = 0;	/* a pipe is only filled when empty */
+		want = 0; /* a pipe is only filled when empty */
 	else if (d->reading)
 		want = queued < DIR_HIGH_WATER;
 	else
@@ -540,7 +540,7 @@ dir_out(struct dir *d)
 void
 dir_count(struct dir *d, size_t n)
 {
-	struct proxy	*p = d->session->proxy;
+	struct proxy *p = d->session->proxy;
 
 	d->bytes += n;
 	if (d->stream == TOXIC_UPSTREAM)
@@ -556,7 +556,7 @@ dir_count(struct dir *d, size_t n)
 void
 dir_received(struct dir *d, size_t n)
 {
-	struct proxy	*p = d->session->proxy;
+	struct proxy *p = d->session->proxy;
 
 	if (d->stream == TOXIC_UPSTREAM)
 		p->stats.received_up += n;
@@ -568,7 +568,7 @@ dir_received(struct dir *d, size_t n)
 void
 dir_deliver(struct dir *d, struct evbuffer *buf)
 {
-	size_t	n = evbuffer_get_length(buf);
+	size_t n = evbuffer_get_length(buf);
 
 	if (d->dgram) {
 		udp_deliver(d, buf);
@@ -594,7 +594,7 @@ dir_deliver(struct dir *d, struct evbuffer *buf)
 static void
 dir_try_shutdown(struct dir *d)
 {
-	struct session	*s = d->session;
+	struct session *s = d->session;
 
 	if (!d->eof_out || d->shut || dir_pending(d))
 		return;
@@ -627,20 +627,20 @@ dir_deliver_eof(struct dir *d)
 static void
 session_error(struct session *s, struct side *sd, int err)
 {
-	char	reason[128];
+	char reason[128];
 
 	snprintf(reason, sizeof(reason), "%s: %s",
 	    sd == &s->client ? "client" : "upstream", strerror(err));
-	session_close(s, reason, sd == &s->client ? SESSION_RST_UPSTREAM :
-	    SESSION_RST_CLIENT);
+	session_close(s, reason,
+	    sd == &s->client ? SESSION_RST_UPSTREAM : SESSION_RST_CLIENT);
 }
 
 /* Write what is queued for the destination. */
 static void
 dir_flush(struct dir *d)
 {
-	struct session	*s = d->session;
-	int		 n;
+	struct session *s = d->session;
+	int		n;
 
 	if (s->state == SESSION_RESOLVING || s->state == SESSION_CONNECTING ||
 	    s->state == SESSION_CLOSING)
@@ -674,7 +674,7 @@ dir_flush(struct dir *d)
 static void
 dir_eof(struct dir *d)
 {
-	struct link	*first;
+	struct link *first;
 
 	d->src_eof = 1;
 	d->reading = 0;
@@ -749,7 +749,7 @@ dir_got(struct dir *d, ssize_t n)
 static void
 dir_splice(struct dir *d)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	n = splice(d->src->fd, NULL, d->pipe[1], NULL, DIR_HIGH_WATER,
 	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -769,7 +769,7 @@ dir_read(struct dir *d)
 {
 	struct session	*s = d->session;
 	struct link	*first;
-	struct evbuffer	*chunk;
+	struct evbuffer *chunk;
 	char		 buf[DIR_READ_MAX];
 	ssize_t		 n, w = 0;
 
@@ -785,8 +785,8 @@ dir_read(struct dir *d)
 		    evbuffer_add(chunk, buf, (size_t)n) == -1) {
 			if (chunk != NULL)
 				evbuffer_free(chunk);
-			session_close(s, "out of memory", SESSION_RST_CLIENT |
-			    SESSION_RST_UPSTREAM);
+			session_close(s, "out of memory",
+			    SESSION_RST_CLIENT | SESSION_RST_UPSTREAM);
 			return;
 		}
 		link_data(first, chunk, util_now_ns());
@@ -825,16 +825,17 @@ dir_read(struct dir *d)
 static void
 session_connected(struct session *s, int ok)
 {
-	char	buf[ADDR_STRLEN];
-	int	err = 0;
+	char buf[ADDR_STRLEN];
+	int  err = 0;
 
 	if (s->state != SESSION_CONNECTING)
-		return;		/* a toxic closed it already */
-	if (!ok && getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err,
-	    &(socklen_t){ sizeof(err) }) == -1)
+		return; /* a toxic closed it already */
+	if (!ok &&
+	    getsockopt(s->upstream.fd, SOL_SOCKET, SO_ERROR, &err,
+		&(socklen_t){ sizeof(err) }) == -1)
 		err = errno;
 	if (err != 0) {
-		char	reason[128];
+		char reason[128];
 
 		snprintf(reason, sizeof(reason), "upstream connect failed: %s",
 		    strerror(err));
@@ -862,8 +863,8 @@ session_connected(struct session *s, int ok)
 static void
 session_side_cb(struct session *s, struct side *sd, short what)
 {
-	struct dir	*as_src = sd == &s->client ? &s->up : &s->down;
-	struct dir	*as_dst = sd == &s->client ? &s->down : &s->up;
+	struct dir *as_src = sd == &s->client ? &s->up : &s->down;
+	struct dir *as_dst = sd == &s->client ? &s->down : &s->up;
 
 	if (what & EV_WRITE)
 		dir_flush(as_dst);
@@ -874,7 +875,7 @@ session_side_cb(struct session *s, struct side *sd, short what)
 static void
 session_client_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct session	*s = arg;
+	struct session *s = arg;
 
 	session_side_cb(s, &s->client, what);
 }
@@ -882,7 +883,7 @@ session_client_cb(evutil_socket_t fd, short what, void *arg)
 static void
 session_upstream_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct session	*s = arg;
+	struct session *s = arg;
 
 	if (s->state == SESSION_CONNECTING) {
 		if (what & EV_TIMEOUT)

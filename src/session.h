@@ -37,57 +37,57 @@ TAILQ_HEAD(link_list, link);
 
 /* One socket. Its event's mask follows what the two directions need. */
 struct side {
-	int			 fd;
-	struct event		*ev;
-	short			 mask;		/* EV_READ|EV_WRITE now wanted */
+	int	      fd;
+	struct event *ev;
+	short	      mask; /* EV_READ|EV_WRITE now wanted */
 };
 
 struct dir {
-	struct session		*session;
-	enum toxic_stream	 stream;
-	struct side		*src;
-	struct side		*dst;
-	struct evbuffer		*out;		/* queued for dst, lazily */
-	int			 pipe[2];	/* splice(2) src to dst, lazily */
-	size_t			 piped;		/* bytes in the pipe */
-	struct link_list	 links;
-	size_t			 held;		/* bytes inside links */
-	uint64_t		 bytes;		/* bytes handed to dst */
-	uint64_t		 dgrams;	/* datagrams sent, UDP */
-	int			 stalls;	/* links holding reads */
-	unsigned int		 reading:1;	/* src read wanted */
-	unsigned int		 src_eof:1;	/* source sent EOF */
-	unsigned int		 eof_out:1;	/* EOF left the chain */
-	unsigned int		 shut:1;	/* dst shut down for writing */
-	unsigned int		 dgram:1;	/* UDP: each buffer one datagram */
-	unsigned int		 no_pipe:1;	/* could not make one: copy */
+	struct session	 *session;
+	enum toxic_stream stream;
+	struct side	 *src;
+	struct side	 *dst;
+	struct evbuffer	 *out;	   /* queued for dst, lazily */
+	int		  pipe[2]; /* splice(2) src to dst, lazily */
+	size_t		  piped;   /* bytes in the pipe */
+	struct link_list  links;
+	size_t		  held;	     /* bytes inside links */
+	uint64_t	  bytes;     /* bytes handed to dst */
+	uint64_t	  dgrams;    /* datagrams sent, UDP */
+	int		  stalls;    /* links holding reads */
+	unsigned int	  reading:1; /* src read wanted */
+	unsigned int	  src_eof:1; /* source sent EOF */
+	unsigned int	  eof_out:1; /* EOF left the chain */
+	unsigned int	  shut:1;    /* dst shut down for writing */
+	unsigned int	  dgram:1;   /* UDP: each buffer one datagram */
+	unsigned int	  no_pipe:1; /* could not make one: copy */
 };
 
 enum session_state {
-	SESSION_RESOLVING,	/* looking up the upstream's name */
+	SESSION_RESOLVING, /* looking up the upstream's name */
 	SESSION_CONNECTING,
 	SESSION_OPEN,
-	SESSION_DRAINING,	/* closing once queued data is written */
-	SESSION_CLOSING,	/* close requested, runs from the loop */
+	SESSION_DRAINING, /* closing once queued data is written */
+	SESSION_CLOSING,  /* close requested, runs from the loop */
 };
 
 struct session {
-	TAILQ_ENTRY(session)	 entry;
-	TAILQ_ENTRY(session)	 reap_entry;
-	struct proxy		*proxy;
-	uint64_t		 id;		/* per proxy, from 1 */
-	enum session_state	 state;
-	struct side		 client;
-	struct side		 upstream;
-	struct dir		 up;		/* client -> upstream */
-	struct dir		 down;		/* upstream -> client */
-	struct event		*drain_ev;	/* graceful close deadline */
-	struct addr		 peer;
-	uint64_t		 t_accept;	/* ns, monotonic */
-	char			*close_reason;	/* set by session_close() */
-	int			 close_flags;
-	struct udp_flow		*flow;		/* a UDP flow (udp.c), or NULL */
-	struct resolver_wait	 resolving;	/* the upstream's name */
+	TAILQ_ENTRY(session) entry;
+	TAILQ_ENTRY(session) reap_entry;
+	struct proxy	    *proxy;
+	uint64_t	     id; /* per proxy, from 1 */
+	enum session_state   state;
+	struct side	     client;
+	struct side	     upstream;
+	struct dir	     up;       /* client -> upstream */
+	struct dir	     down;     /* upstream -> client */
+	struct event	    *drain_ev; /* graceful close deadline */
+	struct addr	     peer;
+	uint64_t	     t_accept;	   /* ns, monotonic */
+	char		    *close_reason; /* set by session_close() */
+	int		     close_flags;
+	struct udp_flow	    *flow;	/* a UDP flow (udp.c), or NULL */
+	struct resolver_wait resolving; /* the upstream's name */
 };
 TAILQ_HEAD(session_list, session);
 
@@ -97,20 +97,20 @@ TAILQ_HEAD(session_list, session);
 #define SESSION_FAILED		0x4	/* upstream never connected */
 #define SESSION_NOW		0x8	/* close without draining */
 
-struct session	*session_new(struct proxy *, int, const struct addr *);
-struct session	*session_new_dgram(struct proxy *, int, const struct addr *);
-void		 session_close(struct session *, const char *, int);
-void		 session_reap(struct tardy *);
-const char	*session_state_name(enum session_state);
-struct dir	*session_dir(struct session *, enum toxic_stream);
-size_t		 dir_queued(const struct dir *);
-void		 dir_count(struct dir *, size_t);
-void		 dir_received(struct dir *, size_t);
+struct session *session_new(struct proxy *, int, const struct addr *);
+struct session *session_new_dgram(struct proxy *, int, const struct addr *);
+void		session_close(struct session *, const char *, int);
+void		session_reap(struct tardy *);
+const char     *session_state_name(enum session_state);
+struct dir     *session_dir(struct session *, enum toxic_stream);
+size_t		dir_queued(const struct dir *);
+void		dir_count(struct dir *, size_t);
+void		dir_received(struct dir *, size_t);
 
 /* For the toxic engine. */
-void		 dir_deliver(struct dir *, struct evbuffer *);
-void		 dir_deliver_eof(struct dir *);
-void		 dir_update_read(struct dir *);
+void		   dir_deliver(struct dir *, struct evbuffer *);
+void		   dir_deliver_eof(struct dir *);
+void		   dir_update_read(struct dir *);
 struct event_base *session_base(struct session *);
 
 #endif

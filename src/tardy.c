@@ -31,10 +31,10 @@
 #include "toxic.h"
 #include "util.h"
 
-static void	tardy_signal_cb(evutil_socket_t, short, void *);
-static void	tardy_reap_cb(evutil_socket_t, short, void *);
-static void	tardy_status_cb(evutil_socket_t, short, void *);
-static void	tardy_notify_status(struct tardy *, const char *);
+static void tardy_signal_cb(evutil_socket_t, short, void *);
+static void tardy_reap_cb(evutil_socket_t, short, void *);
+static void tardy_status_cb(evutil_socket_t, short, void *);
+static void tardy_notify_status(struct tardy *, const char *);
 
 #define TARDY_STATUS_INTERVAL	5	/* seconds between STATUS= updates */
 
@@ -47,9 +47,9 @@ static void	tardy_notify_status(struct tardy *, const char *);
 struct config *
 tardy_config_load(const struct tardy_options *opts, int lazy)
 {
-	struct config	*conf = config_new();
-	const char	*token, *resolv;
-	size_t		 i;
+	struct config *conf = config_new();
+	const char    *token, *resolv;
+	size_t	       i;
 
 	conf->lazy = lazy;
 	if (opts->conf_path != NULL)
@@ -79,7 +79,7 @@ tardy_config_load(const struct tardy_options *opts, int lazy)
 void
 tardy_config_print_errors(const struct config *conf)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < conf->nerrors; i++)
 		log_error("%s", conf->errors[i]);
@@ -88,8 +88,8 @@ tardy_config_print_errors(const struct config *conf)
 struct tardy *
 tardy_new(const struct tardy_options *opts, struct config *conf)
 {
-	struct event_config	*cfg;
-	struct tardy		*t;
+	struct event_config *cfg;
+	struct tardy	    *t;
 
 	t = xcalloc(1, sizeof(*t));
 	t->opts = *opts;
@@ -108,13 +108,14 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 	 */
 	if ((cfg = event_config_new()) == NULL)
 		fatalx("event_config_new");
-	if (event_config_set_max_dispatch_interval(cfg, &(const struct timeval){
-	    0, TARDY_DATA_SLICE_US }, -1, TARDY_PRI_DATA) == -1)
+	if (event_config_set_max_dispatch_interval(cfg,
+		&(const struct timeval){ 0, TARDY_DATA_SLICE_US }, -1,
+		TARDY_PRI_DATA) == -1)
 		fatalx("event_config_set_max_dispatch_interval");
 	t->base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
-	if (t->base == NULL || event_base_priority_init(t->base,
-	    TARDY_PRIORITIES) == -1)
+	if (t->base == NULL ||
+	    event_base_priority_init(t->base, TARDY_PRIORITIES) == -1)
 		fatalx("cannot create the event loop");
 
 	t->events = events_new(t);
@@ -141,7 +142,7 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 struct proxy *
 tardy_find_proxy(struct tardy *t, const char *name)
 {
-	struct proxy	*p;
+	struct proxy *p;
 
 	TAILQ_FOREACH(p, &t->proxies, entry) {
 		if (strcmp(p->name, name) == 0)
@@ -161,7 +162,7 @@ static int
 tardy_proxy_unchanged(struct tardy *t, const struct proxy *p,
     const struct proxy_conf *pc)
 {
-	const struct proxy_conf	*old;
+	const struct proxy_conf *old;
 
 	if (t->conf == NULL ||
 	    (old = config_find_proxy(t->conf, p->name)) == NULL ||
@@ -181,13 +182,13 @@ tardy_proxy_unchanged(struct tardy *t, const struct proxy *p,
 static int
 tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 {
-	struct control_plan	 pl;
-	struct control_change	*c;
-	struct proxy_conf	*pc;
-	struct proxy		*p;
-	struct config		*old = t->conf != conf ? t->conf : NULL;
-	char			 berr[256];
-	size_t			 i;
+	struct control_plan    pl;
+	struct control_change *c;
+	struct proxy_conf     *pc;
+	struct proxy	      *p;
+	struct config	      *old = t->conf != conf ? t->conf : NULL;
+	char		       berr[256];
+	size_t		       i;
 
 	control_plan_init(&pl, t);
 	TAILQ_FOREACH(p, &t->proxies, entry) {
@@ -196,8 +197,8 @@ tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 	}
 	TAILQ_FOREACH(pc, &conf->proxies, entry) {
 		p = tardy_find_proxy(t, pc->name);
-		(void)control_plan_set(&pl, pc, p != NULL &&
-		    tardy_proxy_unchanged(t, p, pc));
+		(void)control_plan_set(&pl, pc,
+		    p != NULL && tardy_proxy_unchanged(t, p, pc));
 	}
 	if (control_plan_bind(&pl, berr, sizeof(berr)) == -1) {
 		snprintf(err, errlen, "proxy %s: %s", pl.failed->pc->name,
@@ -209,8 +210,8 @@ tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 	for (i = 0; i < pl.n; i++) {
 		c = &pl.changes[i];
 		if (c->result != NULL)
-			control_conf_toxics(c->result, c->op == CONTROL_ADD ?
-			    NULL : old, conf);
+			control_conf_toxics(c->result,
+			    c->op == CONTROL_ADD ? NULL : old, conf);
 	}
 	control_plan_free(&pl);
 	return (0);
@@ -219,16 +220,17 @@ tardy_apply(struct tardy *t, struct config *conf, char *err, size_t errlen)
 int
 tardy_start(struct tardy *t)
 {
-	char	err[512];
+	char err[512];
 
 	log_set_level(t->opts.log_level >= 0 ?
-	    (enum log_level)t->opts.log_level : t->conf->log_level);
+		(enum log_level)t->opts.log_level :
+		t->conf->log_level);
 	if (tardy_apply(t, t->conf, err, sizeof(err)) == -1) {
 		log_error("%s", err);
 		return (-1);
 	}
 	if ((t->api = api_new(t, &t->conf->api, t->conf->api_token, err,
-	    sizeof(err))) == NULL) {
+		 sizeof(err))) == NULL) {
 		log_error("api: %s", err);
 		return (-1);
 	}
@@ -241,8 +243,8 @@ tardy_start(struct tardy *t)
 		    tardy_status_cb, t);
 		if (t->status_ev == NULL)
 			fatalx("event_new");
-		event_add(t->status_ev, &(const struct timeval){
-		    TARDY_STATUS_INTERVAL, 0 });
+		event_add(t->status_ev,
+		    &(const struct timeval){ TARDY_STATUS_INTERVAL, 0 });
 		tardy_notify_status(t, "READY=1\n");
 	}
 	return (0);
@@ -252,13 +254,13 @@ tardy_start(struct tardy *t)
 static void
 tardy_notify_status(struct tardy *t, const char *prefix)
 {
-	struct proxy	*p;
-	size_t		 conns = 0;
+	struct proxy *p;
+	size_t	      conns = 0;
 
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		conns += p->nsessions;
-	(void)notify_send("%sSTATUS=%zu prox%s, %zu connection%s open",
-	    prefix, t->nproxies, t->nproxies == 1 ? "y" : "ies", conns,
+	(void)notify_send("%sSTATUS=%zu prox%s, %zu connection%s open", prefix,
+	    t->nproxies, t->nproxies == 1 ? "y" : "ies", conns,
 	    conns == 1 ? "" : "s");
 }
 
@@ -268,9 +270,8 @@ tardy_status_cb(evutil_socket_t fd, short what, void *arg)
 	tardy_notify_status(arg, "");
 }
 
-static void	tardy_reload_done(struct tardy *, const char *,
-		    const char *);
-static void	tardy_reload_apply(struct tardy *, struct config *);
+static void tardy_reload_done(struct tardy *, const char *, const char *);
+static void tardy_reload_apply(struct tardy *, struct config *);
 
 /*
  * A reload waiting for the host names of its configuration (listen
@@ -294,10 +295,9 @@ tardy_lookup_free(struct tardy *t)
 /* Put the answer for one of pc's addresses in place. */
 static int
 tardy_lookup_addr(struct resolver_batch *b, const struct proxy_conf *pc,
-    const char *key, struct addr *a, const char *spec, char *msg,
-    size_t len)
+    const char *key, struct addr *a, const char *spec, char *msg, size_t len)
 {
-	char	err[300];
+	char err[300];
 
 	if (addr_family(a) != AF_UNSPEC ||
 	    resolver_batch_get(b, spec, a, err, sizeof(err)) == 0)
@@ -310,25 +310,27 @@ tardy_lookup_addr(struct resolver_batch *b, const struct proxy_conf *pc,
 static void
 tardy_lookup_done(void *arg)
 {
-	struct tardy		*t = arg;
-	struct config		*conf = t->lookup_conf;
-	struct proxy_conf	*pc;
-	char			 msg[512];
+	struct tardy	  *t = arg;
+	struct config	  *conf = t->lookup_conf;
+	struct proxy_conf *pc;
+	char		   msg[512];
 
 	msg[0] = '\0';
 	TAILQ_FOREACH(pc, &conf->proxies, entry) {
 		if (tardy_lookup_addr(t->lookup, pc, "listen", &pc->listen,
-		    pc->listen_str, msg, sizeof(msg)) == -1 ||
-		    (pc->protocol == PROTO_UDP && tardy_lookup_addr(t->lookup,
-		    pc, "upstream", &pc->upstream, pc->upstream_str, msg,
-		    sizeof(msg)) == -1))
+			pc->listen_str, msg, sizeof(msg)) == -1 ||
+		    (pc->protocol == PROTO_UDP &&
+			tardy_lookup_addr(t->lookup, pc, "upstream",
+			    &pc->upstream, pc->upstream_str, msg,
+			    sizeof(msg)) == -1))
 			break;
 	}
-	t->lookup_conf = NULL;		/* ours now */
+	t->lookup_conf = NULL; /* ours now */
 	tardy_lookup_free(t);
 	if (msg[0] != '\0') {
 		log_error("reload failed: %s; keeping the running "
-		    "configuration", msg);
+			  "configuration",
+		    msg);
 		tardy_reload_done(t, "failed", msg);
 		config_free(conf);
 	} else
@@ -348,7 +350,7 @@ tardy_lookup_done(void *arg)
 static void
 tardy_lookup_start(struct tardy *t, struct config *conf)
 {
-	struct proxy_conf	*pc;
+	struct proxy_conf *pc;
 
 	t->lookup = resolver_batch_new(t->resolver, tardy_lookup_done, t);
 	t->lookup_conf = conf;
@@ -366,8 +368,8 @@ tardy_lookup_start(struct tardy *t, struct config *conf)
 void
 tardy_reload(struct tardy *t)
 {
-	struct config	*conf;
-	char		 err[512];
+	struct config *conf;
+	char	       err[512];
 
 	if (t->lookup != NULL) {
 		log_info("reload: abandoning the one still looking up names");
@@ -381,8 +383,8 @@ tardy_reload(struct tardy *t)
 	if (conf->nerrors > 0) {
 		tardy_config_print_errors(conf);
 		log_error("reload failed: %zu error%s, keeping the running "
-		    "configuration", conf->nerrors,
-		    conf->nerrors == 1 ? "" : "s");
+			  "configuration",
+		    conf->nerrors, conf->nerrors == 1 ? "" : "s");
 		snprintf(err, sizeof(err), "%s%s", conf->errors[0],
 		    conf->nerrors > 1 ? " (and more: see the log)" : "");
 		config_free(conf);
@@ -396,7 +398,7 @@ tardy_reload(struct tardy *t)
 static void
 tardy_reload_apply(struct tardy *t, struct config *conf)
 {
-	char	err[512];
+	char err[512];
 
 	/* The API stays where it is until a restart. */
 	if (strcmp(conf->api_str, t->conf->api_str) != 0)
@@ -404,7 +406,8 @@ tardy_reload_apply(struct tardy *t, struct config *conf)
 	conf->api = t->conf->api;
 	if (tardy_apply(t, conf, err, sizeof(err)) == -1) {
 		log_error("reload failed: %s; keeping the running "
-		    "configuration", err);
+			  "configuration",
+		    err);
 		config_free(conf);
 		tardy_reload_done(t, "failed", err);
 		return;
@@ -412,10 +415,10 @@ tardy_reload_apply(struct tardy *t, struct config *conf)
 	/* A token is rotated by a reload: a leaked one must stop working. */
 	if ((conf->api_token == NULL) != (t->conf->api_token == NULL) ||
 	    (conf->api_token != NULL &&
-	    strcmp(conf->api_token, t->conf->api_token) != 0)) {
+		strcmp(conf->api_token, t->conf->api_token) != 0)) {
 		api_set_token(t->api, conf->api_token);
-		log_info("api: token %s", conf->api_token != NULL ?
-		    "changed" : "removed");
+		log_info("api: token %s",
+		    conf->api_token != NULL ? "changed" : "removed");
 	}
 	config_free(t->conf);
 	t->conf = conf;
@@ -444,10 +447,10 @@ tardy_reload_done(struct tardy *t, const char *how, const char *why)
 int
 tardy_write_ready(struct tardy *t)
 {
-	json_t		*root, *proxies;
-	struct proxy	*p;
-	char		 buf[ADDR_STRLEN], *tmp;
-	int		 fd, rc = -1;
+	json_t	     *root, *proxies;
+	struct proxy *p;
+	char	      buf[ADDR_STRLEN], *tmp;
+	int	      fd, rc = -1;
 
 	if (t->opts.ready_file == NULL)
 		return (0);
@@ -455,14 +458,12 @@ tardy_write_ready(struct tardy *t)
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		json_object_set_new(proxies, p->name,
 		    json_string(addr_fmt(&p->bound, buf, sizeof(buf))));
-	root = json_pack("{s:s?, s:o, s:I, s:I, s:s, s:s?}",
-	    "api", t->api != NULL ? api_address(t->api, buf, sizeof(buf)) : NULL,
-	    "proxies", proxies,
-	    "pid", (json_int_t)getpid(),
-	    "generation", (json_int_t)t->generation,
-	    "last_reload", t->last_reload,
-	    "reload_error", t->reload_error[0] != '\0' ? t->reload_error :
-	    NULL);
+	root = json_pack("{s:s?, s:o, s:I, s:I, s:s, s:s?}", "api",
+	    t->api != NULL ? api_address(t->api, buf, sizeof(buf)) : NULL,
+	    "proxies", proxies, "pid", (json_int_t)getpid(), "generation",
+	    (json_int_t)t->generation, "last_reload", t->last_reload,
+	    "reload_error",
+	    t->reload_error[0] != '\0' ? t->reload_error : NULL);
 	if (root == NULL)
 		fatalx("json_pack");
 	/*
@@ -500,7 +501,7 @@ tardy_reap_cb(evutil_socket_t fd, short what, void *arg)
 static void
 tardy_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-	struct tardy	*t = arg;
+	struct tardy *t = arg;
 
 	switch (sig) {
 	case SIGHUP:
@@ -518,7 +519,7 @@ tardy_signal_cb(evutil_socket_t sig, short what, void *arg)
 void
 tardy_free(struct tardy *t)
 {
-	struct proxy	*p;
+	struct proxy *p;
 
 	tardy_lookup_free(t);
 	while ((p = TAILQ_FIRST(&t->proxies)) != NULL)

@@ -31,52 +31,52 @@ struct resolver_batch;
 #define TARDY_DATA_SLICE_US	2000
 
 struct tardy_options {
-	const char	 *conf_path;
-	const char	 *api;
-	const char	 *ready_file;
-	char		**proxy_args;
-	size_t		  nproxy_args;
-	char		**toxic_args;
-	size_t		  ntoxic_args;
-	uint64_t	  seed;
-	int		  seed_set;
-	int		  log_level;	/* -1: from the config */
-	int		  api_open;	/* --api-open */
+	const char *conf_path;
+	const char *api;
+	const char *ready_file;
+	char	  **proxy_args;
+	size_t	    nproxy_args;
+	char	  **toxic_args;
+	size_t	    ntoxic_args;
+	uint64_t    seed;
+	int	    seed_set;
+	int	    log_level; /* -1: from the config */
+	int	    api_open;  /* --api-open */
 };
 
 struct tardy {
-	struct event_base	*base;
-	struct tardy_options	 opts;
-	struct config		*conf;
-	uint64_t		 seed;
-	char			*api_token;
-	struct proxy_list	 proxies;
-	size_t			 nproxies;
-	struct api		*api;
-	struct events		*events;
-	struct resolver		*resolver;	/* upstream names */
-	struct event		*sig_term;
-	struct event		*sig_int;
-	struct event		*sig_hup;
-	struct event		*status_ev;	/* systemd STATUS= updates */
-	struct session_list	 reap;		/* sessions to close */
-	struct event		*reap_ev;
-	struct ptimers		*timers;	/* the toxics' (ptimer.h) */
-	struct resolver_batch	*lookup;	/* a reload's names, or NULL */
-	struct config		*lookup_conf;	/* what waits for them */
-	unsigned int		 generation;	/* reloads handled */
-	const char		*last_reload;
-	char			 reload_error[512];	/* why it failed */
-	uint64_t		 t_start;
+	struct event_base     *base;
+	struct tardy_options   opts;
+	struct config	      *conf;
+	uint64_t	       seed;
+	char		      *api_token;
+	struct proxy_list      proxies;
+	size_t		       nproxies;
+	struct api	      *api;
+	struct events	      *events;
+	struct resolver	      *resolver; /* upstream names */
+	struct event	      *sig_term;
+	struct event	      *sig_int;
+	struct event	      *sig_hup;
+	struct event	      *status_ev; /* systemd STATUS= updates */
+	struct session_list    reap;	  /* sessions to close */
+	struct event	      *reap_ev;
+	struct ptimers	      *timers;	    /* the toxics' (ptimer.h) */
+	struct resolver_batch *lookup;	    /* a reload's names, or NULL */
+	struct config	      *lookup_conf; /* what waits for them */
+	unsigned int	       generation;  /* reloads handled */
+	const char	      *last_reload;
+	char		       reload_error[512]; /* why it failed */
+	uint64_t	       t_start;
 };
 
-struct config	*tardy_config_load(const struct tardy_options *, int);
-void		 tardy_config_print_errors(const struct config *);
-struct tardy	*tardy_new(const struct tardy_options *, struct config *);
-int		 tardy_start(struct tardy *);
-void		 tardy_reload(struct tardy *);
-void		 tardy_free(struct tardy *);
-struct proxy	*tardy_find_proxy(struct tardy *, const char *);
-int		 tardy_write_ready(struct tardy *);
+struct config *tardy_config_load(const struct tardy_options *, int);
+void	       tardy_config_print_errors(const struct config *);
+struct tardy  *tardy_new(const struct tardy_options *, struct config *);
+int	       tardy_start(struct tardy *);
+void	       tardy_reload(struct tardy *);
+void	       tardy_free(struct tardy *);
+struct proxy  *tardy_find_proxy(struct tardy *, const char *);
+int	       tardy_write_ready(struct tardy *);
 
 #endif

@@ -41,43 +41,43 @@
 #define O_LAST		O_UPFAIL
 
 struct ctl {
-	struct ctl_http	 http;		/* the API and its token */
-	int		 json;		/* --json: no tables, http echoes */
+	struct ctl_http http; /* the API and its token */
+	int		json; /* --json: no tables, http echoes */
 
 	/* Command options. */
-	int		 given;		/* O_* seen */
-	const char	*listen;
-	const char	*upstream;
-	const char	*type;
-	const char	*stream;
-	const char	*name;
-	const char	*protocol;
-	const char	*upstream_failure;
-	double		 toxicity;
-	json_t		*attrs;
+	int	    given; /* O_* seen */
+	const char *listen;
+	const char *upstream;
+	const char *type;
+	const char *stream;
+	const char *name;
+	const char *protocol;
+	const char *upstream_failure;
+	double	    toxicity;
+	json_t	   *attrs;
 };
 
 struct ctl_cmd {
-	const char	*name;
-	const char	*synopsis;
-	int		 minargs;
-	int		 maxargs;
-	int		 opts;
-	int		(*run)(struct ctl *, char **);
-	const char	*help;
+	const char *name;
+	const char *synopsis;
+	int	    minargs;
+	int	    maxargs;
+	int	    opts;
+	int (*run)(struct ctl *, char **);
+	const char *help;
 };
 
 static const struct ctl_cmd *ctl_find_cmd(int, char **, int *);
-static void	ctl_cmd_usage(const struct ctl_cmd *, FILE *);
-static int	ctl_usage_error(const struct ctl_cmd *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
+static void		     ctl_cmd_usage(const struct ctl_cmd *, FILE *);
+static int ctl_usage_error(const struct ctl_cmd *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Percent-encode a name for a URL path: everything but unreserved. */
 static char *
 ctl_escape(const char *s)
 {
-	static const char	 hex[] = "0123456789ABCDEF";
-	char			*out, *o;
+	static const char hex[] = "0123456789ABCDEF";
+	char		 *out, *o;
 
 	o = out = ctl_util_alloc(strlen(s) * 3 + 1);
 	for (; *s != '\0'; s++) {
@@ -102,13 +102,13 @@ static int
 ctl_path(char *buf, size_t len, const char *proxy, int toxics,
     const char *toxic)
 {
-	char	*ep, *et;
-	int	 n;
+	char *ep, *et;
+	int   n;
 
 	ep = ctl_escape(proxy);
 	et = ctl_escape(toxic != NULL ? toxic : "");
-	n = snprintf(buf, len, "/proxies/%s%s%s%s", ep,
-	    toxics ? "/toxics" : "", toxic != NULL ? "/" : "", et);
+	n = snprintf(buf, len, "/proxies/%s%s%s%s", ep, toxics ? "/toxics" : "",
+	    toxic != NULL ? "/" : "", et);
 	free(ep);
 	free(et);
 	if (n < 0 || (size_t)n >= len) {
@@ -121,7 +121,7 @@ ctl_path(char *buf, size_t len, const char *proxy, int toxics,
 static int
 ctl_list(struct ctl *ctl, char **argv)
 {
-	json_t	*j;
+	json_t *j;
 
 	if ((j = ctl_http_call(&ctl->http, "GET", "/proxies", NULL, 200)) ==
 	    NULL)
@@ -135,8 +135,8 @@ ctl_list(struct ctl *ctl, char **argv)
 static int
 ctl_show(struct ctl *ctl, char **argv)
 {
-	char	 path[2048];
-	json_t	*j;
+	char	path[2048];
+	json_t *j;
 
 	if (ctl_path(path, sizeof(path), argv[0], 0, NULL) == -1 ||
 	    (j = ctl_http_call(&ctl->http, "GET", path, NULL, 200)) == NULL)
@@ -150,10 +150,10 @@ ctl_show(struct ctl *ctl, char **argv)
 static int
 ctl_create(struct ctl *ctl, char **argv)
 {
-	json_t	*body, *j;
+	json_t *body, *j;
 
-	body = json_pack("{s:s, s:s, s:b}", "name", argv[0],
-	    "upstream", ctl->upstream, "enabled", !(ctl->given & O_DISABLED));
+	body = json_pack("{s:s, s:s, s:b}", "name", argv[0], "upstream",
+	    ctl->upstream, "enabled", !(ctl->given & O_DISABLED));
 	if (body == NULL) {
 		ctl_util_warnx("names and addresses must be valid UTF-8");
 		return (EXIT_USAGE);
@@ -177,10 +177,10 @@ ctl_create(struct ctl *ctl, char **argv)
 }
 
 static int
-ctl_simple(struct ctl *ctl, const char *method, const char *path,
-    json_t *body, int expect)
+ctl_simple(struct ctl *ctl, const char *method, const char *path, json_t *body,
+    int expect)
 {
-	json_t	*j;
+	json_t *j;
 
 	j = ctl_http_call(&ctl->http, method, path, body, expect);
 	json_decref(body);
@@ -193,7 +193,7 @@ ctl_simple(struct ctl *ctl, const char *method, const char *path,
 static int
 ctl_delete(struct ctl *ctl, char **argv)
 {
-	char	path[2048];
+	char path[2048];
 
 	if (ctl_path(path, sizeof(path), argv[0], 0, NULL) == -1)
 		return (EXIT_FAIL);
@@ -203,12 +203,12 @@ ctl_delete(struct ctl *ctl, char **argv)
 static int
 ctl_set_enabled(struct ctl *ctl, char **argv, int on)
 {
-	char	path[2048];
+	char path[2048];
 
 	if (ctl_path(path, sizeof(path), argv[0], 0, NULL) == -1)
 		return (EXIT_FAIL);
-	return (ctl_simple(ctl, "PATCH", path, json_pack("{s:b}", "enabled",
-	    on), 200));
+	return (ctl_simple(ctl, "PATCH", path,
+	    json_pack("{s:b}", "enabled", on), 200));
 }
 
 static int
@@ -232,7 +232,7 @@ ctl_reset(struct ctl *ctl, char **argv)
 static int
 ctl_version(struct ctl *ctl, char **argv)
 {
-	json_t	*j;
+	json_t *j;
 
 	if ((j = ctl_http_call(&ctl->http, "GET", "/version", NULL, 200)) ==
 	    NULL)
@@ -248,7 +248,7 @@ ctl_version(struct ctl *ctl, char **argv)
 static int
 ctl_toxic_print(struct ctl *ctl, json_t *j)
 {
-	json_t	*a;
+	json_t *a;
 
 	if (j == NULL)
 		return (EXIT_FAIL);
@@ -265,8 +265,8 @@ ctl_toxic_print(struct ctl *ctl, json_t *j)
 static int
 ctl_toxic_add(struct ctl *ctl, char **argv)
 {
-	char	 path[2048];
-	json_t	*body, *j;
+	char	path[2048];
+	json_t *body, *j;
 
 	if (ctl_path(path, sizeof(path), argv[0], 1, NULL) == -1)
 		return (EXIT_FAIL);
@@ -287,8 +287,8 @@ ctl_toxic_add(struct ctl *ctl, char **argv)
 static int
 ctl_toxic_update(struct ctl *ctl, char **argv)
 {
-	char	 path[2048];
-	json_t	*body, *j;
+	char	path[2048];
+	json_t *body, *j;
 
 	if (ctl_path(path, sizeof(path), argv[0], 1, argv[1]) == -1)
 		return (EXIT_FAIL);
@@ -305,7 +305,7 @@ ctl_toxic_update(struct ctl *ctl, char **argv)
 static int
 ctl_toxic_remove(struct ctl *ctl, char **argv)
 {
-	char	path[2048];
+	char path[2048];
 
 	if (ctl_path(path, sizeof(path), argv[0], 1, argv[1]) == -1)
 		return (EXIT_FAIL);
@@ -315,8 +315,8 @@ ctl_toxic_remove(struct ctl *ctl, char **argv)
 static int
 ctl_toxic_list(struct ctl *ctl, char **argv)
 {
-	char	 path[2048];
-	json_t	*j;
+	char	path[2048];
+	json_t *j;
 
 	if (ctl_path(path, sizeof(path), argv[0], 1, NULL) == -1 ||
 	    (j = ctl_http_call(&ctl->http, "GET", path, NULL, 200)) == NULL)
@@ -397,40 +397,40 @@ static const struct ctl_cmd ctl_cmds[] = {
 static void
 ctl_usage(FILE *fp)
 {
-	size_t	i;
+	size_t i;
 
 	fprintf(fp,
-"usage: tardyctl [-jhV] [-a address] [-t token] command [argument ...]\n"
-"\n"
-"tardyctl drives a running tardyd, or Toxiproxy, through its HTTP\n"
-"control API.\n"
-"\n"
-"Commands:\n");
+	    "usage: tardyctl [-jhV] [-a address] [-t token] command [argument ...]\n"
+	    "\n"
+	    "tardyctl drives a running tardyd, or Toxiproxy, through its HTTP\n"
+	    "control API.\n"
+	    "\n"
+	    "Commands:\n");
 	for (i = 0; i < CTL_NCMDS; i++)
 		fprintf(fp, "  tardyctl %s%s%s\n", ctl_cmds[i].name,
 		    *ctl_cmds[i].synopsis != '\0' ? " " : "",
 		    ctl_cmds[i].synopsis);
 	fprintf(fp,
-"\n"
-"Options:\n"
-"  -a, --api ADDRESS   the API to talk to: host:port, [v6addr]:port or\n"
-"                      unix:/path (default $TARDY_API, else %s)\n"
-"  -t, --token TOKEN   send \"Authorization: Bearer TOKEN\" (default\n"
-"                      $TARDY_API_TOKEN)\n"
-"  -j, --json          print the server's JSON instead of tables\n"
-"  -h, --help          print this help; \"tardyctl COMMAND -h\" prints a\n"
-"                      command's\n"
-"  -V, --version       print tardyctl's version and exit\n"
-"\n"
-"Exit status: 0 on success, 1 when the server refuses the request or\n"
-"cannot be reached (the reason is printed on standard error), 2 for a\n"
-"usage error.\n"
-"\n"
-"Examples:\n"
-"  tardyctl create redis -l 127.0.0.1:26379 -u 127.0.0.1:6379\n"
-"  tardyctl toxic add redis -T latency -A latency=300 -A jitter=50\n"
-"  tardyctl disable redis\n"
-"  tardyctl -a unix:/run/tardy/api.sock --json list\n",
+	    "\n"
+	    "Options:\n"
+	    "  -a, --api ADDRESS   the API to talk to: host:port, [v6addr]:port or\n"
+	    "                      unix:/path (default $TARDY_API, else %s)\n"
+	    "  -t, --token TOKEN   send \"Authorization: Bearer TOKEN\" (default\n"
+	    "                      $TARDY_API_TOKEN)\n"
+	    "  -j, --json          print the server's JSON instead of tables\n"
+	    "  -h, --help          print this help; \"tardyctl COMMAND -h\" prints a\n"
+	    "                      command's\n"
+	    "  -V, --version       print tardyctl's version and exit\n"
+	    "\n"
+	    "Exit status: 0 on success, 1 when the server refuses the request or\n"
+	    "cannot be reached (the reason is printed on standard error), 2 for a\n"
+	    "usage error.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  tardyctl create redis -l 127.0.0.1:26379 -u 127.0.0.1:6379\n"
+	    "  tardyctl toxic add redis -T latency -A latency=300 -A jitter=50\n"
+	    "  tardyctl disable redis\n"
+	    "  tardyctl -a unix:/run/tardy/api.sock --json list\n",
 	    CTL_DEFAULT_API);
 }
 
@@ -447,16 +447,16 @@ ctl_cmd_help(const struct ctl_cmd *c)
 	ctl_cmd_usage(c, stdout);
 	printf("\n%s", c->help);
 	printf("\nWith --json, the server's JSON reply is printed as it "
-	    "is.\nSee \"tardyctl --help\" for the global options.\n");
+	       "is.\nSee \"tardyctl --help\" for the global options.\n");
 }
 
 /* The command named by the first one or two words of argv. */
 static const struct ctl_cmd *
 ctl_find_cmd(int argc, char **argv, int *words)
 {
-	size_t		i;
-	const char	*sp;
-	size_t		n;
+	size_t	    i;
+	const char *sp;
+	size_t	    n;
 
 	for (i = 0; i < CTL_NCMDS; i++) {
 		sp = strchr(ctl_cmds[i].name, ' ');
@@ -483,7 +483,7 @@ ctl_find_cmd(int argc, char **argv, int *words)
 static json_t *
 ctl_attr_value(const char *v)
 {
-	json_t	*j;
+	json_t *j;
 
 	if ((j = util_json_number(v)) != NULL)
 		return (j);
@@ -525,7 +525,7 @@ ctl_opt_name(int bit)
 static int
 ctl_usage_error(const struct ctl_cmd *c, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	ctl_util_vwarnx(fmt, ap);
@@ -542,8 +542,8 @@ ctl_usage_error(const struct ctl_cmd *c, const char *fmt, ...)
 static int
 ctl_set_api(struct ctl *ctl, const char *spec)
 {
-	char	err[256], *s, *slash;
-	int	rc;
+	char err[256], *s, *slash;
+	int  rc;
 
 	/* Accept a URL as Toxiproxy's tools take it: http://host:port/. */
 	if (strncasecmp(spec, "http://", 7) == 0)
@@ -559,8 +559,7 @@ ctl_set_api(struct ctl *ctl, const char *spec)
 		ctl_util_warnx("API address: %s", err);
 		return (-1);
 	}
-	addr_fmt(&ctl->http.api, ctl->http.api_str,
-	    sizeof(ctl->http.api_str));
+	addr_fmt(&ctl->http.api, ctl->http.api_str, sizeof(ctl->http.api_str));
 	return (0);
 }
 
@@ -588,11 +587,11 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		{ NULL,		0,			NULL, 0 }
 	};
 	/* clang-format on */
-	const struct ctl_cmd	*cmd;
-	json_t			*num;
-	const char		*api = NULL, *eq;
-	char			*key;
-	int			 ch, help = 0, words, nargs, bit;
+	const struct ctl_cmd *cmd;
+	json_t		     *num;
+	const char	     *api = NULL, *eq;
+	char		     *key;
+	int		      ch, help = 0, words, nargs, bit;
 
 	ctl->http.token = getenv("TARDY_API_TOKEN");
 	if (ctl->http.token != NULL && *ctl->http.token == '\0')
@@ -600,7 +599,7 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 
 	/* Options may come anywhere; the words left are the command. */
 	while ((ch = getopt_long(argc, argv, "a:t:jhVl:u:T:s:A:n:", longopts,
-	    NULL)) != -1) {
+		    NULL)) != -1) {
 		bit = 0;
 		switch (ch) {
 		case 'a':
@@ -640,17 +639,20 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 'X':
 			if ((num = util_json_number(optarg)) == NULL)
-				return (ctl_usage_error(NULL, "--toxicity: "
-				    "not a number: \"%s\"", optarg));
+				return (ctl_usage_error(NULL,
+				    "--toxicity: "
+				    "not a number: \"%s\"",
+				    optarg));
 			ctl->toxicity = json_number_value(num);
 			json_decref(num);
 			bit = O_TOXICITY;
 			break;
 		case 'A':
-			if ((eq = strchr(optarg, '=')) == NULL ||
-			    eq == optarg)
-				return (ctl_usage_error(NULL, "--attr: "
-				    "expected KEY=VALUE, got \"%s\"", optarg));
+			if ((eq = strchr(optarg, '=')) == NULL || eq == optarg)
+				return (ctl_usage_error(NULL,
+				    "--attr: "
+				    "expected KEY=VALUE, got \"%s\"",
+				    optarg));
 			if ((key = strndup(optarg, (size_t)(eq - optarg))) ==
 			    NULL)
 				return (EXIT_FAIL);
@@ -687,8 +689,8 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		return (ctl_usage_error(NULL, "no command given"));
 	}
 	if (strcmp(argv[0], "help") == 0) {
-		if (argc > 1 && (cmd = ctl_find_cmd(argc - 1, argv + 1,
-		    &words)) != NULL)
+		if (argc > 1 &&
+		    (cmd = ctl_find_cmd(argc - 1, argv + 1, &words)) != NULL)
 			ctl_cmd_help(cmd);
 		else
 			ctl_usage(stdout);
@@ -696,18 +698,20 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 	}
 	if ((cmd = ctl_find_cmd(argc, argv, &words)) == NULL)
 		return (ctl_usage_error(NULL, "unknown command \"%s%s%s\"",
-		    argv[0], argc > 1 && strcmp(argv[0], "toxic") == 0 ? " " :
-		    "", argc > 1 && strcmp(argv[0], "toxic") == 0 ? argv[1] :
-		    ""));
+		    argv[0],
+		    argc > 1 && strcmp(argv[0], "toxic") == 0 ? " " : "",
+		    argc > 1 && strcmp(argv[0], "toxic") == 0 ? argv[1] : ""));
 	if (help) {
 		ctl_cmd_help(cmd);
 		return (0);
 	}
 	nargs = argc - words;
 	if (nargs < cmd->minargs || nargs > cmd->maxargs)
-		return (ctl_usage_error(cmd, "%s: expected %d argument%s, "
-		    "got %d", cmd->name, cmd->maxargs,
-		    cmd->maxargs == 1 ? "" : "s", nargs));
+		return (ctl_usage_error(cmd,
+		    "%s: expected %d argument%s, "
+		    "got %d",
+		    cmd->name, cmd->maxargs, cmd->maxargs == 1 ? "" : "s",
+		    nargs));
 	for (bit = 1; bit <= O_LAST; bit <<= 1) {
 		if ((ctl->given & bit) && !(cmd->opts & bit))
 			return (ctl_usage_error(cmd, "%s: %s does not apply",
@@ -718,9 +722,9 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 	if (strcmp(cmd->name, "toxic add") == 0 && ctl->type == NULL)
 		return (ctl_usage_error(cmd, "toxic add: --type is required"));
 
-	if (ctl->http.token != NULL &&
-	    strpbrk(ctl->http.token, "\r\n") != NULL)
-		return (ctl_usage_error(NULL, "the token cannot hold a line "
+	if (ctl->http.token != NULL && strpbrk(ctl->http.token, "\r\n") != NULL)
+		return (ctl_usage_error(NULL,
+		    "the token cannot hold a line "
 		    "break"));
 	if (api == NULL && (api = getenv("TARDY_API")) != NULL && *api == '\0')
 		api = NULL;
@@ -732,8 +736,8 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	struct ctl	ctl;
-	int		rc;
+	struct ctl ctl;
+	int	   rc;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.http.timeout_ms = CTL_TIMEOUT_MS;

@@ -25,46 +25,46 @@
 static void __attribute__((noreturn))
 usage(int status)
 {
-	FILE	*fp = status == 0 ? stdout : stderr;
+	FILE *fp = status == 0 ? stdout : stderr;
 
 	fprintf(fp,
-"usage: tardyd [-tvqVh] [-c file] [-a address] [-s seed] [--ready-file path]\n"
-"              [--proxy name=listen=upstream]... [--toxic spec]...\n"
-"              [--api-open] [--exit-with-parent]\n"
-"       tardyd [-q] --ready-file path --reload pid\n"
-"       toxiproxy-server [-host h] [-port p] [-config file.json] [-seed n]\n"
-"\n"
-"  -c, --config FILE        read the configuration from FILE (tardy.conf,\n"
-"                           or Toxiproxy's JSON list of proxies)\n"
-"  -a, --api ADDRESS        serve the control API on ADDRESS\n"
-"                           (host:port, [v6]:port or unix:/path;\n"
-"                           default 127.0.0.1:8474)\n"
-"      --api-open           serve the API on a non-loopback address\n"
-"                           without a token, as Toxiproxy does\n"
-"  -s, --seed N             seed for every random decision (default 1)\n"
-"  -p, --proxy N=L=U        add proxy N listening on L, forwarding to U\n"
-"      --toxic P:T[:K=V,...] add a toxic of type T to proxy P; keys are\n"
-"                           name, stream, toxicity and T's attributes\n"
-"      --ready-file PATH    once listening, write the bound addresses to\n"
-"                           PATH as JSON (rewritten after each reload)\n"
-"      --exit-with-parent   exit when the process that started us exits\n"
-"      --reload PID         make the tardyd PID (started with --ready-file\n"
-"                           PATH) reload, wait for it and exit 0 if the\n"
-"                           new configuration is in force, else 1\n"
-"  -t, --check              check the configuration and exit\n"
-"  -v, --verbose            log debug messages\n"
-"  -q, --quiet              log warnings and errors only\n"
-"  -V, --version            print the version and exit\n"
-"  -h, --help               print this help and exit\n"
-"\n"
-"Signals: SIGHUP reloads the configuration, SIGTERM and SIGINT stop.\n"
-"Started as toxiproxy-server, it takes Toxiproxy's server flags instead\n"
-"(toxiproxy-server -help lists them).\n"
-"\n"
-"Container image: make image builds tardy:VERSION, which runs\n"
-"toxiproxy-server -host=0.0.0.0 as Toxiproxy's image does:\n"
-"  podman run -p 127.0.0.1:8474:8474 tardy:VERSION [-config=FILE ...]\n"
-"(doc/containers.md: Testcontainers, Kubernetes).\n");
+	    "usage: tardyd [-tvqVh] [-c file] [-a address] [-s seed] [--ready-file path]\n"
+	    "              [--proxy name=listen=upstream]... [--toxic spec]...\n"
+	    "              [--api-open] [--exit-with-parent]\n"
+	    "       tardyd [-q] --ready-file path --reload pid\n"
+	    "       toxiproxy-server [-host h] [-port p] [-config file.json] [-seed n]\n"
+	    "\n"
+	    "  -c, --config FILE        read the configuration from FILE (tardy.conf,\n"
+	    "                           or Toxiproxy's JSON list of proxies)\n"
+	    "  -a, --api ADDRESS        serve the control API on ADDRESS\n"
+	    "                           (host:port, [v6]:port or unix:/path;\n"
+	    "                           default 127.0.0.1:8474)\n"
+	    "      --api-open           serve the API on a non-loopback address\n"
+	    "                           without a token, as Toxiproxy does\n"
+	    "  -s, --seed N             seed for every random decision (default 1)\n"
+	    "  -p, --proxy N=L=U        add proxy N listening on L, forwarding to U\n"
+	    "      --toxic P:T[:K=V,...] add a toxic of type T to proxy P; keys are\n"
+	    "                           name, stream, toxicity and T's attributes\n"
+	    "      --ready-file PATH    once listening, write the bound addresses to\n"
+	    "                           PATH as JSON (rewritten after each reload)\n"
+	    "      --exit-with-parent   exit when the process that started us exits\n"
+	    "      --reload PID         make the tardyd PID (started with --ready-file\n"
+	    "                           PATH) reload, wait for it and exit 0 if the\n"
+	    "                           new configuration is in force, else 1\n"
+	    "  -t, --check              check the configuration and exit\n"
+	    "  -v, --verbose            log debug messages\n"
+	    "  -q, --quiet              log warnings and errors only\n"
+	    "  -V, --version            print the version and exit\n"
+	    "  -h, --help               print this help and exit\n"
+	    "\n"
+	    "Signals: SIGHUP reloads the configuration, SIGTERM and SIGINT stop.\n"
+	    "Started as toxiproxy-server, it takes Toxiproxy's server flags instead\n"
+	    "(toxiproxy-server -help lists them).\n"
+	    "\n"
+	    "Container image: make image builds tardy:VERSION, which runs\n"
+	    "toxiproxy-server -host=0.0.0.0 as Toxiproxy's image does:\n"
+	    "  podman run -p 127.0.0.1:8474:8474 tardy:VERSION [-config=FILE ...]\n"
+	    "(doc/containers.md: Testcontainers, Kubernetes).\n");
 	exit(status);
 }
 
@@ -90,12 +90,12 @@ main(int argc, char **argv)
 		{ NULL,			0,			NULL, 0 }
 	};
 	/* clang-format on */
-	struct tardy_options	 opts;
-	struct toxiproxy_cli	 tcli;
-	struct config		*conf;
-	struct tardy		*t;
-	int			 ch, check = 0, with_parent = 0, rc = 0;
-	pid_t			 parent = getppid(), reload_pid = 0;
+	struct tardy_options opts;
+	struct toxiproxy_cli tcli;
+	struct config	    *conf;
+	struct tardy	    *t;
+	int		     ch, check = 0, with_parent = 0, rc = 0;
+	pid_t		     parent = getppid(), reload_pid = 0;
 
 	memset(&opts, 0, sizeof(opts));
 	opts.log_level = -1;
@@ -110,10 +110,11 @@ main(int argc, char **argv)
 			    PACKAGE_VERSION);
 			goto out;
 		}
-		optind = argc;		/* no getopt: Toxiproxy's flags */
+		optind = argc; /* no getopt: Toxiproxy's flags */
 	}
-	while (optind < argc && (ch = getopt_long(argc, argv, "c:a:s:p:tvqVh",
-	    longopts, NULL)) != -1) {
+	while (optind < argc &&
+	    (ch = getopt_long(argc, argv, "c:a:s:p:tvqVh", longopts, NULL)) !=
+		-1) {
 		switch (ch) {
 		case 'c':
 			opts.conf_path = optarg;
@@ -122,7 +123,8 @@ main(int argc, char **argv)
 			opts.api = optarg;
 			break;
 		case 's':
-			if (util_parse_u64(optarg, UINT64_MAX, &opts.seed) == -1) {
+			if (util_parse_u64(optarg, UINT64_MAX, &opts.seed) ==
+			    -1) {
 				fprintf(stderr, "tardyd: invalid seed \"%s\"\n",
 				    optarg);
 				usage(2);
@@ -174,7 +176,8 @@ main(int argc, char **argv)
 	if (reload_pid != 0) {
 		/* Not a daemon: ask one to reload (ExecReload). */
 		if (opts.ready_file == NULL) {
-			fprintf(stderr, "tardyd: --reload needs the daemon's "
+			fprintf(stderr,
+			    "tardyd: --reload needs the daemon's "
 			    "--ready-file\n");
 			usage(2);
 		}
@@ -191,8 +194,9 @@ main(int argc, char **argv)
 			fatalx("parent exited before we started");
 	}
 
-	log_init("tardyd", opts.log_level >= 0 ?
-	    (enum log_level)opts.log_level : LOG_LEVEL_INFO);
+	log_init("tardyd",
+	    opts.log_level >= 0 ? (enum log_level)opts.log_level :
+				  LOG_LEVEL_INFO);
 	if (tcli.warning != NULL)
 		log_warnx("%s", tcli.warning);
 	conf = tardy_config_load(&opts, 0);

@@ -61,13 +61,13 @@ static const struct toxic_attr sched_attrs[] = {
 };
 /* clang-format on */
 
-static void	link_sched_cb(void *);
-static void	toxic_listener_cb(void *);
+static void link_sched_cb(void *);
+static void toxic_listener_cb(void *);
 
 const struct toxic_type *
 toxic_type_find(const char *name)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < sizeof(toxic_types) / sizeof(toxic_types[0]); i++) {
 		if (strcmp(toxic_types[i]->name, name) == 0)
@@ -103,9 +103,9 @@ static int
 toxic_read_attr(json_t *attrs, const struct toxic_attr *a, int64_t *v,
     int isnew, char *err, size_t errlen)
 {
-	json_t		*j = attrs != NULL ? json_object_get(attrs, a->name) : NULL;
-	json_int_t	 x;
-	double		 d;
+	json_t	  *j = attrs != NULL ? json_object_get(attrs, a->name) : NULL;
+	json_int_t x;
+	double	   d;
 
 	if (j == NULL || json_is_null(j)) {
 		if (isnew && (a->flags & TOXIC_A_REQUIRED)) {
@@ -117,14 +117,18 @@ toxic_read_attr(json_t *attrs, const struct toxic_attr *a, int64_t *v,
 	}
 	if (a->flags & TOXIC_A_UNIT) {
 		if (!json_is_number(j)) {
-			snprintf(err, errlen, "attribute %s must be a number "
-			    "from 0 to 1", a->name);
+			snprintf(err, errlen,
+			    "attribute %s must be a number "
+			    "from 0 to 1",
+			    a->name);
 			return (-1);
 		}
 		d = json_number_value(j);
 		if (!(d >= 0.0 && d <= 1.0)) {
-			snprintf(err, errlen, "attribute %s must be between 0 "
-			    "and 1 (got %g)", a->name, d);
+			snprintf(err, errlen,
+			    "attribute %s must be between 0 "
+			    "and 1 (got %g)",
+			    a->name, d);
 			return (-1);
 		}
 		*v = llround(d * (double)a->max);
@@ -137,9 +141,11 @@ toxic_read_attr(json_t *attrs, const struct toxic_attr *a, int64_t *v,
 	}
 	x = json_integer_value(j);
 	if (x < a->min || x > a->max) {
-		snprintf(err, errlen, "attribute %s must be between %lld and "
-		    "%lld (got %lld)", a->name, (long long)a->min,
-		    (long long)a->max, (long long)x);
+		snprintf(err, errlen,
+		    "attribute %s must be between %lld and "
+		    "%lld (got %lld)",
+		    a->name, (long long)a->min, (long long)a->max,
+		    (long long)x);
 		return (-1);
 	}
 	*v = x;
@@ -155,7 +161,7 @@ static int
 toxic_read_aliased(json_t *attrs, const struct toxic_attr *a, int64_t *v,
     int isnew, char *err, size_t errlen)
 {
-	const struct toxic_attr	*alias = a + 1;
+	const struct toxic_attr *alias = a + 1;
 	json_t			*j;
 	int64_t			 x;
 
@@ -164,8 +170,10 @@ toxic_read_aliased(json_t *attrs, const struct toxic_attr *a, int64_t *v,
 		return (toxic_read_attr(attrs, a, v, isnew, err, errlen));
 	j = json_object_get(attrs, a->name);
 	if (j != NULL && !json_is_null(j)) {
-		snprintf(err, errlen, "attributes %s and %s are one setting: "
-		    "give one of them", a->name, alias->name);
+		snprintf(err, errlen,
+		    "attributes %s and %s are one setting: "
+		    "give one of them",
+		    a->name, alias->name);
 		return (-1);
 	}
 	if (toxic_read_attr(attrs, alias, &x, isnew, err, errlen) == -1)
@@ -182,11 +190,11 @@ static int
 toxic_parse_attrs(struct toxic *t, json_t *attrs, int isnew, char *err,
     size_t errlen)
 {
-	const struct toxic_attr	*a;
-	uint64_t		*sched[] = { &t->after_bytes, &t->after_ms,
-				    &t->duration_ms, &t->every, &t->first };
-	int64_t			 v;
-	size_t			 i;
+	const struct toxic_attr *a;
+	uint64_t *sched[] = { &t->after_bytes, &t->after_ms, &t->duration_ms,
+		&t->every, &t->first };
+	int64_t	  v;
+	size_t	  i;
 
 	if (attrs != NULL && !json_is_object(attrs) && !json_is_null(attrs)) {
 		snprintf(err, errlen, "attributes must be an object");
@@ -197,13 +205,13 @@ toxic_parse_attrs(struct toxic *t, json_t *attrs, int isnew, char *err,
 		if (isnew)
 			t->attr[i] = a->def;
 		if (a->flags & TOXIC_A_ALIAS)
-			continue;	/* read with the row before */
+			continue; /* read with the row before */
 		if (a[1].name != NULL && (a[1].flags & TOXIC_A_ALIAS)) {
 			if (toxic_read_aliased(attrs, a, &t->attr[i], isnew,
-			    err, errlen) == -1)
+				err, errlen) == -1)
 				return (-1);
 		} else if (toxic_read_attr(attrs, a, &t->attr[i], isnew, err,
-		    errlen) == -1)
+			       errlen) == -1)
 			return (-1);
 	}
 	for (i = 0, a = sched_attrs; a->name != NULL; a++, i++) {
@@ -217,26 +225,31 @@ toxic_parse_attrs(struct toxic *t, json_t *attrs, int isnew, char *err,
 		return (-1);
 	if ((t->type->flags & TOXIC_F_LISTENER) &&
 	    (t->after_bytes != 0 || t->every != 1 || t->first != 0)) {
-		snprintf(err, errlen, "attribute %s does not apply to %s, "
+		snprintf(err, errlen,
+		    "attribute %s does not apply to %s, "
 		    "which acts on the listener, not on connections",
 		    t->after_bytes != 0 ? "after_bytes" :
-		    t->every != 1 ? "every" : "first", t->type->name);
+			t->every != 1	? "every" :
+					  "first",
+		    t->type->name);
 		return (-1);
 	}
 	return (0);
 }
 
 static int
-toxic_check_toxicity(const struct toxic_type *type, double toxicity,
-    char *err, size_t errlen)
+toxic_check_toxicity(const struct toxic_type *type, double toxicity, char *err,
+    size_t errlen)
 {
 	if (!(toxicity >= 0.0 && toxicity <= 1.0)) {
 		snprintf(err, errlen, "toxicity must be between 0 and 1");
 		return (-1);
 	}
 	if ((type->flags & TOXIC_F_LISTENER) && toxicity != 1.0) {
-		snprintf(err, errlen, "toxicity must be 1 for %s, which acts "
-		    "on the listener, not on connections", type->name);
+		snprintf(err, errlen,
+		    "toxicity must be 1 for %s, which acts "
+		    "on the listener, not on connections",
+		    type->name);
 		return (-1);
 	}
 	return (0);
@@ -252,7 +265,7 @@ toxic_new(struct proxy *p, const char *name, const char *type,
     size_t errlen, int *status)
 {
 	struct toxic		*t;
-	const struct toxic_type	*tt;
+	const struct toxic_type *tt;
 	enum toxic_stream	 st = TOXIC_DOWNSTREAM;
 	char			 defname[NAME_MAX_LEN + 32];
 
@@ -263,7 +276,8 @@ toxic_new(struct proxy *p, const char *name, const char *type,
 	}
 	if (stream != NULL && *stream != '\0' &&
 	    toxic_stream_parse(stream, &st) == -1) {
-		snprintf(err, errlen, "stream was invalid, can be either "
+		snprintf(err, errlen,
+		    "stream was invalid, can be either "
 		    "upstream or downstream");
 		return (NULL);
 	}
@@ -273,13 +287,15 @@ toxic_new(struct proxy *p, const char *name, const char *type,
 		name = defname;
 	}
 	if (!util_name_valid(name)) {
-		snprintf(err, errlen, "name: invalid toxic name (1 to %d "
+		snprintf(err, errlen,
+		    "name: invalid toxic name (1 to %d "
 		    "printable characters, no '/', space or quote)",
 		    NAME_MAX_LEN);
 		return (NULL);
 	}
-	if (p != NULL && toxic_check_protocol(tt, p->protocol == PROTO_UDP,
-	    err, errlen) == -1)
+	if (p != NULL &&
+	    toxic_check_protocol(tt, p->protocol == PROTO_UDP, err, errlen) ==
+		-1)
 		return (NULL);
 	if (p != NULL && proxy_find_toxic(p, name) != NULL) {
 		snprintf(err, errlen, "toxic already exists");
@@ -311,7 +327,7 @@ toxic_new(struct proxy *p, const char *name, const char *type,
 struct toxic *
 toxic_copy(const struct toxic *t)
 {
-	struct toxic	*n;
+	struct toxic *n;
 
 	n = xcalloc(1, sizeof(*n));
 	n->name = xstrdup(t->name);
@@ -362,13 +378,17 @@ toxic_check_protocol(const struct toxic_type *tt, int udp, char *err,
     size_t errlen)
 {
 	if (udp && tt->no_udp != NULL) {
-		snprintf(err, errlen, "toxic type %s cannot act on a udp "
-		    "proxy: %s", tt->name, tt->no_udp);
+		snprintf(err, errlen,
+		    "toxic type %s cannot act on a udp "
+		    "proxy: %s",
+		    tt->name, tt->no_udp);
 		return (-1);
 	}
 	if (!udp && (tt->flags & TOXIC_F_UDP_ONLY)) {
-		snprintf(err, errlen, "toxic type %s acts on datagrams: udp "
-		    "proxies only", tt->name);
+		snprintf(err, errlen,
+		    "toxic type %s acts on datagrams: udp "
+		    "proxies only",
+		    tt->name);
 		return (-1);
 	}
 	return (0);
@@ -379,15 +399,17 @@ int
 toxic_conf_check(struct config *conf, struct toxic_conf *tc)
 {
 	struct proxy_conf *pc;
-	struct toxic	*t;
-	json_t		*line;
-	const char	*key;
-	char		 err[256];
-	int		 status, at;
+	struct toxic	  *t;
+	json_t		  *line;
+	const char	  *key;
+	char		   err[256];
+	int		   status, at;
 
 	if (tc->type == NULL) {
-		config_error(conf, tc->line, "toxic \"%s\": missing key "
-		    "\"type\"", tc->name);
+		config_error(conf, tc->line,
+		    "toxic \"%s\": missing key "
+		    "\"type\"",
+		    tc->name);
 		return (-1);
 	}
 	t = toxic_new(NULL, tc->name, tc->type, tc->stream,
@@ -395,7 +417,7 @@ toxic_conf_check(struct config *conf, struct toxic_conf *tc)
 	    sizeof(err), &status);
 	if (t != NULL && (pc = config_find_proxy(conf, tc->proxy)) != NULL &&
 	    toxic_check_protocol(t->type, pc->protocol == PROTO_UDP, err,
-	    sizeof(err)) == -1) {
+		sizeof(err)) == -1) {
 		toxic_free(t);
 		at = tc->line;
 		if ((line = json_object_get(tc->lines, "type")) != NULL)
@@ -407,11 +429,14 @@ toxic_conf_check(struct config *conf, struct toxic_conf *tc)
 		toxic_free(t);
 		/* Every key must mean something to the type. */
 		json_object_foreach(tc->attributes, key, line) {
-			if (toxic_attr_index(toxic_type_find(tc->type), key) < 0) {
-				at = (int)json_integer_value(json_object_get(
-				    tc->lines, key));
-				config_error(conf, at, "unknown key \"%s\" for "
-				    "toxic type %s", key, tc->type);
+			if (toxic_attr_index(toxic_type_find(tc->type), key) <
+			    0) {
+				at = (int)json_integer_value(
+				    json_object_get(tc->lines, key));
+				config_error(conf, at,
+				    "unknown key \"%s\" for "
+				    "toxic type %s",
+				    key, tc->type);
 			}
 		}
 		return (0);
@@ -419,7 +444,7 @@ toxic_conf_check(struct config *conf, struct toxic_conf *tc)
 	/* Point at the line of the attribute the message names. */
 	at = tc->line;
 	json_object_foreach(tc->lines, key, line) {
-		char	pat[NAME_MAX_LEN + 16];
+		char pat[NAME_MAX_LEN + 16];
 
 		snprintf(pat, sizeof(pat), "%s ", key);
 		if (strncmp(err, "attribute ", 10) == 0 &&
@@ -440,7 +465,7 @@ toxic_conf_check(struct config *conf, struct toxic_conf *tc)
 int
 toxic_attr_index(const struct toxic_type *tt, const char *name)
 {
-	const struct toxic_attr	*a;
+	const struct toxic_attr *a;
 	int			 i;
 
 	for (i = 0, a = tt->attrs; a != NULL && a->name != NULL; a++, i++) {
@@ -457,7 +482,7 @@ toxic_attr_index(const struct toxic_type *tt, const char *name)
 int64_t
 toxic_attr(const struct toxic *t, const char *name)
 {
-	const struct toxic_attr	*a;
+	const struct toxic_attr *a;
 	int			 i;
 
 	for (i = 0, a = t->type->attrs; a != NULL && a->name != NULL;
@@ -483,11 +508,11 @@ toxic_json_number(double v)
 json_t *
 toxic_json(const struct toxic *t)
 {
-	const struct toxic_attr	*a;
+	const struct toxic_attr *a;
 	json_t			*attrs;
-	const uint64_t		 sched[] = { t->after_bytes, t->after_ms,
-				    t->duration_ms, t->every, t->first };
-	int			 i;
+	const uint64_t sched[] = { t->after_bytes, t->after_ms, t->duration_ms,
+		t->every, t->first };
+	int	       i;
 
 	attrs = json_object();
 	for (i = 0, a = t->type->attrs; a != NULL && a->name != NULL;
@@ -497,7 +522,7 @@ toxic_json(const struct toxic *t)
 		if (a->flags & TOXIC_A_UNIT)
 			json_object_set_new(attrs, a->name,
 			    toxic_json_number((double)t->attr[i] /
-			    (double)a->max));
+				(double)a->max));
 		else
 			json_object_set_new(attrs, a->name,
 			    json_integer(t->attr[i]));
@@ -508,12 +533,9 @@ toxic_json(const struct toxic *t)
 			json_object_set_new(attrs, a->name,
 			    json_integer((json_int_t)sched[i]));
 	}
-	return (json_pack("{s:s, s:s, s:s, s:o, s:o}",
-	    "name", t->name,
-	    "type", t->type->name,
-	    "stream", toxic_stream_name(t->stream),
-	    "toxicity", toxic_json_number(t->toxicity),
-	    "attributes", attrs));
+	return (json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", t->name, "type",
+	    t->type->name, "stream", toxic_stream_name(t->stream), "toxicity",
+	    toxic_json_number(t->toxicity), "attributes", attrs));
 }
 
 /* --- links ----------------------------------------------------------- */
@@ -580,7 +602,7 @@ link_timer_cancel(struct link *l, struct ptimer *t)
 static void
 link_activate(struct link *l)
 {
-	struct toxic	*t = l->toxic;
+	struct toxic *t = l->toxic;
 
 	l->state = LINK_ACTIVE;
 	l->t_active = util_now_ns();
@@ -596,8 +618,8 @@ link_activate(struct link *l)
 static void
 link_try_activate(struct link *l)
 {
-	struct toxic	*t = l->toxic;
-	uint64_t	 age_ms;
+	struct toxic *t = l->toxic;
+	uint64_t      age_ms;
 
 	if (l->state != LINK_PENDING || l->bytes < t->after_bytes)
 		return;
@@ -631,8 +653,8 @@ link_deactivate(struct link *l)
 static void
 link_reschedule(struct link *l)
 {
-	struct toxic	*t = l->toxic;
-	uint64_t	 end;
+	struct toxic *t = l->toxic;
+	uint64_t      end;
 
 	if (l->state == LINK_PENDING) {
 		link_timer_cancel(l, &l->sched);
@@ -654,12 +676,12 @@ link_reschedule(struct link *l)
 static void
 link_sched_cb(void *arg)
 {
-	struct link	*l = arg;
+	struct link *l = arg;
 
 	if (l->state == LINK_PENDING)
 		link_try_activate(l);
 	else if (l->state == LINK_ACTIVE)
-		link_deactivate(l);	/* duration_ms is over */
+		link_deactivate(l); /* duration_ms is over */
 	dir_update_read(l->dir);
 }
 
@@ -674,11 +696,11 @@ link_sched_cb(void *arg)
 void
 toxic_attach(struct toxic *t, struct dir *d, uint64_t conn, int isnew)
 {
-	struct session	*s = d->session;
-	struct link	*l;
-	uint64_t	 k;
-	double		 roll;
-	int		 chosen;
+	struct session *s = d->session;
+	struct link    *l;
+	uint64_t	k;
+	double		roll;
+	int		chosen;
 
 	if (t->type->flags & TOXIC_F_LISTENER)
 		return;
@@ -708,7 +730,7 @@ toxic_attach(struct toxic *t, struct dir *d, uint64_t conn, int isnew)
 void
 toxic_attach_all(struct session *s)
 {
-	struct toxic	*t;
+	struct toxic *t;
 
 	TAILQ_FOREACH(t, &s->proxy->toxics, entry)
 		toxic_attach(t, session_dir(s, t->stream), s->id, 1);
@@ -717,7 +739,7 @@ toxic_attach_all(struct session *s)
 void
 link_free(struct link *l)
 {
-	struct dir	*d = l->dir;
+	struct dir *d = l->dir;
 
 	if (l->toxic->type->free != NULL)
 		l->toxic->type->free(l);
@@ -734,7 +756,7 @@ link_free(struct link *l)
 static void
 link_remove(struct link *l)
 {
-	struct dir	*d = l->dir;
+	struct dir *d = l->dir;
 
 	l->removing = 1;
 	link_deactivate(l);
@@ -746,7 +768,7 @@ void
 link_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 {
 	struct toxic	*t = l->toxic;
-	struct evbuffer	*head;
+	struct evbuffer *head;
 	size_t		 len, n;
 
 	while ((len = evbuffer_get_length(buf)) > 0) {
@@ -800,7 +822,7 @@ link_eof(struct link *l)
 void
 link_forward(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 {
-	struct link	*next = TAILQ_NEXT(l, entry);
+	struct link *next = TAILQ_NEXT(l, entry);
 
 	if (next != NULL)
 		link_data(next, buf, t_ns);
@@ -811,7 +833,7 @@ link_forward(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 void
 link_forward_eof(struct link *l)
 {
-	struct link	*next = TAILQ_NEXT(l, entry);
+	struct link *next = TAILQ_NEXT(l, entry);
 
 	if (next != NULL)
 		link_eof(next);
@@ -879,9 +901,9 @@ toxic_listener_set(struct toxic *t, int on)
 static void
 toxic_listener_schedule(struct toxic *t)
 {
-	struct ptimers	*timers = t->proxy->tardy->timers;
-	uint64_t	 now = (util_now_ns() - t->t_added) / 1000000;
-	uint64_t	 end = t->after_ms + t->duration_ms;
+	struct ptimers *timers = t->proxy->tardy->timers;
+	uint64_t	now = (util_now_ns() - t->t_added) / 1000000;
+	uint64_t	end = t->after_ms + t->duration_ms;
 
 	ptimer_cancel(timers, &t->listener_timer);
 	if (now < t->after_ms) {
@@ -904,7 +926,7 @@ toxic_listener_cb(void *arg)
 void
 proxy_add_toxic(struct proxy *p, struct toxic *t)
 {
-	struct session	*s;
+	struct session *s;
 
 	t->proxy = p;
 	TAILQ_INSERT_TAIL(&p->toxics, t, entry);
@@ -922,7 +944,7 @@ proxy_add_toxic(struct proxy *p, struct toxic *t)
 static struct link *
 dir_find_link(struct dir *d, struct toxic *t)
 {
-	struct link	*l;
+	struct link *l;
 
 	TAILQ_FOREACH(l, &d->links, entry) {
 		if (l->toxic == t)
@@ -934,8 +956,8 @@ dir_find_link(struct dir *d, struct toxic *t)
 void
 proxy_remove_toxic(struct proxy *p, struct toxic *t)
 {
-	struct session	*s, *next;
-	struct link	*l;
+	struct session *s, *next;
+	struct link    *l;
 
 	for (s = TAILQ_FIRST(&p->sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
@@ -953,12 +975,12 @@ proxy_remove_toxic(struct proxy *p, struct toxic *t)
  * rolled keep their decision; the new values act at once.
  */
 int
-toxic_update(struct toxic *t, json_t *attrs, double toxicity,
-    int has_toxicity, char *err, size_t errlen)
+toxic_update(struct toxic *t, json_t *attrs, double toxicity, int has_toxicity,
+    char *err, size_t errlen)
 {
-	struct toxic	 tmp = *t;
-	struct session	*s;
-	struct link	*l;
+	struct toxic	tmp = *t;
+	struct session *s;
+	struct link    *l;
 
 	if (has_toxicity &&
 	    toxic_check_toxicity(t->type, toxicity, err, errlen) == -1)

@@ -36,8 +36,8 @@ struct link;
 struct toxic;
 
 enum toxic_stream {
-	TOXIC_UPSTREAM,		/* client -> server */
-	TOXIC_DOWNSTREAM,	/* server -> client */
+	TOXIC_UPSTREAM,	  /* client -> server */
+	TOXIC_DOWNSTREAM, /* server -> client */
 };
 
 /*
@@ -49,11 +49,11 @@ enum toxic_stream {
  * beside the name it stands for.
  */
 struct toxic_attr {
-	const char	*name;
-	int64_t		 min;
-	int64_t		 max;
-	int64_t		 def;
-	int		 flags;
+	const char *name;
+	int64_t	    min;
+	int64_t	    max;
+	int64_t	    def;
+	int	    flags;
 };
 #define TOXIC_A_REQUIRED	0x1	/* a new toxic must give it */
 #define TOXIC_A_UNIT		0x2
@@ -68,117 +68,114 @@ struct toxic_attr {
 struct toxic_type {
 	const char		*name;
 	const char		*doc;
-	const struct toxic_attr	*attrs;
+	const struct toxic_attr *attrs;
 	int			 flags;
-	const char		*no_udp;	/* why not on UDP; NULL: it can */
-	size_t			 state_size;	/* per link, zeroed */
+	const char		*no_udp;     /* why not on UDP; NULL: it can */
+	size_t			 state_size; /* per link, zeroed */
 
 	/* Checks across attributes; may be NULL. */
-	int	(*validate)(const int64_t *, char *, size_t);
+	int (*validate)(const int64_t *, char *, size_t);
 
 	/* Data path hooks; any may be NULL. All run on the event loop. */
-	void	(*start)(struct link *);	/* link begins acting */
-	void	(*stop)(struct link *);		/* ends: pass on what it held */
-	void	(*data)(struct link *, struct evbuffer *, uint64_t);
-	void	(*eof)(struct link *);
-	void	(*update)(struct link *);	/* attributes changed */
-	void	(*free)(struct link *);		/* release, pass nothing */
+	void (*start)(struct link *); /* link begins acting */
+	void (*stop)(struct link *);  /* ends: pass on what it held */
+	void (*data)(struct link *, struct evbuffer *, uint64_t);
+	void (*eof)(struct link *);
+	void (*update)(struct link *); /* attributes changed */
+	void (*free)(struct link *);   /* release, pass nothing */
 
 	/* Listener hooks for TOXIC_F_LISTENER types. */
-	void	(*listener_start)(struct toxic *);
-	void	(*listener_stop)(struct toxic *);
+	void (*listener_start)(struct toxic *);
+	void (*listener_stop)(struct toxic *);
 };
 
 enum link_state {
-	LINK_IDLE,	/* not chosen for this connection: passes data */
-	LINK_PENDING,	/* chosen, waiting for after_ms / after_bytes */
+	LINK_IDLE,    /* not chosen for this connection: passes data */
+	LINK_PENDING, /* chosen, waiting for after_ms / after_bytes */
 	LINK_ACTIVE,
-	LINK_DONE,	/* duration_ms over: passes data */
+	LINK_DONE, /* duration_ms over: passes data */
 };
 
 struct toxic {
 	TAILQ_ENTRY(toxic)	 entry;
 	struct proxy		*proxy;
 	char			*name;
-	const struct toxic_type	*type;
+	const struct toxic_type *type;
 	enum toxic_stream	 stream;
 	double			 toxicity;
-	int64_t			 attr[TOXIC_MAX_ATTRS];	/* by type->attrs index */
-	uint64_t		 after_bytes;
-	uint64_t		 after_ms;
-	uint64_t		 duration_ms;
-	uint64_t		 every;
-	uint64_t		 first;
-	int			 from_config;
+	int64_t	 attr[TOXIC_MAX_ATTRS]; /* by type->attrs index */
+	uint64_t after_bytes;
+	uint64_t after_ms;
+	uint64_t duration_ms;
+	uint64_t every;
+	uint64_t first;
+	int	 from_config;
 
-	uint64_t		 nconns;	/* connections seen since added */
-	uint64_t		 applied;	/* links that went active */
-	uint64_t		 t_added;	/* ns */
-	void			*listener_state;
-	struct ptimer		 listener_timer;
-	int			 listener_active;
+	uint64_t      nconns;  /* connections seen since added */
+	uint64_t      applied; /* links that went active */
+	uint64_t      t_added; /* ns */
+	void	     *listener_state;
+	struct ptimer listener_timer;
+	int	      listener_active;
 };
 TAILQ_HEAD(toxic_list, toxic);
 
 struct link {
-	TAILQ_ENTRY(link)	 entry;
-	struct dir		*dir;
-	struct toxic		*toxic;
-	enum link_state		 state;
-	struct prng		 rng;
-	uint64_t		 bytes;		/* seen by this link */
-	struct ptimer		 sched;
-	uint64_t		 t_active;	/* ns, when it went active */
-	size_t			 held;		/* bytes this link holds */
-	int			 stalling;
-	int			 removing;	/* stop() because removed */
-	void			*state_data;
+	TAILQ_ENTRY(link) entry;
+	struct dir	 *dir;
+	struct toxic	 *toxic;
+	enum link_state	  state;
+	struct prng	  rng;
+	uint64_t	  bytes; /* seen by this link */
+	struct ptimer	  sched;
+	uint64_t	  t_active; /* ns, when it went active */
+	size_t		  held;	    /* bytes this link holds */
+	int		  stalling;
+	int		  removing; /* stop() because removed */
+	void		 *state_data;
 };
 
 /* Types. */
-const struct toxic_type	*toxic_type_find(const char *);
+const struct toxic_type *toxic_type_find(const char *);
 const char		*toxic_stream_name(enum toxic_stream);
 int			 toxic_stream_parse(const char *, enum toxic_stream *);
 
 /* Toxics on a proxy. */
-struct toxic	*toxic_new(struct proxy *, const char *, const char *,
-		    const char *, double, json_t *, char *, size_t, int *);
-int		 toxic_update(struct toxic *, json_t *, double, int, char *,
-		    size_t);
-void		 toxic_free(struct toxic *);
-int		 toxic_equal(const struct toxic *, const struct toxic *);
-struct toxic	*toxic_copy(const struct toxic *);
-json_t		*toxic_json(const struct toxic *);
-int64_t		 toxic_attr(const struct toxic *, const char *);
-int		 toxic_attr_index(const struct toxic_type *, const char *);
-int		 toxic_conf_check(struct config *, struct toxic_conf *);
-int		 toxic_check_protocol(const struct toxic_type *, int, char *,
-		    size_t);
+struct toxic *toxic_new(struct proxy *, const char *, const char *,
+    const char *, double, json_t *, char *, size_t, int *);
+int  toxic_update(struct toxic *, json_t *, double, int, char *, size_t);
+void toxic_free(struct toxic *);
+int  toxic_equal(const struct toxic *, const struct toxic *);
+struct toxic *toxic_copy(const struct toxic *);
+json_t	     *toxic_json(const struct toxic *);
+int64_t	      toxic_attr(const struct toxic *, const char *);
+int	      toxic_attr_index(const struct toxic_type *, const char *);
+int	      toxic_conf_check(struct config *, struct toxic_conf *);
+int toxic_check_protocol(const struct toxic_type *, int, char *, size_t);
 
 /* Links, for the session engine. */
-void		 toxic_attach(struct toxic *, struct dir *, uint64_t, int);
-void		 toxic_attach_all(struct session *);
-void		 link_free(struct link *);
-void		 link_data(struct link *, struct evbuffer *, uint64_t);
-void		 link_eof(struct link *);
+void toxic_attach(struct toxic *, struct dir *, uint64_t, int);
+void toxic_attach_all(struct session *);
+void link_free(struct link *);
+void link_data(struct link *, struct evbuffer *, uint64_t);
+void link_eof(struct link *);
 
 /* For the types. */
 #define link_attr(l, i)		((l)->toxic->attr[(i)])
 #define link_state(l)		((l)->state_data)
-void		 link_forward(struct link *, struct evbuffer *, uint64_t);
-void		 link_forward_eof(struct link *);
-void		 link_held(struct link *, ssize_t);
-void		 link_stall(struct link *, int);
-void		 link_close(struct link *, const char *);
-void		 link_reset(struct link *, const char *);
-void		 link_timer_set(struct link *, struct ptimer *,
-		    void (*)(void *));
-void		 link_timer_at(struct link *, struct ptimer *, uint64_t);
-void		 link_timer_in_ms(struct link *, struct ptimer *, uint64_t);
-void		 link_timer_cancel(struct link *, struct ptimer *);
-uint64_t	 link_random(struct link *);
-double		 link_random_unit(struct link *);
-uint64_t	 link_random_range(struct link *, uint64_t);
-int		 link_dgram(const struct link *);
+void	 link_forward(struct link *, struct evbuffer *, uint64_t);
+void	 link_forward_eof(struct link *);
+void	 link_held(struct link *, ssize_t);
+void	 link_stall(struct link *, int);
+void	 link_close(struct link *, const char *);
+void	 link_reset(struct link *, const char *);
+void	 link_timer_set(struct link *, struct ptimer *, void (*)(void *));
+void	 link_timer_at(struct link *, struct ptimer *, uint64_t);
+void	 link_timer_in_ms(struct link *, struct ptimer *, uint64_t);
+void	 link_timer_cancel(struct link *, struct ptimer *);
+uint64_t link_random(struct link *);
+double	 link_random_unit(struct link *);
+uint64_t link_random_range(struct link *, uint64_t);
+int	 link_dgram(const struct link *);
 
 #endif

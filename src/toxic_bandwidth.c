@@ -34,18 +34,18 @@ static const struct toxic_attr bandwidth_attrs[] = {
  * piece to a ns instead would drift by a ns a piece, early or late.
  */
 struct bandwidth {
-	struct evbuffer	*queue;
-	struct chunkq	 q;		/* datagram mode */
+	struct evbuffer *queue;
+	struct chunkq	 q; /* datagram mode */
 	struct ptimer	 timer;
-	uint64_t	 due_ns;	/* when the bytes sent so far were due */
-	uint64_t	 due_rem;	/* plus due_rem / rate of a ns */
-	size_t		 piece;		/* bytes the timer waits for; 0: none */
+	uint64_t	 due_ns;  /* when the bytes sent so far were due */
+	uint64_t	 due_rem; /* plus due_rem / rate of a ns */
+	size_t		 piece;	  /* bytes the timer waits for; 0: none */
 	int		 eof;
 };
 
 #define BANDWIDTH_PIECES	100	/* a second's worth is this many */
 
-static void	bandwidth_pump(struct link *);
+static void bandwidth_pump(struct link *);
 
 /*
  * Data arriving with nothing queued starts pacing afresh: the time the
@@ -69,8 +69,8 @@ bandwidth_idle(struct bandwidth *st, uint64_t now)
 static int
 bandwidth_due(struct link *l, size_t n, uint64_t rate)
 {
-	struct bandwidth	*st = link_state(l);
-	uint64_t		 num, due;
+	struct bandwidth *st = link_state(l);
+	uint64_t	  num, due;
 
 	/* n is at most a piece (rate / 100) or a datagram: no overflow. */
 	num = (uint64_t)n * 1000000000 + st->due_rem;
@@ -93,13 +93,14 @@ bandwidth_timer_cb(void *arg)
 static void
 bandwidth_pump_dgram(struct link *l)
 {
-	struct bandwidth	*st = link_state(l);
-	uint64_t		 rate = (uint64_t)link_attr(l, A_RATE) * 1000;
-	struct chunk		*c;
+	struct bandwidth *st = link_state(l);
+	uint64_t	  rate = (uint64_t)link_attr(l, A_RATE) * 1000;
+	struct chunk	 *c;
 
 	while ((c = TAILQ_FIRST(&st->q)) != NULL) {
-		if (c->buf != NULL && (rate == 0 ||
-		    !bandwidth_due(l, evbuffer_get_length(c->buf), rate)))
+		if (c->buf != NULL &&
+		    (rate == 0 ||
+			!bandwidth_due(l, evbuffer_get_length(c->buf), rate)))
 			return;
 		chunkq_forward_head(l, &st->q);
 	}
@@ -108,11 +109,11 @@ bandwidth_pump_dgram(struct link *l)
 static void
 bandwidth_pump(struct link *l)
 {
-	struct bandwidth	*st = link_state(l);
-	uint64_t		 rate = (uint64_t)link_attr(l, A_RATE) * 1000;
-	uint64_t		 slice;
-	size_t			 len;
-	struct evbuffer		*out;
+	struct bandwidth *st = link_state(l);
+	uint64_t	  rate = (uint64_t)link_attr(l, A_RATE) * 1000;
+	uint64_t	  slice;
+	size_t		  len;
+	struct evbuffer	 *out;
 
 	if (link_dgram(l)) {
 		bandwidth_pump_dgram(l);
@@ -148,7 +149,7 @@ bandwidth_pump(struct link *l)
 static void
 bandwidth_start(struct link *l)
 {
-	struct bandwidth	*st = link_state(l);
+	struct bandwidth *st = link_state(l);
 
 	if ((st->queue = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
@@ -158,7 +159,7 @@ bandwidth_start(struct link *l)
 static void
 bandwidth_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 {
-	struct bandwidth	*st = link_state(l);
+	struct bandwidth *st = link_state(l);
 
 	if (link_dgram(l)) {
 		if (TAILQ_EMPTY(&st->q))
@@ -178,7 +179,7 @@ bandwidth_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 static void
 bandwidth_eof(struct link *l)
 {
-	struct bandwidth	*st = link_state(l);
+	struct bandwidth *st = link_state(l);
 
 	st->eof = 1;
 	if (!ptimer_pending(&st->timer))
@@ -189,7 +190,7 @@ bandwidth_eof(struct link *l)
 static void
 bandwidth_update(struct link *l)
 {
-	struct bandwidth	*st = link_state(l);
+	struct bandwidth *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 	st->due_ns = 0;
@@ -201,8 +202,8 @@ bandwidth_update(struct link *l)
 static void
 bandwidth_stop(struct link *l)
 {
-	struct bandwidth	*st = link_state(l);
-	size_t			 n = evbuffer_get_length(st->queue);
+	struct bandwidth *st = link_state(l);
+	size_t		  n = evbuffer_get_length(st->queue);
 
 	link_timer_cancel(l, &st->timer);
 	chunkq_flush(l, &st->q);
@@ -218,7 +219,7 @@ bandwidth_stop(struct link *l)
 static void
 bandwidth_free(struct link *l)
 {
-	struct bandwidth	*st = link_state(l);
+	struct bandwidth *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 	if (st->queue != NULL)

@@ -11,7 +11,7 @@
 #include "toxic_types.h"
 
 struct blackhole {
-	int	eof;
+	int eof;
 };
 
 static void

@@ -28,7 +28,7 @@ static const struct toxic_attr duplicate_attrs[] = {
 static void
 duplicate_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 {
-	struct evbuffer	*copy;
+	struct evbuffer *copy;
 	size_t		 len = evbuffer_get_length(buf);
 
 	if (link_random_range(l, DUPLICATE_PARTS) >=

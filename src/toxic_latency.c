@@ -19,18 +19,18 @@ static const struct toxic_attr latency_attrs[] = {
 /* clang-format on */
 
 struct latency {
-	struct chunkq	 q;
-	struct ptimer	 timer;
-	uint64_t	 last_ns;	/* release time of the last chunk */
+	struct chunkq q;
+	struct ptimer timer;
+	uint64_t      last_ns; /* release time of the last chunk */
 };
 
 static void
 latency_release_cb(void *arg)
 {
-	struct link	*l = arg;
-	struct latency	*st = link_state(l);
-	struct chunk	*c;
-	uint64_t	 now = util_now_ns();
+	struct link    *l = arg;
+	struct latency *st = link_state(l);
+	struct chunk   *c;
+	uint64_t	now = util_now_ns();
 
 	while ((c = TAILQ_FIRST(&st->q)) != NULL && c->t_ns <= now)
 		chunkq_forward_head(l, &st->q);
@@ -41,8 +41,8 @@ latency_release_cb(void *arg)
 static void
 latency_hold(struct link *l, struct evbuffer *buf, uint64_t due)
 {
-	struct latency	*st = link_state(l);
-	int		 was_empty = TAILQ_EMPTY(&st->q);
+	struct latency *st = link_state(l);
+	int		was_empty = TAILQ_EMPTY(&st->q);
 
 	if (due < st->last_ns)
 		due = st->last_ns;
@@ -58,7 +58,7 @@ latency_hold(struct link *l, struct evbuffer *buf, uint64_t due)
 static void
 latency_start(struct link *l)
 {
-	struct latency	*st = link_state(l);
+	struct latency *st = link_state(l);
 
 	link_timer_set(l, &st->timer, latency_release_cb);
 }
@@ -66,12 +66,13 @@ latency_start(struct link *l)
 static void
 latency_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 {
-	int64_t	delay_us = link_attr(l, A_LATENCY) * 1000;
-	int64_t	jitter_us = link_attr(l, A_JITTER) * 1000;
+	int64_t delay_us = link_attr(l, A_LATENCY) * 1000;
+	int64_t jitter_us = link_attr(l, A_JITTER) * 1000;
 
 	if (jitter_us > 0)
 		delay_us += (int64_t)link_random_range(l,
-		    (uint64_t)(2 * jitter_us + 1)) - jitter_us;
+				(uint64_t)(2 * jitter_us + 1)) -
+		    jitter_us;
 	if (delay_us < 0)
 		delay_us = 0;
 	latency_hold(l, buf, t_ns + (uint64_t)delay_us * 1000);
@@ -87,7 +88,7 @@ latency_eof(struct link *l)
 static void
 latency_stop(struct link *l)
 {
-	struct latency	*st = link_state(l);
+	struct latency *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 	chunkq_flush(l, &st->q);
@@ -96,7 +97,7 @@ latency_stop(struct link *l)
 static void
 latency_free(struct link *l)
 {
-	struct latency	*st = link_state(l);
+	struct latency *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 	chunkq_free(&st->q);

@@ -24,14 +24,14 @@ static const struct toxic_attr limit_data_attrs[] = {
 /* clang-format on */
 
 struct limit_data {
-	uint64_t	passed;
-	int		full;		/* datagram mode: limit reached */
+	uint64_t passed;
+	int	 full; /* datagram mode: limit reached */
 };
 
 static void
 limit_data_check(struct link *l)
 {
-	struct limit_data	*st = link_state(l);
+	struct limit_data *st = link_state(l);
 
 	if (link_dgram(l))
 		return;
@@ -42,10 +42,10 @@ limit_data_check(struct link *l)
 static void
 limit_data_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 {
-	struct limit_data	*st = link_state(l);
-	uint64_t		 limit = (uint64_t)link_attr(l, A_BYTES);
-	size_t			 len = evbuffer_get_length(buf);
-	struct evbuffer		*head;
+	struct limit_data *st = link_state(l);
+	uint64_t	   limit = (uint64_t)link_attr(l, A_BYTES);
+	size_t		   len = evbuffer_get_length(buf);
+	struct evbuffer	  *head;
 
 	if (link_dgram(l)) {
 		if (!st->full && st->passed + len <= limit) {

@@ -25,8 +25,8 @@ void
 chunkq_push(struct link *l, struct chunkq *q, struct evbuffer *buf,
     uint64_t t_ns)
 {
-	struct chunk	*c;
-	size_t		 n = evbuffer_get_length(buf);
+	struct chunk *c;
+	size_t	      n = evbuffer_get_length(buf);
 
 	c = xcalloc(1, sizeof(*c));
 	if ((c->buf = evbuffer_new()) == NULL)
@@ -42,7 +42,7 @@ chunkq_push(struct link *l, struct chunkq *q, struct evbuffer *buf,
 void
 chunkq_push_eof(struct chunkq *q, uint64_t t_ns)
 {
-	struct chunk	*c;
+	struct chunk *c;
 
 	c = xcalloc(1, sizeof(*c));
 	c->t_ns = t_ns;
@@ -55,14 +55,14 @@ chunkq_push_eof(struct chunkq *q, uint64_t t_ns)
 void
 chunkq_forward_head(struct link *l, struct chunkq *q)
 {
-	struct chunk	*c = TAILQ_FIRST(q);
+	struct chunk *c = TAILQ_FIRST(q);
 
 	TAILQ_REMOVE(q, c, entry);
 	if (c->buf == NULL)
 		link_forward_eof(l);
 	else {
-		link_held(l, -(ssize_t)(evbuffer_get_length(c->buf) +
-		    CHUNK_COST));
+		link_held(l,
+		    -(ssize_t)(evbuffer_get_length(c->buf) + CHUNK_COST));
 		link_forward(l, c->buf, c->t_ns);
 		evbuffer_free(c->buf);
 	}
@@ -79,7 +79,7 @@ chunkq_flush(struct link *l, struct chunkq *q)
 void
 chunkq_free(struct chunkq *q)
 {
-	struct chunk	*c;
+	struct chunk *c;
 
 	while ((c = TAILQ_FIRST(q)) != NULL) {
 		TAILQ_REMOVE(q, c, entry);

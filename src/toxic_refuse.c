@@ -22,7 +22,7 @@ refuse_listener_stop(struct toxic *t)
 const struct toxic_type toxic_refuse = {
 	.name = "refuse",
 	.no_udp = "a user-space proxy cannot make the kernel answer ICMP "
-	    "port unreachable on a port it holds; use blackhole or loss",
+		  "port unreachable on a port it holds; use blackhole or loss",
 	.doc = "refuses new connections, keeping the port",
 	.flags = TOXIC_F_LISTENER,
 	.listener_start = refuse_listener_start,

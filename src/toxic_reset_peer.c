@@ -21,9 +21,9 @@ static const struct toxic_attr reset_peer_attrs[] = {
 /* clang-format on */
 
 struct reset_peer {
-	struct ptimer	 timer;
-	int		 armed;		/* data came: the reset is due */
-	int		 eof;		/* held, passed on if removed */
+	struct ptimer timer;
+	int	      armed; /* data came: the reset is due */
+	int	      eof;   /* held, passed on if removed */
 };
 
 static void
@@ -35,7 +35,7 @@ reset_peer_timer_cb(void *arg)
 static void
 reset_peer_arm(struct link *l)
 {
-	struct reset_peer	*st = link_state(l);
+	struct reset_peer *st = link_state(l);
 
 	if (st->armed)
 		return;
@@ -61,7 +61,7 @@ reset_peer_eof(struct link *l)
 static void
 reset_peer_stop(struct link *l)
 {
-	struct reset_peer	*st = link_state(l);
+	struct reset_peer *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 	st->armed = 0;
@@ -72,7 +72,7 @@ reset_peer_stop(struct link *l)
 static void
 reset_peer_free(struct link *l)
 {
-	struct reset_peer	*st = link_state(l);
+	struct reset_peer *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 }

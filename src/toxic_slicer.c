@@ -28,12 +28,12 @@ static const struct toxic_attr slicer_attrs[] = {
 /* clang-format on */
 
 struct slicer {
-	struct evbuffer	*queue;
+	struct evbuffer *queue;
 	struct ptimer	 timer;
 	int		 eof;
 };
 
-static void	slicer_pump(struct link *);
+static void slicer_pump(struct link *);
 
 /*
  * Toxiproxy takes a variation equal to the average (pieces then run from
@@ -43,7 +43,8 @@ static int
 slicer_validate(const int64_t *attr, char *err, size_t errlen)
 {
 	if (attr[A_SIZE_VARIATION] > attr[A_AVERAGE_SIZE]) {
-		snprintf(err, errlen, "attribute size_variation must not be "
+		snprintf(err, errlen,
+		    "attribute size_variation must not be "
 		    "more than average_size");
 		return (-1);
 	}
@@ -59,8 +60,8 @@ slicer_timer_cb(void *arg)
 static size_t
 slicer_piece(struct link *l)
 {
-	int64_t	avg = link_attr(l, A_AVERAGE_SIZE);
-	int64_t	var = link_attr(l, A_SIZE_VARIATION);
+	int64_t avg = link_attr(l, A_AVERAGE_SIZE);
+	int64_t var = link_attr(l, A_SIZE_VARIATION);
 
 	if (var > 0)
 		avg += (int64_t)link_random_range(l, (uint64_t)(2 * var + 1)) -
@@ -72,7 +73,7 @@ static void
 slicer_pump(struct link *l)
 {
 	struct slicer	*st = link_state(l);
-	struct evbuffer	*out;
+	struct evbuffer *out;
 	size_t		 n, len;
 	int64_t		 delay = link_attr(l, A_DELAY);
 
@@ -109,7 +110,7 @@ slicer_pump(struct link *l)
 static void
 slicer_start(struct link *l)
 {
-	struct slicer	*st = link_state(l);
+	struct slicer *st = link_state(l);
 
 	if ((st->queue = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
@@ -119,7 +120,7 @@ slicer_start(struct link *l)
 static void
 slicer_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 {
-	struct slicer	*st = link_state(l);
+	struct slicer *st = link_state(l);
 
 	link_held(l, (ssize_t)evbuffer_get_length(buf));
 	if (util_evbuffer_append(st->queue, buf) == -1)
@@ -131,7 +132,7 @@ slicer_data(struct link *l, struct evbuffer *buf, uint64_t t_ns)
 static void
 slicer_eof(struct link *l)
 {
-	struct slicer	*st = link_state(l);
+	struct slicer *st = link_state(l);
 
 	st->eof = 1;
 	if (!ptimer_pending(&st->timer))
@@ -141,7 +142,7 @@ slicer_eof(struct link *l)
 static void
 slicer_stop(struct link *l)
 {
-	struct slicer	*st = link_state(l);
+	struct slicer *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 	link_held(l, -(ssize_t)evbuffer_get_length(st->queue));
@@ -155,7 +156,7 @@ slicer_stop(struct link *l)
 static void
 slicer_free(struct link *l)
 {
-	struct slicer	*st = link_state(l);
+	struct slicer *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 	if (st->queue != NULL)
@@ -165,7 +166,7 @@ slicer_free(struct link *l)
 const struct toxic_type toxic_slicer = {
 	.name = "slicer",
 	.no_udp = "a datagram cannot be sliced without changing what the "
-	    "receiver reads",
+		  "receiver reads",
 	.doc = "slices data into pieces sent delay µs apart",
 	.attrs = slicer_attrs,
 	.state_size = sizeof(struct slicer),

@@ -15,7 +15,7 @@ static const struct toxic_attr slow_close_attrs[] = {
 /* clang-format on */
 
 struct slow_close {
-	struct ptimer	 timer;
+	struct ptimer timer;
 };
 
 static void
@@ -27,7 +27,7 @@ slow_close_timer_cb(void *arg)
 static void
 slow_close_eof(struct link *l)
 {
-	struct slow_close	*st = link_state(l);
+	struct slow_close *st = link_state(l);
 
 	link_timer_set(l, &st->timer, slow_close_timer_cb);
 	link_timer_in_ms(l, &st->timer, (uint64_t)link_attr(l, A_DELAY));
@@ -36,7 +36,7 @@ slow_close_eof(struct link *l)
 static void
 slow_close_stop(struct link *l)
 {
-	struct slow_close	*st = link_state(l);
+	struct slow_close *st = link_state(l);
 
 	if (ptimer_pending(&st->timer)) {
 		link_timer_cancel(l, &st->timer);
@@ -47,7 +47,7 @@ slow_close_stop(struct link *l)
 static void
 slow_close_free(struct link *l)
 {
-	struct slow_close	*st = link_state(l);
+	struct slow_close *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 }

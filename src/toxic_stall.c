@@ -9,7 +9,7 @@
 #include "toxic_types.h"
 
 struct stall {
-	struct chunkq	q;
+	struct chunkq q;
 };
 
 static void
@@ -46,7 +46,7 @@ stall_free(struct link *l)
 const struct toxic_type toxic_stall = {
 	.name = "stall",
 	.no_udp = "UDP has no flow control: a sender never blocks, "
-	    "datagrams are dropped; use blackhole or loss",
+		  "datagrams are dropped; use blackhole or loss",
 	.doc = "stops reading the source, so the sender's send() blocks",
 	.state_size = sizeof(struct stall),
 	.start = stall_start,

@@ -20,7 +20,7 @@ static const struct toxic_attr timeout_attrs[] = {
 /* clang-format on */
 
 struct timeout {
-	struct ptimer	 timer;
+	struct ptimer timer;
 };
 
 static void
@@ -32,7 +32,7 @@ timeout_timer_cb(void *arg)
 static void
 timeout_arm(struct link *l)
 {
-	struct timeout	*st = link_state(l);
+	struct timeout *st = link_state(l);
 
 	if (link_attr(l, A_TIMEOUT) > 0)
 		link_timer_in_ms(l, &st->timer,
@@ -44,7 +44,7 @@ timeout_arm(struct link *l)
 static void
 timeout_start(struct link *l)
 {
-	struct timeout	*st = link_state(l);
+	struct timeout *st = link_state(l);
 
 	link_timer_set(l, &st->timer, timeout_timer_cb);
 	timeout_arm(l);
@@ -66,7 +66,7 @@ timeout_eof(struct link *l)
 static void
 timeout_stop(struct link *l)
 {
-	struct timeout	*st = link_state(l);
+	struct timeout *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 	if (l->removing)
@@ -76,7 +76,7 @@ timeout_stop(struct link *l)
 static void
 timeout_free(struct link *l)
 {
-	struct timeout	*st = link_state(l);
+	struct timeout *st = link_state(l);
 
 	link_timer_cancel(l, &st->timer);
 }

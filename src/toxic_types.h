@@ -29,17 +29,16 @@ extern const struct toxic_type toxic_duplicate;
 
 /* Data (or an EOF) a link holds, each piece with a time. */
 struct chunk {
-	TAILQ_ENTRY(chunk)	 entry;
-	struct evbuffer		*buf;		/* NULL: EOF */
-	uint64_t		 t_ns;
+	TAILQ_ENTRY(chunk) entry;
+	struct evbuffer	  *buf; /* NULL: EOF */
+	uint64_t	   t_ns;
 };
 TAILQ_HEAD(chunkq, chunk);
 
-void		 chunkq_push(struct link *, struct chunkq *, struct evbuffer *,
-		    uint64_t);
-void		 chunkq_push_eof(struct chunkq *, uint64_t);
-void		 chunkq_forward_head(struct link *, struct chunkq *);
-void		 chunkq_flush(struct link *, struct chunkq *);
-void		 chunkq_free(struct chunkq *);
+void chunkq_push(struct link *, struct chunkq *, struct evbuffer *, uint64_t);
+void chunkq_push_eof(struct chunkq *, uint64_t);
+void chunkq_forward_head(struct link *, struct chunkq *);
+void chunkq_flush(struct link *, struct chunkq *);
+void chunkq_free(struct chunkq *);
 
 #endif

@@ -34,7 +34,7 @@ struct toxiproxy_flag {
 	const char		*name;
 	enum toxiproxy_flag_kind kind;
 	const char		*usage;
-	const char		*def;		/* shown in the usage */
+	const char		*def; /* shown in the usage */
 };
 
 /* In the order Go's usage lists them: sorted by name. */
@@ -64,28 +64,33 @@ static const struct toxiproxy_flag toxiproxy_flags[] = {
 static void
 toxiproxy_cli_usage(FILE *fp)
 {
-	const struct toxiproxy_flag	*f;
-	size_t				 i;
+	const struct toxiproxy_flag *f;
+	size_t			     i;
 
-	fprintf(fp, "Usage of toxiproxy-server (tardyd %s, Toxiproxy's "
-	    "flags):\n", PACKAGE_VERSION);
+	fprintf(fp,
+	    "Usage of toxiproxy-server (tardyd %s, Toxiproxy's "
+	    "flags):\n",
+	    PACKAGE_VERSION);
 	for (i = 0; i < TOXIPROXY_NFLAGS; i++) {
 		f = &toxiproxy_flags[i];
 		fprintf(fp, "  -%s%s\n    \t%s", f->name,
-		    f->kind == FLAG_STRING ? " string" :
-		    f->kind == FLAG_INT64 ? " int" : "", f->usage);
+		    f->kind == FLAG_STRING    ? " string" :
+			f->kind == FLAG_INT64 ? " int" :
+						"",
+		    f->usage);
 		if (f->def != NULL)
 			fprintf(fp, " (default \"%s\")", f->def);
 		fputc('\n', fp);
 	}
-	fprintf(fp, "Environment: LOG_LEVEL (trace, debug, info, warn, "
+	fprintf(fp,
+	    "Environment: LOG_LEVEL (trace, debug, info, warn, "
 	    "error).\nSee tardyd(8) for tardyd's own options.\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 toxiproxy_cli_fail(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -100,10 +105,10 @@ static int
 toxiproxy_parse_bool(const char *s, int *out)
 {
 	static const char *const yes[] = { "1", "t", "T", "TRUE", "true",
-	    "True", NULL };
+		"True", NULL };
 	static const char *const no[] = { "0", "f", "F", "FALSE", "false",
-	    "False", NULL };
-	size_t	i;
+		"False", NULL };
+	size_t			 i;
 
 	for (i = 0; yes[i] != NULL; i++) {
 		if (strcmp(s, yes[i]) == 0) {
@@ -124,10 +129,10 @@ toxiproxy_parse_bool(const char *s, int *out)
 static int
 toxiproxy_parse_int64(const char *s, int64_t *out)
 {
-	char		*end;
-	long long	 v;
-	int		 base = 10;
-	const char	*p = s;
+	char	   *end;
+	long long   v;
+	int	    base = 10;
+	const char *p = s;
 
 	if (*p == '+' || *p == '-')
 		p++;
@@ -140,7 +145,7 @@ toxiproxy_parse_int64(const char *s, int64_t *out)
 	if (*p == '\0' || strchr(s, '_') != NULL)
 		return (-1);
 	if (base != 10) {
-		char	buf[80];
+		char buf[80];
 
 		/* strtoll takes 0x itself, not 0o or 0b. */
 		if (strlen(s) >= sizeof(buf))
@@ -165,8 +170,8 @@ toxiproxy_parse_int64(const char *s, int64_t *out)
 static void
 toxiproxy_cli_log_level(struct toxiproxy_cli *cli)
 {
-	struct tardy_options	*opts = cli->opts;
-	const char		*v = getenv("LOG_LEVEL");
+	struct tardy_options *opts = cli->opts;
+	const char	     *v = getenv("LOG_LEVEL");
 
 	if (v == NULL)
 		return;
@@ -187,14 +192,15 @@ static void
 toxiproxy_cli_set(struct toxiproxy_cli *cli, const struct toxiproxy_flag *f,
     const char *value)
 {
-	int64_t	v;
+	int64_t v;
 	int	b;
 
 	switch (f->kind) {
 	case FLAG_BOOL:
 		if (toxiproxy_parse_bool(value, &b) == -1)
 			toxiproxy_cli_fail("invalid boolean value \"%s\" for "
-			    "-%s: parse error", value, f->name);
+					   "-%s: parse error",
+			    value, f->name);
 		if (strcmp(f->name, "version") == 0)
 			cli->version = b;
 		/* -proxy-metrics, -runtime-metrics: nothing to switch. */
@@ -202,7 +208,8 @@ toxiproxy_cli_set(struct toxiproxy_cli *cli, const struct toxiproxy_flag *f,
 	case FLAG_INT64:
 		if (toxiproxy_parse_int64(value, &v) == -1)
 			toxiproxy_cli_fail("invalid value \"%s\" for flag -%s: "
-			    "parse error", value, f->name);
+					   "parse error",
+			    value, f->name);
 		cli->opts->seed = (uint64_t)v;
 		cli->opts->seed_set = 1;
 		return;
@@ -224,10 +231,10 @@ toxiproxy_cli_set(struct toxiproxy_cli *cli, const struct toxiproxy_flag *f,
 void
 toxiproxy_cli_parse(struct toxiproxy_cli *cli, int argc, char **argv)
 {
-	const struct toxiproxy_flag	*f;
-	const char			*arg, *name, *eq;
-	size_t				 i, len;
-	int				 k;
+	const struct toxiproxy_flag *f;
+	const char		    *arg, *name, *eq;
+	size_t			     i, len;
+	int			     k;
 
 	cli->host = "localhost";
 	cli->port = "8474";
@@ -235,11 +242,11 @@ toxiproxy_cli_parse(struct toxiproxy_cli *cli, int argc, char **argv)
 	for (k = 1; k < argc; k++) {
 		arg = argv[k];
 		if (arg[0] != '-' || arg[1] == '\0')
-			break;		/* the first non-flag ends them */
+			break; /* the first non-flag ends them */
 		name = arg + 1;
 		if (*name == '-') {
 			name++;
-			if (*name == '\0') {	/* "--" */
+			if (*name == '\0') { /* "--" */
 				k++;
 				break;
 			}
@@ -261,7 +268,8 @@ toxiproxy_cli_parse(struct toxiproxy_cli *cli, int argc, char **argv)
 		}
 		if (i == TOXIPROXY_NFLAGS) {
 			toxiproxy_cli_fail("flag provided but not defined: "
-			    "-%.*s", (int)len, name);
+					   "-%.*s",
+			    (int)len, name);
 		}
 		if (eq != NULL)
 			toxiproxy_cli_set(cli, f, eq + 1);
@@ -280,8 +288,9 @@ toxiproxy_cli_parse(struct toxiproxy_cli *cli, int argc, char **argv)
 	 */
 	if (strcmp(cli->host, "localhost") == 0)
 		cli->host = "127.0.0.1";
-	if (asprintf(&cli->api, strchr(cli->host, ':') != NULL ? "[%s]:%s" :
-	    "%s:%s", cli->host, cli->port) == -1)
+	if (asprintf(&cli->api,
+		strchr(cli->host, ':') != NULL ? "[%s]:%s" : "%s:%s", cli->host,
+		cli->port) == -1)
 		fatal("asprintf");
 	cli->opts->api = cli->api;
 	/* Toxiproxy serves any -host without a token, and so do we. */
@@ -292,7 +301,7 @@ toxiproxy_cli_parse(struct toxiproxy_cli *cli, int argc, char **argv)
 int
 toxiproxy_cli_wanted(const char *argv0)
 {
-	const char	*base = strrchr(argv0, '/');
+	const char *base = strrchr(argv0, '/');
 
 	base = base != NULL ? base + 1 : argv0;
 	return (strcmp(base, "toxiproxy-server") == 0);

@@ -8,15 +8,15 @@
 struct tardy_options;
 
 struct toxiproxy_cli {
-	struct tardy_options	*opts;		/* filled in */
-	const char		*host;		/* -host */
-	const char		*port;		/* -port */
-	char			*api;		/* host:port, for opts->api */
-	int			 version;	/* -version */
-	const char		*warning;	/* to log once logging is up */
+	struct tardy_options *opts;    /* filled in */
+	const char	     *host;    /* -host */
+	const char	     *port;    /* -port */
+	char		     *api;     /* host:port, for opts->api */
+	int		      version; /* -version */
+	const char	     *warning; /* to log once logging is up */
 };
 
-int	toxiproxy_cli_wanted(const char *);
-void	toxiproxy_cli_parse(struct toxiproxy_cli *, int, char **);
+int  toxiproxy_cli_wanted(const char *);
+void toxiproxy_cli_parse(struct toxiproxy_cli *, int, char **);
 
 #endif

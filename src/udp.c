@@ -45,40 +45,41 @@
 #define UDP_MAX_DGRAM	65536		/* largest UDP payload, rounded up */
 
 struct udp_flow {
-	struct udp_flow	*hnext;		/* hash chain */
+	struct udp_flow *hnext; /* hash chain */
 	struct session	*s;
 	struct ptimer	 idle;
-	uint64_t	 t_last;	/* ns, last datagram either way */
+	uint64_t	 t_last; /* ns, last datagram either way */
 };
 
 struct udp {
-	struct udp_flow	**buckets;
-	size_t		  nbuckets;	/* a power of 2 */
+	struct udp_flow **buckets;
+	size_t		  nbuckets; /* a power of 2 */
 	int		  full_logged;
-	int		  fds_logged;	/* out of descriptors, said once */
+	int		  fds_logged; /* out of descriptors, said once */
 	unsigned char	  buf[UDP_MAX_DGRAM];
 };
 
-static void	udp_read_cb(evutil_socket_t, short, void *);
-static void	udp_flow_read_cb(evutil_socket_t, short, void *);
-static void	udp_idle_cb(void *);
+static void udp_read_cb(evutil_socket_t, short, void *);
+static void udp_flow_read_cb(evutil_socket_t, short, void *);
+static void udp_idle_cb(void *);
 
 /* FNV-1a over the address and port: what addr_equal() compares. */
 static size_t
 udp_hash(const struct udp *u, const struct addr *a)
 {
-	const unsigned char	*p;
-	size_t			 len, i;
-	uint32_t		 h = 2166136261u;
-	uint16_t		 port = (uint16_t)addr_port(a);
+	const unsigned char *p;
+	size_t		     len, i;
+	uint32_t	     h = 2166136261u;
+	uint16_t	     port = (uint16_t)addr_port(a);
 
 	if (addr_family(a) == AF_INET6) {
-		p = (const unsigned char *)
-		    &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+		p = (const unsigned char *)&(
+		    (const struct sockaddr_in6 *)&a->ss)
+			->sin6_addr;
 		len = 16;
 	} else {
-		p = (const unsigned char *)
-		    &((const struct sockaddr_in *)&a->ss)->sin_addr;
+		p = (const unsigned char *)&((const struct sockaddr_in *)&a->ss)
+			->sin_addr;
 		len = 4;
 	}
 	for (i = 0; i < len; i++)
@@ -91,17 +92,17 @@ udp_hash(const struct udp *u, const struct addr *a)
 void
 udp_start(struct proxy *p)
 {
-	struct udp	*u;
-	int		 size = (int)p->rcvbuf;
+	struct udp *u;
+	int	    size = (int)p->rcvbuf;
 
 	u = xcalloc(1, sizeof(*u));
-	for (u->nbuckets = 64; u->nbuckets < p->max_flows &&
-	    u->nbuckets < 65536; u->nbuckets *= 2)
+	for (u->nbuckets = 64;
+	    u->nbuckets < p->max_flows && u->nbuckets < 65536; u->nbuckets *= 2)
 		;
 	u->buckets = xcalloc(u->nbuckets, sizeof(*u->buckets));
 	p->udp = u;
-	if (size != 0 && setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &size,
-	    sizeof(size)) == -1)
+	if (size != 0 &&
+	    setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) == -1)
 		log_warn("proxy %s: SO_RCVBUF %d", p->name, size);
 	/* The proxy's accept event is its read event: detaching frees it. */
 	p->accept_ev = event_new(p->tardy->base, p->fd, EV_READ | EV_PERSIST,
@@ -125,7 +126,7 @@ udp_free(struct proxy *p)
 static struct session *
 udp_flow_find(struct proxy *p, const struct addr *peer)
 {
-	struct udp_flow	*f;
+	struct udp_flow *f;
 
 	for (f = p->udp->buckets[udp_hash(p->udp, peer)]; f != NULL;
 	    f = f->hnext) {
@@ -139,7 +140,7 @@ static struct session *
 udp_flow_new(struct proxy *p, const struct addr *peer)
 {
 	struct udp	*u = p->udp;
-	struct udp_flow	*f;
+	struct udp_flow *f;
 	struct session	*s;
 	char		 buf[ADDR_STRLEN];
 	size_t		 h;
@@ -147,7 +148,8 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 
 	if (p->nsessions >= p->max_flows) {
 		if (!u->full_logged)
-			log_warnx("proxy %s: %u flows, the most allowed "
+			log_warnx(
+			    "proxy %s: %u flows, the most allowed "
 			    "(max_flows): dropping datagrams from new clients",
 			    p->name, p->max_flows);
 		u->full_logged = 1;
@@ -163,9 +165,10 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 	if (fd == -1 || proxy_fds_low(fd, 1)) {
 		if (!u->fds_logged)
 			log_warnx("proxy %s: flow from %s: %s: dropping "
-			    "datagrams from new clients", p->name,
-			    addr_fmt(peer, buf, sizeof(buf)), fd == -1 ?
-			    strerror(errno) : "descriptors running out");
+				  "datagrams from new clients",
+			    p->name, addr_fmt(peer, buf, sizeof(buf)),
+			    fd == -1 ? strerror(errno) :
+				       "descriptors running out");
 		u->fds_logged = 1;
 		if (fd != -1)
 			close(fd);
@@ -189,7 +192,7 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 	s->flow = f;
 	f->t_last = s->t_accept;
 	if ((s->upstream.ev = event_new(p->tardy->base, fd,
-	    EV_READ | EV_PERSIST, udp_flow_read_cb, s)) == NULL)
+		 EV_READ | EV_PERSIST, udp_flow_read_cb, s)) == NULL)
 		fatal("event_new");
 	ptimer_set(&f->idle, udp_idle_cb, s);
 	h = udp_hash(u, peer);
@@ -206,7 +209,7 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 void
 udp_flow_free(struct session *s)
 {
-	struct udp_flow	*f = s->flow, **fp;
+	struct udp_flow *f = s->flow, **fp;
 	struct udp	*u = s->proxy->udp;
 
 	if (u != NULL) {
@@ -227,9 +230,9 @@ udp_flow_free(struct session *s)
 static void
 udp_idle_cb(void *arg)
 {
-	struct session	*s = arg;
-	uint64_t	 timeout = (uint64_t)s->proxy->flow_timeout * 1000000;
-	uint64_t	 idle = util_now_ns() - s->flow->t_last;
+	struct session *s = arg;
+	uint64_t	timeout = (uint64_t)s->proxy->flow_timeout * 1000000;
+	uint64_t	idle = util_now_ns() - s->flow->t_last;
 
 	if (idle >= timeout) {
 		session_close(s, "flow idle", 0);
@@ -243,9 +246,9 @@ udp_idle_cb(void *arg)
 static void
 udp_send(struct dir *d, const void *data, size_t n)
 {
-	struct session	*s = d->session;
-	struct proxy	*p = s->proxy;
-	ssize_t		 w;
+	struct session *s = d->session;
+	struct proxy   *p = s->proxy;
+	ssize_t		w;
 
 	if (s->state == SESSION_CLOSING)
 		return;
@@ -257,7 +260,8 @@ udp_send(struct dir *d, const void *data, size_t n)
 	if (w == -1) {
 		/* Lost, as UDP may lose it: a full buffer, ICMP, no route. */
 		log_debug("proxy %s: flow %llu: %s datagram of %zu bytes "
-		    "dropped: %s", p->name, (unsigned long long)s->id,
+			  "dropped: %s",
+		    p->name, (unsigned long long)s->id,
 		    toxic_stream_name(d->stream), n, strerror(errno));
 		return;
 	}
@@ -269,14 +273,15 @@ udp_send(struct dir *d, const void *data, size_t n)
 void
 udp_deliver(struct dir *d, struct evbuffer *buf)
 {
-	size_t		 n = evbuffer_get_length(buf);
-	unsigned char	*data;
+	size_t	       n = evbuffer_get_length(buf);
+	unsigned char *data;
 
 	if (n > UDP_MAX_DGRAM) {
 		/* Cannot happen: no type merges datagrams in datagram mode. */
 		log_warnx("proxy %s: flow %llu: %zu bytes is no datagram, "
-		    "dropped", d->session->proxy->name,
-		    (unsigned long long)d->session->id, n);
+			  "dropped",
+		    d->session->proxy->name, (unsigned long long)d->session->id,
+		    n);
 		evbuffer_drain(buf, n);
 		return;
 	}
@@ -290,7 +295,7 @@ static void
 udp_input(struct dir *d, const unsigned char *data, size_t n)
 {
 	struct link	*first;
-	struct evbuffer	*chunk;
+	struct evbuffer *chunk;
 
 	d->session->flow->t_last = util_now_ns();
 	dir_received(d, n);
@@ -301,12 +306,13 @@ udp_input(struct dir *d, const unsigned char *data, size_t n)
 	/* The chain carries bytes: an empty datagram cannot pass it. */
 	if (n == 0 || d->held >= UDP_HELD_MAX)
 		return;
-	if ((chunk = evbuffer_new()) == NULL || evbuffer_add(chunk, data,
-	    n) == -1) {
+	if ((chunk = evbuffer_new()) == NULL ||
+	    evbuffer_add(chunk, data, n) == -1) {
 		if (chunk != NULL)
 			evbuffer_free(chunk);
 		log_warnx("proxy %s: flow %llu: out of memory, datagram "
-		    "dropped", d->session->proxy->name,
+			  "dropped",
+		    d->session->proxy->name,
 		    (unsigned long long)d->session->id);
 		return;
 	}
@@ -317,13 +323,13 @@ udp_input(struct dir *d, const unsigned char *data, size_t n)
 static void
 udp_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proxy	*p = arg;
-	struct udp	*u = p->udp;
-	struct session	*s;
-	struct addr	 peer;
-	socklen_t	 len;
-	ssize_t		 n;
-	int		 i;
+	struct proxy   *p = arg;
+	struct udp     *u = p->udp;
+	struct session *s;
+	struct addr	peer;
+	socklen_t	len;
+	ssize_t		n;
+	int		i;
 
 	for (i = 0; i < UDP_READ_BATCH; i++) {
 		len = sizeof(peer.ss);
@@ -338,7 +344,7 @@ udp_read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		peer.len = len;
 		if (!p->enabled)
-			continue;	/* disabled: the port stays, data goes */
+			continue; /* disabled: the port stays, data goes */
 		if ((s = udp_flow_find(p, &peer)) == NULL &&
 		    (s = udp_flow_new(p, &peer)) == NULL)
 			continue;
@@ -351,10 +357,10 @@ udp_read_cb(evutil_socket_t fd, short what, void *arg)
 static void
 udp_flow_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct session	*s = arg;
-	struct udp	*u = s->proxy->udp;
-	ssize_t		 n;
-	int		 i;
+	struct session *s = arg;
+	struct udp     *u = s->proxy->udp;
+	ssize_t		n;
+	int		i;
 
 	for (i = 0; i < UDP_READ_BATCH && s->state != SESSION_CLOSING; i++) {
 		n = recv(fd, u->buf, sizeof(u->buf), 0);

@@ -18,9 +18,9 @@ struct session;
  */
 #define UDP_HELD_MAX	(4 * 1024 * 1024)
 
-void	udp_start(struct proxy *);
-void	udp_free(struct proxy *);
-void	udp_flow_free(struct session *);
-void	udp_deliver(struct dir *, struct evbuffer *);
+void udp_start(struct proxy *);
+void udp_free(struct proxy *);
+void udp_flow_free(struct session *);
+void udp_deliver(struct dir *, struct evbuffer *);
 
 #endif

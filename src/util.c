@@ -22,7 +22,7 @@
 uint64_t
 util_now_ns(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
@@ -33,8 +33,8 @@ util_now_ns(void)
 int
 util_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
-	char			*end;
-	unsigned long long	 v;
+	char		  *end;
+	unsigned long long v;
 
 	if (!isdigit((unsigned char)*s))
 		return (-1);
@@ -51,7 +51,7 @@ util_parse_bool(const char *s, int *out)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" };
 	static const char *const no[] = { "no", "false", "off", "0" };
-	size_t	i;
+	size_t			 i;
 
 	for (i = 0; i < 4; i++) {
 		if (strcasecmp(s, yes[i]) == 0) {
@@ -74,7 +74,7 @@ util_parse_bool(const char *s, int *out)
 int
 util_name_valid(const char *s)
 {
-	size_t	n = 0;
+	size_t n = 0;
 
 	for (; *s != '\0'; s++, n++) {
 		if (*s <= ' ' || *s >= 0x7f || *s == '/' || *s == '"' ||
@@ -88,7 +88,7 @@ util_name_valid(const char *s)
 int
 util_set_linger0(int fd)
 {
-	struct linger	l = { .l_onoff = 1, .l_linger = 0 };
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
 
 	return (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)));
 }
@@ -103,9 +103,9 @@ util_set_linger0(int fd)
 int
 util_evbuffer_append(struct evbuffer *dst, struct evbuffer *src)
 {
-	struct evbuffer_iovec	 v[4];
-	size_t			 len = evbuffer_get_length(src);
-	int			 i, n, rc = 0;
+	struct evbuffer_iovec v[4];
+	size_t		      len = evbuffer_get_length(src);
+	int		      i, n, rc = 0;
 
 	if (len > 4096 || (n = evbuffer_peek(src, -1, NULL, v, 4)) > 4)
 		return (evbuffer_add_buffer(dst, src));
@@ -118,7 +118,7 @@ util_evbuffer_append(struct evbuffer *dst, struct evbuffer *src)
 void *
 xcalloc(size_t n, size_t size)
 {
-	void	*p;
+	void *p;
 
 	if ((p = calloc(n, size)) == NULL)
 		fatal("calloc");
@@ -136,7 +136,7 @@ xreallocarray(void *p, size_t n, size_t size)
 char *
 xstrdup(const char *s)
 {
-	char	*p;
+	char *p;
 
 	if ((p = strdup(s)) == NULL)
 		fatal("strdup");
@@ -152,11 +152,11 @@ xstrdup(const char *s)
 json_t *
 util_json_number(const char *s)
 {
-	const char	*p = s;
-	char		*end;
-	int		 integer = 1, digits = 0;
-	long long	 ll;
-	double		 d;
+	const char *p = s;
+	char	   *end;
+	int	    integer = 1, digits = 0;
+	long long   ll;
+	double	    d;
 
 	if (*p == '-' || *p == '+')
 		p++;
@@ -188,4 +188,3 @@ util_json_number(const char *s)
 	d = strtod(s, &end);
 	return (errno == 0 && isfinite(d) ? json_real(d) : NULL);
 }
-

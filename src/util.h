@@ -13,16 +13,16 @@ struct json_t;
 
 #define NAME_MAX_LEN	128
 
-uint64_t	 util_now_ns(void);
+uint64_t util_now_ns(void);
 #define util_now_ms()	(util_now_ns() / 1000000)
-int		 util_parse_u64(const char *, uint64_t, uint64_t *);
-int		 util_parse_bool(const char *, int *);
-struct json_t	*util_json_number(const char *);
-int		 util_name_valid(const char *);
-int		 util_set_linger0(int);
-int		 util_evbuffer_append(struct evbuffer *, struct evbuffer *);
-void		*xcalloc(size_t, size_t);
-void		*xreallocarray(void *, size_t, size_t);
-char		*xstrdup(const char *);
+int	       util_parse_u64(const char *, uint64_t, uint64_t *);
+int	       util_parse_bool(const char *, int *);
+struct json_t *util_json_number(const char *);
+int	       util_name_valid(const char *);
+int	       util_set_linger0(int);
+int	       util_evbuffer_append(struct evbuffer *, struct evbuffer *);
+void	      *xcalloc(size_t, size_t);
+void	      *xreallocarray(void *, size_t, size_t);
+char	      *xstrdup(const char *);
 
 #endif

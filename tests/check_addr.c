@@ -12,9 +12,9 @@
 #include "addr.h"
 
 struct good {
-	const char	*in;
-	int		 family;
-	const char	*out;
+	const char *in;
+	int	    family;
+	const char *out;
 };
 
 /* clang-format off */
@@ -33,12 +33,12 @@ static const struct good goods[] = {
 
 START_TEST(test_parse_good)
 {
-	const struct good	*g = &goods[_i];
-	struct addr		 a;
-	char			 err[256], buf[ADDR_STRLEN];
+	const struct good *g = &goods[_i];
+	struct addr	   a;
+	char		   err[256], buf[ADDR_STRLEN];
 
-	ck_assert_msg(addr_parse(g->in, &a, err, sizeof(err)) == 0,
-	    "%s: %s", g->in, err);
+	ck_assert_msg(addr_parse(g->in, &a, err, sizeof(err)) == 0, "%s: %s",
+	    g->in, err);
 	if (g->family != -1)
 		ck_assert_int_eq(addr_family(&a), g->family);
 	if (g->out != NULL)
@@ -49,8 +49,8 @@ START_TEST(test_parse_good)
 END_TEST
 
 struct bad {
-	const char	*in;
-	const char	*msg;	/* a phrase the error must contain */
+	const char *in;
+	const char *msg; /* a phrase the error must contain */
 };
 
 /*
@@ -78,9 +78,9 @@ static const struct bad bads[] = {
 
 START_TEST(test_parse_bad)
 {
-	const struct bad	*b = &bads[_i];
-	struct addr		 a;
-	char			 err[256] = "";
+	const struct bad *b = &bads[_i];
+	struct addr	  a;
+	char		  err[256] = "";
 
 	ck_assert_msg(addr_parse(b->in, &a, err, sizeof(err)) == -1,
 	    "\"%s\" parsed", b->in);
@@ -94,10 +94,10 @@ END_TEST
  * it may be one that resolves later (a service not started yet).
  */
 struct lazy {
-	const char	*in;
-	int		 ok;
-	const char	*name;	/* the name addr_name() gives back */
-	int		 port;
+	const char *in;
+	int	    ok;
+	const char *name; /* the name addr_name() gives back */
+	int	    port;
 };
 
 /* clang-format off */
@@ -124,10 +124,10 @@ static const struct lazy lazies[] = {
 
 START_TEST(test_parse_lazy)
 {
-	const struct lazy	*l = &lazies[_i];
-	struct addr		 a;
-	char			 err[256] = "", host[256];
-	int			 port = -1, rc;
+	const struct lazy *l = &lazies[_i];
+	struct addr	   a;
+	char		   err[256] = "", host[256];
+	int		   port = -1, rc;
 
 	rc = addr_parse_lazy(l->in, &a, err, sizeof(err));
 	ck_assert_msg((rc == 0) == l->ok, "\"%s\": %d (%s)", l->in, rc, err);
@@ -148,8 +148,8 @@ END_TEST
 
 START_TEST(test_unix_too_long)
 {
-	struct addr	a;
-	char		in[300], err[256];
+	struct addr a;
+	char	    in[300], err[256];
 
 	memset(in, 'x', sizeof(in));
 	memcpy(in, "unix:/", 6);
@@ -161,8 +161,8 @@ END_TEST
 
 START_TEST(test_equal_and_loopback)
 {
-	struct addr	a, b, c;
-	char		err[256];
+	struct addr a, b, c;
+	char	    err[256];
 
 	ck_assert_int_eq(addr_parse("127.0.0.1:80", &a, err, sizeof(err)), 0);
 	ck_assert_int_eq(addr_parse("127.0.0.1:80", &b, err, sizeof(err)), 0);
@@ -188,8 +188,8 @@ END_TEST
 static Suite *
 addr_suite(void)
 {
-	Suite	*s = suite_create("addr");
-	TCase	*tc;
+	Suite *s = suite_create("addr");
+	TCase *tc;
 
 	tc = tcase_create("parse");
 	tcase_add_loop_test(tc, test_parse_good, 0,
@@ -210,7 +210,7 @@ addr_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(addr_suite());
+	SRunner *sr = srunner_create(addr_suite());
 	int	 failed;
 
 	srunner_run_all(sr, CK_NORMAL);

@@ -13,14 +13,14 @@
 
 #include "config.h"
 
-static char	path[] = "/tmp/check_config.XXXXXX";
+static char path[] = "/tmp/check_config.XXXXXX";
 
 static struct config *
 load(const char *text)
 {
-	struct config	*conf;
-	FILE		*fp;
-	int		 fd;
+	struct config *conf;
+	FILE	      *fp;
+	int	       fd;
 
 	strcpy(path, "/tmp/check_config.XXXXXX");
 	if ((fd = mkstemp(path)) == -1 || (fp = fdopen(fd, "w")) == NULL)
@@ -36,7 +36,7 @@ load(const char *text)
 
 START_TEST(test_shipped_example)
 {
-	struct config	*conf = config_new();
+	struct config *conf = config_new();
 
 	ck_assert_int_eq(config_load(conf, TOP_SRCDIR "/conf/tardy.conf"), 0);
 	ck_assert_int_eq(config_finish(conf), 0);
@@ -47,32 +47,31 @@ END_TEST
 
 START_TEST(test_good)
 {
-	struct config		*conf;
-	struct proxy_conf	*pc;
-	struct toxic_conf	*tc;
+	struct config	  *conf;
+	struct proxy_conf *pc;
+	struct toxic_conf *tc;
 
-	conf = load(
-	    "# comment\n"
-	    "; another\n"
-	    "[tardy]\n"
-	    "api = unix:/tmp/x.sock\n"
-	    "seed = 3735928559\n"
-	    "log_level = debug ; inline comment\n"
-	    "\n"
-	    "[proxy db]\n"
-	    "  listen = 127.0.0.1:0\n"
-	    "upstream=[::1]:5432\n"
-	    "enabled = no\n"
-	    "connect_timeout = 0250\n"
-	    "[proxy web]\n"
-	    "listen = unix:/tmp/web.sock\n"
-	    "upstream = localhost:80\n"
-	    "[toxic db slow]\n"
-	    "type = latency\n"
-	    "stream = upstream\n"
-	    "toxicity = 0.5\n"
-	    "latency = 100\n"
-	    "jitter = 10\n");
+	conf = load("# comment\n"
+		    "; another\n"
+		    "[tardy]\n"
+		    "api = unix:/tmp/x.sock\n"
+		    "seed = 3735928559\n"
+		    "log_level = debug ; inline comment\n"
+		    "\n"
+		    "[proxy db]\n"
+		    "  listen = 127.0.0.1:0\n"
+		    "upstream=[::1]:5432\n"
+		    "enabled = no\n"
+		    "connect_timeout = 0250\n"
+		    "[proxy web]\n"
+		    "listen = unix:/tmp/web.sock\n"
+		    "upstream = localhost:80\n"
+		    "[toxic db slow]\n"
+		    "type = latency\n"
+		    "stream = upstream\n"
+		    "toxicity = 0.5\n"
+		    "latency = 100\n"
+		    "jitter = 10\n");
 	ck_assert_msg(conf->nerrors == 0, "%s", conf->errors[0]);
 	ck_assert_uint_eq(conf->seed, 0xdeadbeef);
 	ck_assert_int_eq(conf->log_level, LOG_LEVEL_DEBUG);
@@ -94,9 +93,9 @@ START_TEST(test_good)
 END_TEST
 
 struct bad {
-	const char	*text;
-	int		 line;
-	const char	*msg;
+	const char *text;
+	int	    line;
+	const char *msg;
 };
 
 #define P "[proxy a]\nlisten = 127.0.0.1:0\nupstream = 127.0.0.1:1\n"
@@ -173,9 +172,9 @@ static const struct bad bads[] = {
 
 START_TEST(test_bad)
 {
-	const struct bad	*b = &bads[_i];
-	struct config		*conf = load(b->text);
-	char			 want[64];
+	const struct bad *b = &bads[_i];
+	struct config	 *conf = load(b->text);
+	char		  want[64];
 
 	ck_assert_msg(conf->nerrors > 0, "no error for: %s", b->text);
 	if (b->line > 0)
@@ -192,7 +191,7 @@ END_TEST
 
 START_TEST(test_all_errors_reported)
 {
-	struct config	*conf = load("[tardy]\nbogus = 1\nseed = x\n[zz]\n");
+	struct config *conf = load("[tardy]\nbogus = 1\nseed = x\n[zz]\n");
 
 	ck_assert_uint_eq(conf->nerrors, 3);
 	config_free(conf);
@@ -201,7 +200,7 @@ END_TEST
 
 START_TEST(test_missing_file)
 {
-	struct config	*conf = config_new();
+	struct config *conf = config_new();
 
 	ck_assert_int_eq(config_load(conf, "/nonexistent/tardy.conf"), -1);
 	ck_assert_str_eq(conf->errors[0],
@@ -212,10 +211,11 @@ END_TEST
 
 START_TEST(test_proxy_arg)
 {
-	struct config	*conf = config_new();
+	struct config *conf = config_new();
 
 	ck_assert_int_eq(config_add_proxy_arg(conf,
-	    "x=127.0.0.1:0=unix:/tmp/u.sock"), 0);
+			     "x=127.0.0.1:0=unix:/tmp/u.sock"),
+	    0);
 	ck_assert_int_eq(config_add_proxy_arg(conf, "x=127.0.0.1:0=[::1]:1"),
 	    -1);
 	ck_assert_int_eq(config_add_proxy_arg(conf, "y=127.0.0.1:0"), -1);
@@ -231,8 +231,8 @@ END_TEST
 static Suite *
 config_suite(void)
 {
-	Suite	*s = suite_create("config");
-	TCase	*tc;
+	Suite *s = suite_create("config");
+	TCase *tc;
 
 	tc = tcase_create("good");
 	tcase_add_test(tc, test_shipped_example);
@@ -251,7 +251,7 @@ config_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(config_suite());
+	SRunner *sr = srunner_create(config_suite());
 	int	 failed;
 
 	srunner_run_all(sr, CK_NORMAL);

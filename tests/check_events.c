@@ -54,20 +54,20 @@ teardown(void)
 static json_t *
 events_since(struct harness_tardyd *t, uint64_t since)
 {
-	return (harness_api_get(h, t, harness_printf(h,
-	    "/events?since=%" PRIu64, since)));
+	return (harness_api_get(h, t,
+	    harness_printf(h, "/events?since=%" PRIu64, since)));
 }
 
 /* Event id as the generation made it: see the comment at the top. */
 static void
 check_event(json_t *e, uint64_t id, const char *what)
 {
-	uint64_t k = (id - 1) % PER_CONN, conn = (id - 1) / PER_CONN + 1;
+	uint64_t    k = (id - 1) % PER_CONN, conn = (id - 1) / PER_CONN + 1;
 	const char *type = json_string_value(json_object_get(e, "type"));
 	const char *proxy = json_string_value(json_object_get(e, "proxy"));
 	const char *toxic = json_string_value(json_object_get(e, "toxic"));
-	json_t *c = json_object_get(e, "connection");
-	json_t *reason = json_object_get(e, "reason");
+	json_t	   *c = json_object_get(e, "connection");
+	json_t	   *reason = json_object_get(e, "reason");
 	const char *want, *want_toxic = NULL;
 
 	if (k == 0)
@@ -80,15 +80,17 @@ check_event(json_t *e, uint64_t id, const char *what)
 	else
 		want = "close";
 	ck_assert_msg(type != NULL && strcmp(type, want) == 0 &&
-	    proxy != NULL && strcmp(proxy, "ev") == 0 && json_is_integer(c) &&
-	    (uint64_t)json_integer_value(c) == conn &&
-	    (want_toxic == NULL ? toxic == NULL :
-	    toxic != NULL && strcmp(toxic, want_toxic) == 0),
+		proxy != NULL && strcmp(proxy, "ev") == 0 &&
+		json_is_integer(c) && (uint64_t)json_integer_value(c) == conn &&
+		(want_toxic == NULL ?
+			toxic == NULL :
+			toxic != NULL && strcmp(toxic, want_toxic) == 0),
 	    "%s: event %" PRIu64 " is %s of connection %lld on %s (toxic %s), "
-	    "want %s of connection %" PRIu64 " on ev (toxic %s)", what, id,
-	    type != NULL ? type : "?", (long long)json_integer_value(c),
-	    proxy != NULL ? proxy : "?", toxic != NULL ? toxic : "none",
-	    want, conn, want_toxic != NULL ? want_toxic : "none");
+	    "want %s of connection %" PRIu64 " on ev (toxic %s)",
+	    what, id, type != NULL ? type : "?",
+	    (long long)json_integer_value(c), proxy != NULL ? proxy : "?",
+	    toxic != NULL ? toxic : "none", want, conn,
+	    want_toxic != NULL ? want_toxic : "none");
 	/* Nothing left over from the event the slot held before. */
 	ck_assert_msg((reason != NULL) == (k == NTOXICS + 2),
 	    "%s: event %" PRIu64 ", %s, %s a reason", what, id, type,
@@ -102,27 +104,30 @@ check_event(json_t *e, uint64_t id, const char *what)
 static void
 check_events(json_t *j, uint64_t from, uint64_t to, const char *what)
 {
-	size_t n, want = from <= to ? (size_t)(to - from + 1) : 0;
-	json_t *e;
+	size_t	   n, want = from <= to ? (size_t)(to - from + 1) : 0;
+	json_t	  *e;
 	json_int_t first = -1, last = -1;
 
 	ck_assert_msg(json_is_array(j), "%s: not an array", what);
 	n = json_array_size(j);
 	if (n > 0) {
-		first = json_integer_value(json_object_get(json_array_get(j,
-		    0), "id"));
-		last = json_integer_value(json_object_get(json_array_get(j,
-		    n - 1), "id"));
+		first = json_integer_value(json_object_get(json_array_get(j, 0),
+		    "id"));
+		last = json_integer_value(
+		    json_object_get(json_array_get(j, n - 1), "id"));
 	}
-	ck_assert_msg(n == want, "%s: %zu events (ids %lld to %lld), want "
-	    "%zu (ids %" PRIu64 " to %" PRIu64 ")", what, n, (long long)first,
-	    (long long)last, want, from, to);
+	ck_assert_msg(n == want,
+	    "%s: %zu events (ids %lld to %lld), want "
+	    "%zu (ids %" PRIu64 " to %" PRIu64 ")",
+	    what, n, (long long)first, (long long)last, want, from, to);
 	for (size_t i = 0; i < n; i++) {
 		e = json_array_get(j, i);
 		ck_assert_msg(json_is_integer(json_object_get(e, "id")) &&
-		    (uint64_t)json_integer_value(json_object_get(e, "id")) ==
-		    from + i, "%s: event %zu has id %lld, want %" PRIu64
-		    " (ids must go up by one)", what, i,
+			(uint64_t)json_integer_value(json_object_get(e,
+			    "id")) == from + i,
+		    "%s: event %zu has id %lld, want %" PRIu64
+		    " (ids must go up by one)",
+		    what, i,
 		    (long long)json_integer_value(json_object_get(e, "id")),
 		    from + i);
 		check_event(e, from + i, what);
@@ -148,23 +153,25 @@ START_TEST(test_ring_wraps)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	struct harness_tardyd *t;
-	struct harness_addr a;
-	char *conf;
-	size_t clen;
-	FILE *f;
-	uint64_t n, seen = 0, oldest;
+	struct harness_tardyd	*t;
+	struct harness_addr	 a;
+	char			*conf;
+	size_t			 clen;
+	FILE			*f;
+	uint64_t		 n, seen = 0, oldest;
 
 	f = open_memstream(&conf, &clen);
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "[proxy ev]\nlisten = 127.0.0.1:0\nupstream = %s\n",
 	    up->addr.text);
 	for (int i = 0; i < NTOXICS; i++)
-		fprintf(f, "\n[toxic ev t%02d]\ntype = noop\n"
-		    "stream = downstream\ntoxicity = 1\n", i);
+		fprintf(f,
+		    "\n[toxic ev t%02d]\ntype = noop\n"
+		    "stream = downstream\ntoxicity = 1\n",
+		    i);
 	ck_assert_int_eq(fclose(f), 0);
-	t = harness_tardyd_start(h, "-c", harness_write_file(h, "tardy.conf",
-	    "%s", conf), NULL);
+	t = harness_tardyd_start(h, "-c",
+	    harness_write_file(h, "tardy.conf", "%s", conf), NULL);
 	free(conf);
 	a = harness_proxy_ok(t, "ev");
 	check_events(harness_api_get(h, t, "/events"), 1, 0,
@@ -176,8 +183,10 @@ START_TEST(test_ring_wraps)
 		/* A client that polls with the last id it saw. */
 		if (c % POLL_EVERY == 0) {
 			check_events(events_since(t, seen), seen + 1, n,
-			    harness_printf(h, "polling since %" PRIu64
-			    " after %d connections", seen, c));
+			    harness_printf(h,
+				"polling since %" PRIu64
+				" after %d connections",
+				seen, c));
 			seen = n;
 		}
 		/* Just before the ring is full, and just after. */
@@ -186,8 +195,8 @@ START_TEST(test_ring_wraps)
 			    "the ring not yet full");
 		if (n > EVENTS_MAX && n - PER_CONN <= EVENTS_MAX) {
 			oldest = n - EVENTS_MAX + 1;
-			check_events(harness_api_get(h, t, "/events"), oldest, n,
-			    "the ring wrapped once");
+			check_events(harness_api_get(h, t, "/events"), oldest,
+			    n, "the ring wrapped once");
 			check_events(events_since(t, oldest - 1), oldest, n,
 			    "since the id before the oldest kept");
 			check_events(events_since(t, oldest), oldest + 1, n,
@@ -240,7 +249,7 @@ int
 main(void)
 {
 	SRunner *sr = srunner_create(events_suite());
-	int failed;
+	int	 failed;
 
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);

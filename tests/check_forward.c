@@ -59,11 +59,11 @@ static void
 wait_connections(struct harness_tardyd *t, const char *name, size_t want,
     const char *what)
 {
-	int64_t deadline = harness_now_ms() + SETTLE_TIMEOUT_MS;
+	int64_t	    deadline = harness_now_ms() + SETTLE_TIMEOUT_MS;
 	const char *path = harness_printf(h, "/proxies/%s/connections", name);
-	json_t *j;
-	char *dump;
-	size_t n;
+	json_t	   *j;
+	char	   *dump;
+	size_t	    n;
 
 	for (;;) {
 		j = harness_api_get(h, t, path);
@@ -75,8 +75,10 @@ wait_connections(struct harness_tardyd *t, const char *name, size_t want,
 		harness_sleep_ms(50);
 	}
 	dump = json_dumps(j, JSON_COMPACT);
-	ck_assert_msg(n == want, "%s: %zu connections after %d ms, want %zu: "
-	    "%s", what, n, SETTLE_TIMEOUT_MS, want,
+	ck_assert_msg(n == want,
+	    "%s: %zu connections after %d ms, want %zu: "
+	    "%s",
+	    what, n, SETTLE_TIMEOUT_MS, want,
 	    harness_tail(dump != NULL ? dump : "?", 1500));
 	free(dump);
 	json_decref(j);
@@ -86,11 +88,11 @@ wait_connections(struct harness_tardyd *t, const char *name, size_t want,
 static int
 fd_count(struct harness_tardyd *t)
 {
-	const char *dir = harness_printf(h, "/proc/%ld/fd",
-	    (long)harness_tardyd_pid(t));
+	const char    *dir = harness_printf(h, "/proc/%ld/fd",
+	       (long)harness_tardyd_pid(t));
 	struct dirent *de;
-	DIR *d = opendir(dir);
-	int n = 0;
+	DIR	      *d = opendir(dir);
+	int	       n = 0;
 
 	ck_assert_msg(d != NULL, "%s: %s", dir, strerror(errno));
 	while ((de = readdir(d)) != NULL)
@@ -123,15 +125,12 @@ static int
 fd_count_settled(struct harness_tardyd *t, int want)
 {
 	int64_t deadline = harness_now_ms() + SETTLE_TIMEOUT_MS;
-	int n;
+	int	n;
 
 	while ((n = fd_count(t)) > want && harness_now_ms() < deadline)
 		harness_sleep_ms(50);
 	return (n);
 }
-
-
-
 
 static size_t
 first_difference(const unsigned char *a, const unsigned char *b, size_t len)
@@ -152,12 +151,12 @@ START_TEST(test_bulk_16mib_both_ways)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	struct harness_tardyd *t = start_proxy("bulk", "127.0.0.1:0",
-	    &up->addr);
-	struct harness_addr a = harness_proxy_ok(t, "bulk");
+	struct harness_tardyd	*t = start_proxy("bulk", "127.0.0.1:0",
+	      &up->addr);
+	struct harness_addr	 a = harness_proxy_ok(t, "bulk");
 	unsigned char *out = malloc(BULK_LEN), *in = calloc(1, BULK_LEN);
-	size_t sent, got, diff, extra;
-	int fd, err;
+	size_t	       sent, got, diff, extra;
+	int	       fd, err;
 
 	ck_assert_ptr_nonnull(out);
 	ck_assert_ptr_nonnull(in);
@@ -166,8 +165,8 @@ START_TEST(test_bulk_16mib_both_ways)
 	/* Sending and reading at once: 16 MiB is far more than all the
 	 * socket buffers on the way, so a proxy that does not pump both
 	 * directions independently stalls here. */
-	err = harness_exchange(fd, out, BULK_LEN, in, BULK_LEN,
-	    BULK_TIMEOUT_MS, &sent, &got);
+	err = harness_exchange(fd, out, BULK_LEN, in, BULK_LEN, BULK_TIMEOUT_MS,
+	    &sent, &got);
 	ck_assert_msg(err == 0, "after %zu bytes sent and %zu received: %s",
 	    sent, got, harness_strerror(err));
 	diff = first_difference(out, in, BULK_LEN);
@@ -187,12 +186,12 @@ START_TEST(test_bulk_16mib_download)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_SOURCE, "127.0.0.1:0", NULL, BULK_LEN);
-	struct harness_tardyd *t = start_proxy("down", "127.0.0.1:0",
-	    &up->addr);
-	struct harness_addr a = harness_proxy_ok(t, "down");
+	struct harness_tardyd	*t = start_proxy("down", "127.0.0.1:0",
+	      &up->addr);
+	struct harness_addr	 a = harness_proxy_ok(t, "down");
 	unsigned char *want = malloc(BULK_LEN), *in = calloc(1, BULK_LEN);
-	size_t got, diff, extra;
-	int fd, err;
+	size_t	       got, diff, extra;
+	int	       fd, err;
 
 	ck_assert_ptr_nonnull(want);
 	ck_assert_ptr_nonnull(in);
@@ -219,11 +218,11 @@ START_TEST(test_bulk_16mib_upload)
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_SINK, "127.0.0.1:0", NULL, 0);
 	struct harness_tardyd *t = start_proxy("up", "127.0.0.1:0", &up->addr);
-	struct harness_addr a = harness_proxy_ok(t, "up");
-	unsigned char *out = malloc(BULK_LEN);
-	char reply[32], want[32];
-	size_t got;
-	int fd, err;
+	struct harness_addr    a = harness_proxy_ok(t, "up");
+	unsigned char	      *out = malloc(BULK_LEN);
+	char		       reply[32], want[32];
+	size_t		       got;
+	int		       fd, err;
 
 	ck_assert_ptr_nonnull(out);
 	harness_pattern(out, BULK_LEN, 17, 0);
@@ -251,22 +250,22 @@ END_TEST
 #define NCONC 200
 
 struct conc {
-	int fd;
+	int	       fd;
 	unsigned char *out, *in;
-	size_t len, sent, got;
+	size_t	       len, sent, got;
 };
 
 START_TEST(test_200_concurrent_connections)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	struct harness_tardyd *t = start_proxy("many", "127.0.0.1:0",
-	    &up->addr);
-	struct harness_addr a = harness_proxy_ok(t, "many");
-	static struct conc c[NCONC];
-	struct pollfd pfd[NCONC];
-	int64_t deadline;
-	int pending = NCONC;
+	struct harness_tardyd	*t = start_proxy("many", "127.0.0.1:0",
+	      &up->addr);
+	struct harness_addr	 a = harness_proxy_ok(t, "many");
+	static struct conc	 c[NCONC];
+	struct pollfd		 pfd[NCONC];
+	int64_t			 deadline;
+	int			 pending = NCONC;
 
 	/* All connections open at once before any byte moves. */
 	for (int i = 0; i < NCONC; i++) {
@@ -281,10 +280,12 @@ START_TEST(test_200_concurrent_connections)
 	deadline = harness_now_ms() + 20000;
 	while (pending > 0) {
 		int64_t left = deadline - harness_now_ms();
-		int r;
+		int	r;
 
-		ck_assert_msg(left > 0, "%d of %d connections unfinished "
-		    "after 20 s", pending, NCONC);
+		ck_assert_msg(left > 0,
+		    "%d of %d connections unfinished "
+		    "after 20 s",
+		    pending, NCONC);
 		for (int i = 0; i < NCONC; i++) {
 			pfd[i].fd = c[i].got < c[i].len ? c[i].fd : -1;
 			pfd[i].events = POLLIN;
@@ -309,8 +310,10 @@ START_TEST(test_200_concurrent_connections)
 			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
 				n = recv(c[i].fd, c[i].in + c[i].got,
 				    c[i].len - c[i].got, MSG_DONTWAIT);
-				ck_assert_msg(n != 0, "conn %d: EOF after %zu "
-				    "of %zu bytes", i, c[i].got, c[i].len);
+				ck_assert_msg(n != 0,
+				    "conn %d: EOF after %zu "
+				    "of %zu bytes",
+				    i, c[i].got, c[i].len);
 				ck_assert_msg(n > 0 || errno == EAGAIN,
 				    "conn %d recv: %s", i, strerror(errno));
 				if (n > 0) {
@@ -324,8 +327,10 @@ START_TEST(test_200_concurrent_connections)
 	for (int i = 0; i < NCONC; i++) {
 		size_t diff = first_difference(c[i].out, c[i].in, c[i].len);
 
-		ck_assert_msg(diff == c[i].len, "conn %d: got another "
-		    "connection's bytes or corruption at offset %zu", i, diff);
+		ck_assert_msg(diff == c[i].len,
+		    "conn %d: got another "
+		    "connection's bytes or corruption at offset %zu",
+		    i, diff);
 		close(c[i].fd);
 		free(c[i].out);
 		free(c[i].in);
@@ -343,9 +348,9 @@ START_TEST(test_client_abort_is_harmless)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	struct harness_tardyd *t = start_proxy("p", "127.0.0.1:0", &up->addr);
-	struct harness_addr a = harness_proxy_ok(t, "p");
-	int keep, baseline, n;
+	struct harness_tardyd	*t = start_proxy("p", "127.0.0.1:0", &up->addr);
+	struct harness_addr	 a = harness_proxy_ok(t, "p");
+	int			 keep, baseline, n;
 
 	/* What the daemon holds with no client. */
 	baseline = fd_count_steady(t);
@@ -354,13 +359,14 @@ START_TEST(test_client_abort_is_harmless)
 	for (int i = 0; i < 20; i++) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		unsigned char buf[65536];
-		int fd = harness_connect_ok(&a);
+		int	      fd = harness_connect_ok(&a);
 
 		harness_pattern(buf, sizeof(buf), (uint64_t)i, 0);
 		/* Whatever part of it fits: the echo is never read. */
 		(void)send(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
 		ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg,
-		    sizeof(lg)), 0);
+				     sizeof(lg)),
+		    0);
 		close(fd); /* RST */
 	}
 	harness_echo_ok(keep, "after 20 aborted clients", 100000, 2);
@@ -376,8 +382,10 @@ START_TEST(test_client_abort_is_harmless)
 	/* All closed: no session, and the descriptors of none. */
 	wait_connections(t, "p", 0, "after every client closed");
 	n = fd_count_settled(t, baseline);
-	ck_assert_msg(n == baseline, "tardyd has %d descriptors open, %d "
-	    "before the clients", n, baseline);
+	ck_assert_msg(n == baseline,
+	    "tardyd has %d descriptors open, %d "
+	    "before the clients",
+	    n, baseline);
 }
 END_TEST
 
@@ -389,12 +397,12 @@ START_TEST(test_half_close)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO_AT_EOF, "127.0.0.1:0", NULL, 0);
-	struct harness_tardyd *t = start_proxy("half", "127.0.0.1:0",
-	    &up->addr);
-	struct harness_addr a = harness_proxy_ok(t, "half");
+	struct harness_tardyd	*t = start_proxy("half", "127.0.0.1:0",
+	      &up->addr);
+	struct harness_addr	 a = harness_proxy_ok(t, "half");
 	unsigned char *out = malloc(HALF_LEN), *in = calloc(1, HALF_LEN);
-	size_t got, extra, diff;
-	int fd, err;
+	size_t	       got, extra, diff;
+	int	       fd, err;
 
 	ck_assert(out != NULL && in != NULL);
 	harness_pattern(out, HALF_LEN, 5, 0);
@@ -407,10 +415,11 @@ START_TEST(test_half_close)
 	 * our half-close reached it, and all of it proves the other direction
 	 * kept flowing after we stopped writing. */
 	err = harness_recv_all(fd, in, HALF_LEN, 10000, &got);
-	ck_assert_msg(err == 0, "reply after our SHUT_WR: %zu of %zu bytes, "
-	    "%s%s", got, HALF_LEN, harness_strerror(err),
-	    got == 0 && err == ETIMEDOUT ?
-	    " (upstream never saw EOF?)" : "");
+	ck_assert_msg(err == 0,
+	    "reply after our SHUT_WR: %zu of %zu bytes, "
+	    "%s%s",
+	    got, HALF_LEN, harness_strerror(err),
+	    got == 0 && err == ETIMEDOUT ? " (upstream never saw EOF?)" : "");
 	diff = first_difference(out, in, HALF_LEN);
 	ck_assert_msg(diff == HALF_LEN, "reply corrupted at offset %zu", diff);
 
@@ -436,18 +445,20 @@ static int64_t
 expect_end(const struct harness_addr *a, int want, int within_ms,
     const char *what)
 {
-	char buf[64];
-	size_t got;
+	char	buf[64];
+	size_t	got;
 	int64_t t0 = harness_now_ms(), elapsed;
-	int fd, err = harness_connect(a, within_ms, &fd);
+	int	fd, err = harness_connect(a, within_ms, &fd);
 
 	if (err == 0) {
 		err = harness_recv_some(fd, buf, sizeof(buf), within_ms, &got);
 		close(fd);
 	}
 	elapsed = harness_now_ms() - t0;
-	ck_assert_msg(err == want, "%s: expected %s within %d ms, got %s "
-	    "after %lld ms", what, harness_strerror(want), within_ms,
+	ck_assert_msg(err == want,
+	    "%s: expected %s within %d ms, got %s "
+	    "after %lld ms",
+	    what, harness_strerror(want), within_ms,
 	    err == 0 ? "data" : harness_strerror(err), (long long)elapsed);
 	return (elapsed);
 }
@@ -459,21 +470,22 @@ expect_end(const struct harness_addr *a, int want, int within_ms,
 START_TEST(test_upstream_down_closes_client)
 {
 	const struct harness_addr *dead = harness_closed_port(h, AF_INET);
-	struct harness_upstream *up = harness_upstream_start(h,
-	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	const char *conf = harness_write_file(h, "tardy.conf",
-	    "[proxy rst]\n"
-	    "listen = 127.0.0.1:0\n"
-	    "upstream = %s\n"
-	    "upstream_failure = reset\n", dead->text);
-	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf,
-	    "--proxy", harness_printf(h, "dead=127.0.0.1:0=%s", dead->text),
-	    "--proxy", harness_printf(h, "live=127.0.0.1:0=%s",
-	    up->addr.text), NULL);
-	struct harness_addr da = harness_proxy_ok(t, "dead");
-	struct harness_addr ra = harness_proxy_ok(t, "rst");
-	struct harness_addr la = harness_proxy_ok(t, "live");
-	int live = harness_connect_ok(&la);
+	struct harness_upstream	  *up = harness_upstream_start(h,
+	      HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
+	const char		  *conf = harness_write_file(h, "tardy.conf",
+			   "[proxy rst]\n"
+					  "listen = 127.0.0.1:0\n"
+					  "upstream = %s\n"
+					  "upstream_failure = reset\n",
+			   dead->text);
+	struct harness_tardyd	  *t = harness_tardyd_start(h, "-c", conf,
+		"--proxy", harness_printf(h, "dead=127.0.0.1:0=%s", dead->text),
+		"--proxy", harness_printf(h, "live=127.0.0.1:0=%s", up->addr.text),
+		NULL);
+	struct harness_addr	   da = harness_proxy_ok(t, "dead");
+	struct harness_addr	   ra = harness_proxy_ok(t, "rst");
+	struct harness_addr	   la = harness_proxy_ok(t, "live");
+	int			   live = harness_connect_ok(&la);
 
 	harness_echo_ok(live, "live proxy before", 1000, 1);
 	for (int i = 0; i < 3; i++) {
@@ -501,30 +513,33 @@ END_TEST
 START_TEST(test_connect_timeout_per_proxy)
 {
 	const struct harness_addr *bh = harness_blackhole(h);
-	const char *conf = harness_write_file(h, "tardy.conf",
-	    "[proxy fast]\n"
-	    "listen = 127.0.0.1:0\n"
-	    "upstream = %s\n"
-	    "connect_timeout = 300\n"
-	    "upstream_failure = reset\n"
-	    "\n"
-	    "[proxy slow]\n"
-	    "listen = 127.0.0.1:0\n"
-	    "upstream = %s\n"
-	    "connect_timeout = 2000\n", bh->text, bh->text);
+	const char		  *conf = harness_write_file(h, "tardy.conf",
+			   "[proxy fast]\n"
+					  "listen = 127.0.0.1:0\n"
+					  "upstream = %s\n"
+					  "connect_timeout = 300\n"
+					  "upstream_failure = reset\n"
+					  "\n"
+					  "[proxy slow]\n"
+					  "listen = 127.0.0.1:0\n"
+					  "upstream = %s\n"
+					  "connect_timeout = 2000\n",
+			   bh->text, bh->text);
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr fa = harness_proxy_ok(t, "fast");
-	struct harness_addr sa = harness_proxy_ok(t, "slow");
-	int64_t t0, fast_ms, slow_ms;
+	struct harness_addr    fa = harness_proxy_ok(t, "fast");
+	struct harness_addr    sa = harness_proxy_ok(t, "slow");
+	int64_t		       t0, fast_ms, slow_ms;
 	int fast = harness_connect_ok(&fa), slow = harness_connect_ok(&sa), err;
-	char buf[16];
+	char   buf[16];
 	size_t got;
 
 	t0 = harness_now_ms();
 	err = harness_recv_some(fast, buf, sizeof(buf), 5000, &got);
 	fast_ms = harness_now_ms() - t0;
-	ck_assert_msg(err == ECONNRESET, "fast: expected ECONNRESET, got %s "
-	    "after %lld ms", harness_strerror(err), (long long)fast_ms);
+	ck_assert_msg(err == ECONNRESET,
+	    "fast: expected ECONNRESET, got %s "
+	    "after %lld ms",
+	    harness_strerror(err), (long long)fast_ms);
 	ck_assert_msg(fast_ms >= 250 && fast_ms < 1500,
 	    "connect_timeout = 300: reset after %lld ms, want [250, 1500)",
 	    (long long)fast_ms);
@@ -532,8 +547,10 @@ START_TEST(test_connect_timeout_per_proxy)
 	/* Same upstream, other proxy: its own timeout, not the first's. */
 	err = harness_recv_some(slow, buf, sizeof(buf), 6000, &got);
 	slow_ms = harness_now_ms() - t0;
-	ck_assert_msg(err == HARNESS_EOF, "slow: expected EOF, got %s "
-	    "after %lld ms", harness_strerror(err), (long long)slow_ms);
+	ck_assert_msg(err == HARNESS_EOF,
+	    "slow: expected EOF, got %s "
+	    "after %lld ms",
+	    harness_strerror(err), (long long)slow_ms);
 	ck_assert_msg(slow_ms >= 1800 && slow_ms < 3500,
 	    "connect_timeout = 2000: EOF after %lld ms, want [1800, 3500)",
 	    (long long)slow_ms);
@@ -547,21 +564,25 @@ END_TEST
 START_TEST(test_connect_timeout_default)
 {
 	const struct harness_addr *bh = harness_blackhole(h);
-	struct harness_tardyd *t = harness_tardyd_start(h, "--proxy",
-	    harness_printf(h, "dflt=127.0.0.1:0=%s", bh->text), NULL);
-	struct harness_addr a = harness_proxy_ok(t, "dflt");
-	int fd = harness_connect_ok(&a), err;
-	int64_t t0 = harness_now_ms(), ms;
-	char buf[16];
-	size_t got;
+	struct harness_tardyd	  *t = harness_tardyd_start(h, "--proxy",
+		harness_printf(h, "dflt=127.0.0.1:0=%s", bh->text), NULL);
+	struct harness_addr	   a = harness_proxy_ok(t, "dflt");
+	int			   fd = harness_connect_ok(&a), err;
+	int64_t			   t0 = harness_now_ms(), ms;
+	char			   buf[16];
+	size_t			   got;
 
 	err = harness_recv_some(fd, buf, sizeof(buf), 10000, &got);
 	ms = harness_now_ms() - t0;
 	close(fd);
-	ck_assert_msg(err == HARNESS_EOF, "expected EOF, got %s after "
-	    "%lld ms", harness_strerror(err), (long long)ms);
-	ck_assert_msg(ms >= 4800 && ms < 7000, "default connect timeout: "
-	    "EOF after %lld ms, want [4800, 7000)", (long long)ms);
+	ck_assert_msg(err == HARNESS_EOF,
+	    "expected EOF, got %s after "
+	    "%lld ms",
+	    harness_strerror(err), (long long)ms);
+	ck_assert_msg(ms >= 4800 && ms < 7000,
+	    "default connect timeout: "
+	    "EOF after %lld ms, want [4800, 7000)",
+	    (long long)ms);
 }
 END_TEST
 
@@ -570,9 +591,9 @@ END_TEST
 START_TEST(test_ipv6_loopback)
 {
 	struct harness_upstream *up;
-	struct harness_tardyd *t;
-	struct harness_addr a;
-	int fd;
+	struct harness_tardyd	*t;
+	struct harness_addr	 a;
+	int			 fd;
 
 	if (!harness_has_ipv6()) {
 		fprintf(stderr, "SKIP test_ipv6_loopback: cannot bind [::1]\n");
@@ -584,7 +605,8 @@ START_TEST(test_ipv6_loopback)
 	a = harness_proxy_ok(t, "v6");
 	ck_assert_int_eq(a.ss.ss_family, AF_INET6);
 	ck_assert_msg(strncmp(a.text, "[::1]:", 6) == 0 &&
-	    harness_addr_port(&a) > 0, "listen address %s", a.text);
+		harness_addr_port(&a) > 0,
+	    "listen address %s", a.text);
 	fd = harness_connect_ok(&a);
 	harness_echo_ok(fd, "[::1] to [::1]", 200000, 6);
 	close(fd);
@@ -595,11 +617,11 @@ START_TEST(test_unix_listen_tcp_upstream)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	const char *path = harness_path(h, "listen.sock");
-	struct harness_tardyd *t = harness_tardyd_start(h, "--proxy",
-	    harness_printf(h, "ux=unix:%s=%s", path, up->addr.text), NULL);
-	struct harness_addr a = harness_proxy_ok(t, "ux");
-	int fd;
+	const char		*path = harness_path(h, "listen.sock");
+	struct harness_tardyd	*t = harness_tardyd_start(h, "--proxy",
+	      harness_printf(h, "ux=unix:%s=%s", path, up->addr.text), NULL);
+	struct harness_addr	 a = harness_proxy_ok(t, "ux");
+	int			 fd;
 
 	ck_assert_int_eq(a.ss.ss_family, AF_UNIX);
 	ck_assert_str_eq(a.text, harness_printf(h, "unix:%s", path));
@@ -615,11 +637,12 @@ END_TEST
 START_TEST(test_tcp_listen_unix_upstream)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
-	    HARNESS_UPSTREAM_ECHO, harness_printf(h, "unix:%s",
-	    harness_path(h, "upstream.sock")), NULL, 0);
+	    HARNESS_UPSTREAM_ECHO,
+	    harness_printf(h, "unix:%s", harness_path(h, "upstream.sock")),
+	    NULL, 0);
 	struct harness_tardyd *t = start_proxy("tu", "127.0.0.1:0", &up->addr);
-	struct harness_addr a = harness_proxy_ok(t, "tu");
-	int fd;
+	struct harness_addr    a = harness_proxy_ok(t, "tu");
+	int		       fd;
 
 	ck_assert_int_eq(a.ss.ss_family, AF_INET);
 	fd = harness_connect_ok(&a);
@@ -637,13 +660,13 @@ static const int stop_signals[] = { SIGTERM, SIGINT };
 
 START_TEST(test_stop_signal_exits_zero)
 {
-	int sig = stop_signals[_i];
+	int			 sig = stop_signals[_i];
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	struct harness_tardyd *t = start_proxy("p", "127.0.0.1:0", &up->addr);
-	struct harness_addr a = harness_proxy_ok(t, "p");
-	int fd = harness_connect_ok(&a), status, err, lfd;
-	int64_t ms;
+	struct harness_tardyd	*t = start_proxy("p", "127.0.0.1:0", &up->addr);
+	struct harness_addr	 a = harness_proxy_ok(t, "p");
+	int			 fd = harness_connect_ok(&a), status, err, lfd;
+	int64_t			 ms;
 
 	harness_echo_ok(fd, "before the signal", 1000, 9);
 	err = harness_tardyd_stop(t, sig, 5000, &status, &ms);
@@ -677,7 +700,8 @@ START_TEST(test_version)
 
 		ck_assert_msg(!r->timed_out, "%s: still running", opts[i]);
 		ck_assert_msg(WIFEXITED(r->status) &&
-		    WEXITSTATUS(r->status) == 0, "%s: %s; stderr: %s", opts[i],
+			WEXITSTATUS(r->status) == 0,
+		    "%s: %s; stderr: %s", opts[i],
 		    harness_status_str(h, r->status),
 		    harness_tail(r->err, 500));
 		ck_assert_msg(strstr(r->out, PACKAGE_VERSION) != NULL,
@@ -697,14 +721,14 @@ START_TEST(test_help)
 
 		ck_assert_msg(!r->timed_out, "%s: still running", opts[i]);
 		ck_assert_msg(WIFEXITED(r->status) &&
-		    WEXITSTATUS(r->status) == 0, "%s: %s; stderr: %s", opts[i],
+			WEXITSTATUS(r->status) == 0,
+		    "%s: %s; stderr: %s", opts[i],
 		    harness_status_str(h, r->status),
 		    harness_tail(r->err, 500));
 		ck_assert_msg(strcasestr(r->out, "usage") != NULL ||
-		    strcasestr(r->err, "usage") != NULL,
-		    "%s: no usage text; stdout \"%s\", stderr \"%s\"",
-		    opts[i], harness_tail(r->out, 300),
-		    harness_tail(r->err, 300));
+			strcasestr(r->err, "usage") != NULL,
+		    "%s: no usage text; stdout \"%s\", stderr \"%s\"", opts[i],
+		    harness_tail(r->out, 300), harness_tail(r->err, 300));
 	}
 }
 END_TEST
@@ -773,7 +797,7 @@ int
 main(void)
 {
 	SRunner *sr = srunner_create(forward_suite());
-	int failed;
+	int	 failed;
 
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);

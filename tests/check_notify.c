@@ -58,8 +58,8 @@ static int
 fake_notify_socket(const char *name)
 {
 	struct sockaddr_un sun;
-	size_t n = strlen(name);
-	int fd;
+	size_t		   n = strlen(name);
+	int		   fd;
 
 	ck_assert_msg(n > 1 && n < sizeof(sun.sun_path), "name %s", name);
 	memset(&sun, 0, sizeof(sun));
@@ -70,7 +70,8 @@ fake_notify_socket(const char *name)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	ck_assert_msg(fd != -1, "socket: %s", strerror(errno));
 	ck_assert_msg(bind(fd, (struct sockaddr *)&sun,
-	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) == 0,
+			  (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+			      n)) == 0,
 	    "bind %s: %s", name, strerror(errno));
 	return (fd);
 }
@@ -94,9 +95,9 @@ static const char *
 recv_datagram(int fd, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	char buf[4096];
-	ssize_t n;
-	int r;
+	char	      buf[4096];
+	ssize_t	      n;
+	int	      r;
 
 	r = poll(&pfd, 1, timeout_ms);
 	ck_assert_msg(r >= 0, "poll: %s", strerror(errno));
@@ -149,14 +150,19 @@ send_all_and_check(int fd)
 {
 	ck_assert_int_eq(notify_enabled(), 1);
 	ck_assert_int_eq(notify_send("%sSTATUS=%zu prox%s, %zu connection%s "
-	    "open", "READY=1\n", (size_t)2, "ies", (size_t)1, ""), 0);
+				     "open",
+			     "READY=1\n", (size_t)2, "ies", (size_t)1, ""),
+	    0);
 	expect_datagram(fd, "READY=1\nSTATUS=2 proxies, 1 connection open",
 	    "ready");
 	ck_assert_int_eq(notify_send("%sSTATUS=%zu prox%s, %zu connection%s "
-	    "open", "", (size_t)1, "y", (size_t)0, "s"), 0);
+				     "open",
+			     "", (size_t)1, "y", (size_t)0, "s"),
+	    0);
 	expect_datagram(fd, "STATUS=1 proxy, 0 connections open", "status");
 	ck_assert_int_eq(notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
-	    18446744073709551615ULL), 0);
+			     18446744073709551615ULL),
+	    0);
 	expect_datagram(fd, "RELOADING=1\nMONOTONIC_USEC=18446744073709551615",
 	    "reloading");
 	ck_assert_int_eq(notify_send("STOPPING=1"), 0);
@@ -167,7 +173,7 @@ send_all_and_check(int fd)
 START_TEST(test_send_to_path)
 {
 	const char *path = harness_path(h, "notify.sock");
-	int fd = fake_notify_socket(path);
+	int	    fd = fake_notify_socket(path);
 
 	ck_assert_int_eq(setenv("NOTIFY_SOCKET", path, 1), 0);
 	send_all_and_check(fd);
@@ -178,7 +184,7 @@ END_TEST
 START_TEST(test_send_to_abstract)
 {
 	const char *name = abstract_name();
-	int fd = fake_notify_socket(name);
+	int	    fd = fake_notify_socket(name);
 
 	ck_assert_int_eq(setenv("NOTIFY_SOCKET", name, 1), 0);
 	send_all_and_check(fd);
@@ -190,9 +196,9 @@ END_TEST
 START_TEST(test_unset_sends_nothing)
 {
 	static const char *const values[] = { NULL, "", "notify.sock",
-	    "./notify.sock" };
-	const char *path = harness_path(h, "notify.sock");
-	int fd = fake_notify_socket(path);
+		"./notify.sock" };
+	const char		*path = harness_path(h, "notify.sock");
+	int			 fd = fake_notify_socket(path);
 
 	/* "notify.sock" names the fake socket from here: still off. */
 	ck_assert_int_eq(chdir(harness_dir(h)), 0);
@@ -205,13 +211,14 @@ START_TEST(test_unset_sends_nothing)
 		if (values[i] == NULL)
 			ck_assert_int_eq(unsetenv("NOTIFY_SOCKET"), 0);
 		else
-			ck_assert_int_eq(setenv("NOTIFY_SOCKET", values[i],
-			    1), 0);
+			ck_assert_int_eq(setenv("NOTIFY_SOCKET", values[i], 1),
+			    0);
 		ck_assert_msg(notify_enabled() == 0, "%s: enabled", what);
 		errno = 0;
 		ck_assert_msg(notify_send("READY=1\nSTATUS=%s", "x") == 0 &&
-		    notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", 1ULL) ==
-		    0 && notify_send("STOPPING=1") == 0,
+			notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", 1ULL) ==
+			    0 &&
+			notify_send("STOPPING=1") == 0,
 		    "%s: notify_send failed", what);
 		ck_assert_msg(errno == 0, "%s: errno %s", what,
 		    strerror(errno));
@@ -226,14 +233,15 @@ END_TEST
 START_TEST(test_send_fails_without_listener)
 {
 	const char *gone = harness_path(h, "gone.sock");
-	char longpath[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
-	int fd = fake_notify_socket(gone);
+	char	    longpath[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	int	    fd = fake_notify_socket(gone);
 
-	close(fd);	/* the file stays; nobody reads it */
+	close(fd); /* the file stays; nobody reads it */
 	ck_assert_int_eq(setenv("NOTIFY_SOCKET", gone, 1), 0);
 	ck_assert_int_eq(notify_send("READY=1"), -1);
 	ck_assert_int_eq(setenv("NOTIFY_SOCKET",
-	    harness_path(h, "missing.sock"), 1), 0);
+			     harness_path(h, "missing.sock"), 1),
+	    0);
 	ck_assert_int_eq(notify_send("READY=1"), -1);
 	ck_assert_int_eq(setenv("NOTIFY_SOCKET", abstract_name(), 1), 0);
 	ck_assert_int_eq(notify_send("READY=1"), -1);
@@ -249,8 +257,8 @@ END_TEST
 START_TEST(test_long_message_is_cut)
 {
 	const char *path = harness_path(h, "notify.sock");
-	int fd = fake_notify_socket(path);
-	char status[2048];
+	int	    fd = fake_notify_socket(path);
+	char	    status[2048];
 	const char *got;
 
 	memset(status, 's', sizeof(status) - 1);
@@ -259,8 +267,9 @@ START_TEST(test_long_message_is_cut)
 	ck_assert_int_eq(notify_send("STATUS=%s", status), 0);
 	got = recv_datagram(fd, HARNESS_IO_TIMEOUT_MS);
 	ck_assert_ptr_nonnull(got);
-	ck_assert_msg(strlen(got) >= 256 && strncmp(got, "STATUS=sss", 10) ==
-	    0 && strspn(got + 7, "s") == strlen(got) - 7,
+	ck_assert_msg(strlen(got) >= 256 &&
+		strncmp(got, "STATUS=sss", 10) == 0 &&
+		strspn(got + 7, "s") == strlen(got) - 7,
 	    "got %zu bytes: %.40s...", strlen(got), got);
 	expect_nothing(fd, "after the cut message");
 	close(fd);
@@ -272,17 +281,17 @@ END_TEST
 static void
 daemon_notifies(const char *name)
 {
-	int fd = fake_notify_socket(name), c, status, err;
+	int			 fd = fake_notify_socket(name), c, status, err;
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	struct harness_tardyd *t;
-	struct harness_addr a;
+	struct harness_tardyd	*t;
+	struct harness_addr	 a;
 	const char *reloading = "RELOADING=1\nMONOTONIC_USEC=", *got, *digits;
-	uint64_t before, after, usec;
+	uint64_t    before, after, usec;
 
 	ck_assert_int_eq(setenv("NOTIFY_SOCKET", name, 1), 0);
-	t = harness_tardyd_start(h, "--proxy", harness_printf(h,
-	    "p=127.0.0.1:0=%s", up->addr.text), NULL);
+	t = harness_tardyd_start(h, "--proxy",
+	    harness_printf(h, "p=127.0.0.1:0=%s", up->addr.text), NULL);
 	expect_datagram(fd, "READY=1\nSTATUS=1 proxy, 0 connections open",
 	    "on start");
 	a = harness_proxy_ok(t, "p");
@@ -292,28 +301,31 @@ daemon_notifies(const char *name)
 	before = monotonic_usec();
 	err = harness_tardyd_reload(t, HARNESS_RELOAD_TIMEOUT_MS);
 	after = monotonic_usec();
-	ck_assert_msg(err == 0 && strcmp(harness_tardyd_ready(t)->last_reload,
-	    "ok") == 0, "reload: %s, %s", harness_strerror(err),
+	ck_assert_msg(err == 0 &&
+		strcmp(harness_tardyd_ready(t)->last_reload, "ok") == 0,
+	    "reload: %s, %s", harness_strerror(err),
 	    harness_tardyd_ready(t)->last_reload);
 	/* The periodic STATUS= may come between: not what is looked at. */
 	do
 		got = recv_datagram(fd, HARNESS_IO_TIMEOUT_MS);
 	while (got != NULL && strncmp(got, "STATUS=", 7) == 0);
-	ck_assert_msg(got != NULL && strncmp(got, reloading,
-	    strlen(reloading)) == 0 && (digits = got + strlen(reloading),
-	    *digits != '\0') && strspn(digits, "0123456789") == strlen(digits),
+	ck_assert_msg(got != NULL &&
+		strncmp(got, reloading, strlen(reloading)) == 0 &&
+		(digits = got + strlen(reloading), *digits != '\0') &&
+		strspn(digits, "0123456789") == strlen(digits),
 	    "on reload: got \"%s\", want \"RELOADING=1\\nMONOTONIC_USEC=N\"",
 	    got != NULL ? got : "nothing");
 	usec = strtoull(digits, NULL, 10);
-	ck_assert_msg(usec >= before && usec <= after, "MONOTONIC_USEC=%"
-	    PRIu64 ", not within the reload's [%" PRIu64 ", %" PRIu64 "]",
+	ck_assert_msg(usec >= before && usec <= after,
+	    "MONOTONIC_USEC=%" PRIu64 ", not within the reload's [%" PRIu64
+	    ", %" PRIu64 "]",
 	    usec, before, after);
 	expect_datagram(fd, "READY=1\nSTATUS=1 proxy, 1 connection open",
 	    "after the reload");
 
 	err = harness_tardyd_stop(t, SIGTERM, 5000, &status, NULL);
-	ck_assert_msg(err == 0 && WIFEXITED(status) &&
-	    WEXITSTATUS(status) == 0, "SIGTERM: %s",
+	ck_assert_msg(err == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "SIGTERM: %s",
 	    err != 0 ? harness_strerror(err) : harness_status_str(h, status));
 	do
 		got = recv_datagram(fd, HARNESS_IO_TIMEOUT_MS);
@@ -343,15 +355,16 @@ START_TEST(test_daemon_without_notify_socket)
 {
 	struct harness_tardyd *t = harness_tardyd_start(h, "--proxy",
 	    "p=127.0.0.1:0=127.0.0.1:9", NULL);
-	int status, err;
+	int		       status, err;
 
 	err = harness_tardyd_reload(t, HARNESS_RELOAD_TIMEOUT_MS);
-	ck_assert_msg(err == 0 && strcmp(harness_tardyd_ready(t)->last_reload,
-	    "ok") == 0, "reload: %s, %s", harness_strerror(err),
+	ck_assert_msg(err == 0 &&
+		strcmp(harness_tardyd_ready(t)->last_reload, "ok") == 0,
+	    "reload: %s, %s", harness_strerror(err),
 	    harness_tardyd_ready(t)->last_reload);
 	err = harness_tardyd_stop(t, SIGTERM, 5000, &status, NULL);
-	ck_assert_msg(err == 0 && WIFEXITED(status) &&
-	    WEXITSTATUS(status) == 0, "SIGTERM: %s; stderr:\n%s",
+	ck_assert_msg(err == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "SIGTERM: %s; stderr:\n%s",
 	    err != 0 ? harness_strerror(err) : harness_status_str(h, status),
 	    harness_tail(harness_tardyd_stderr(t), 1500));
 }
@@ -387,7 +400,7 @@ int
 main(void)
 {
 	SRunner *sr = srunner_create(notify_suite());
-	int failed;
+	int	 failed;
 
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);

@@ -11,8 +11,8 @@
 
 START_TEST(test_same_key_same_sequence)
 {
-	struct prng	a, b;
-	int		i;
+	struct prng a, b;
+	int	    i;
 
 	prng_init(&a, 42, "db", 7, 1, "latency_downstream");
 	prng_init(&b, 42, "db", 7, 1, "latency_downstream");
@@ -23,9 +23,9 @@ END_TEST
 
 START_TEST(test_key_parts_matter)
 {
-	struct prng	base, r[5];
-	uint64_t	first;
-	int		i;
+	struct prng base, r[5];
+	uint64_t    first;
+	int	    i;
 
 	prng_init(&base, 42, "db", 7, 1, "t");
 	prng_init(&r[0], 43, "db", 7, 1, "t");
@@ -43,7 +43,7 @@ END_TEST
 /* Key boundaries are not ambiguous: ("ab", "c") differs from ("a", "bc"). */
 START_TEST(test_no_concatenation_collision)
 {
-	struct prng	a, b;
+	struct prng a, b;
 
 	prng_init(&a, 1, "ab", 1, 0, "c");
 	prng_init(&b, 1, "a", 1, 0, "bc");
@@ -53,10 +53,10 @@ END_TEST
 
 START_TEST(test_unit_and_range)
 {
-	struct prng	r;
-	double		u, sum = 0;
-	uint64_t	v, counts[10] = { 0 };
-	int		i;
+	struct prng r;
+	double	    u, sum = 0;
+	uint64_t    v, counts[10] = { 0 };
+	int	    i;
 
 	prng_init(&r, 1, "p", 1, 0, "t");
 	for (i = 0; i < 100000; i++) {
@@ -80,8 +80,8 @@ END_TEST
 static Suite *
 prng_suite(void)
 {
-	Suite	*s = suite_create("prng");
-	TCase	*tc = tcase_create("determinism");
+	Suite *s = suite_create("prng");
+	TCase *tc = tcase_create("determinism");
 
 	tcase_add_test(tc, test_same_key_same_sequence);
 	tcase_add_test(tc, test_key_parts_matter);
@@ -94,7 +94,7 @@ prng_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(prng_suite());
+	SRunner *sr = srunner_create(prng_suite());
 	int	 failed;
 
 	srunner_run_all(sr, CK_NORMAL);

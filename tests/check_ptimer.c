@@ -17,20 +17,20 @@
 #define NTIMERS	300
 
 struct probe {
-	struct ptimer	 t;
-	struct ptimers	*pt;
-	uint64_t	 fired_ns;
-	int		 fired;
-	int		 rearm;		/* times left to re-arm itself */
-	uint64_t	*last_due;	/* order check across probes */
-	int		*out_of_order;
+	struct ptimer	t;
+	struct ptimers *pt;
+	uint64_t	fired_ns;
+	int		fired;
+	int		rearm;	  /* times left to re-arm itself */
+	uint64_t       *last_due; /* order check across probes */
+	int	       *out_of_order;
 };
 
 static void
 probe_cb(void *arg)
 {
-	struct probe	*p = arg;
-	uint64_t	 now = util_now_ns();
+	struct probe *p = arg;
+	uint64_t      now = util_now_ns();
 
 	ck_assert_msg(now >= p->t.due_ns, "fired %llu ns early",
 	    (unsigned long long)(p->t.due_ns - now));
@@ -55,12 +55,12 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Run the loop until every probe fired or limit_ms passed. */
 static void
-run_until(struct event_base *base, struct probe *probes, size_t n,
-    int want, unsigned int limit_ms)
+run_until(struct event_base *base, struct probe *probes, size_t n, int want,
+    unsigned int limit_ms)
 {
-	struct timeval	 tv = { limit_ms / 1000, (limit_ms % 1000) * 1000 };
-	struct event	*stop = evtimer_new(base, stop_cb, base);
-	size_t		 i, done;
+	struct timeval tv = { limit_ms / 1000, (limit_ms % 1000) * 1000 };
+	struct event  *stop = evtimer_new(base, stop_cb, base);
+	size_t	       i, done;
 
 	evtimer_add(stop, &tv);
 	for (;;) {
@@ -77,12 +77,12 @@ run_until(struct event_base *base, struct probe *probes, size_t n,
 
 START_TEST(test_order_never_early)
 {
-	struct event_base	*base = event_base_new();
-	struct ptimers		*pt = ptimers_new(base, 0, 2000000);
-	struct probe		*p = calloc(NTIMERS, sizeof(*p));
-	uint64_t		 now = util_now_ns(), last_due = 0;
-	unsigned int		 seed = 7;
-	int			 i, out_of_order = 0, fired = 0;
+	struct event_base	  *base = event_base_new();
+	struct ptimers		  *pt = ptimers_new(base, 0, 2000000);
+	struct probe		  *p = calloc(NTIMERS, sizeof(*p));
+	uint64_t		   now = util_now_ns(), last_due = 0;
+	unsigned int		   seed = 7;
+	int			   i, out_of_order = 0, fired = 0;
 	const struct ptimer_stats *st;
 
 	for (i = 0; i < NTIMERS; i++) {
@@ -90,17 +90,17 @@ START_TEST(test_order_never_early)
 		p[i].last_due = &last_due;
 		p[i].out_of_order = &out_of_order;
 		ptimer_set(&p[i].t, probe_cb, &p[i]);
-		ptimer_at(pt, &p[i].t, now + 1000000 +
-		    (uint64_t)(rand_r(&seed) % 60000) * 1000);
+		ptimer_at(pt, &p[i].t,
+		    now + 1000000 + (uint64_t)(rand_r(&seed) % 60000) * 1000);
 	}
 	/* Move some, cancel others: every 7th never fires. */
 	for (i = 0; i < NTIMERS; i += 5)
-		ptimer_at(pt, &p[i].t, now + 2000000 +
-		    (uint64_t)(rand_r(&seed) % 30000) * 1000);
+		ptimer_at(pt, &p[i].t,
+		    now + 2000000 + (uint64_t)(rand_r(&seed) % 30000) * 1000);
 	for (i = 0; i < NTIMERS; i += 7) {
 		ptimer_cancel(pt, &p[i].t);
 		ck_assert(!ptimer_pending(&p[i].t));
-		p[i].fired = 1;		/* so run_until does not wait on it */
+		p[i].fired = 1; /* so run_until does not wait on it */
 	}
 	run_until(base, p, NTIMERS, 1, 5000);
 	for (i = 0; i < NTIMERS; i++) {
@@ -122,10 +122,10 @@ END_TEST
 /* As a latency toxic does: the callback sets its own timer again. */
 START_TEST(test_callback_rearms)
 {
-	struct event_base	*base = event_base_new();
-	struct ptimers		*pt = ptimers_new(base, 0, 2000000);
-	struct probe		 p = { .pt = pt, .rearm = 4 };
-	uint64_t		 t0 = util_now_ns();
+	struct event_base *base = event_base_new();
+	struct ptimers	  *pt = ptimers_new(base, 0, 2000000);
+	struct probe	   p = { .pt = pt, .rearm = 4 };
+	uint64_t	   t0 = util_now_ns();
 
 	ptimer_set(&p.t, probe_cb, &p);
 	ptimer_in_ms(pt, &p.t, 2);
@@ -146,13 +146,13 @@ END_TEST
  */
 START_TEST(test_idle_loop_sleeps)
 {
-	struct event_base	*base = event_base_new();
-	struct ptimers		*pt = ptimers_new(base, 0, 2000000);
-	struct probe		 p = { .pt = pt };
-	struct timeval		 tv = { 0, 50000 };
-	struct event		*stop = evtimer_new(base, stop_cb, base);
-	uint64_t		 t0;
-	int			 turns = 0;
+	struct event_base *base = event_base_new();
+	struct ptimers	  *pt = ptimers_new(base, 0, 2000000);
+	struct probe	   p = { .pt = pt };
+	struct timeval	   tv = { 0, 50000 };
+	struct event	  *stop = evtimer_new(base, stop_cb, base);
+	uint64_t	   t0;
+	int		   turns = 0;
 
 	ptimer_set(&p.t, probe_cb, &p);
 	ptimer_in_ms(pt, &p.t, 1);
@@ -179,7 +179,7 @@ END_TEST
 static void
 slow_cb(void *arg)
 {
-	uint64_t	until = util_now_ns() + 20000;
+	uint64_t until = util_now_ns() + 20000;
 
 	(*(int *)arg)++;
 	while (util_now_ns() < until)
@@ -193,11 +193,11 @@ slow_cb(void *arg)
  */
 START_TEST(test_slice_yields)
 {
-	struct event_base	*base = event_base_new();
-	struct ptimers		*pt = ptimers_new(base, 0, 2000000);
-	struct ptimer		*t = calloc(500, sizeof(*t));
-	uint64_t		 now = util_now_ns();
-	int			 i, fired = 0, turns = 0;
+	struct event_base *base = event_base_new();
+	struct ptimers	  *pt = ptimers_new(base, 0, 2000000);
+	struct ptimer	  *t = calloc(500, sizeof(*t));
+	uint64_t	   now = util_now_ns();
+	int		   i, fired = 0, turns = 0;
 
 	for (i = 0; i < 500; i++) {
 		ptimer_set(&t[i], slow_cb, &fired);
@@ -217,8 +217,8 @@ END_TEST
 static Suite *
 ptimer_suite(void)
 {
-	Suite	*s = suite_create("ptimer");
-	TCase	*tc = tcase_create("timers");
+	Suite *s = suite_create("ptimer");
+	TCase *tc = tcase_create("timers");
 
 	tcase_add_test(tc, test_order_never_early);
 	tcase_add_test(tc, test_callback_rearms);
@@ -231,7 +231,7 @@ ptimer_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(ptimer_suite());
+	SRunner *sr = srunner_create(ptimer_suite());
 	int	 failed;
 
 	srunner_run_all(sr, CK_NORMAL);

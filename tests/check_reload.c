@@ -34,9 +34,6 @@ teardown(void)
 	h = NULL;
 }
 
-
-
-
 static void
 expect_refused(const struct harness_addr *a, const char *what)
 {
@@ -44,20 +41,23 @@ expect_refused(const struct harness_addr *a, const char *what)
 
 	if (err == 0)
 		close(fd);
-	ck_assert_msg(err == ECONNREFUSED, "%s: connect %s: %s, want "
-	    "ECONNREFUSED", what, a->text, harness_strerror(err));
+	ck_assert_msg(err == ECONNREFUSED,
+	    "%s: connect %s: %s, want "
+	    "ECONNREFUSED",
+	    what, a->text, harness_strerror(err));
 }
 
 /* Reads what a GREET upstream says through the proxy. */
 static const char *
 greeting(const struct harness_addr *a)
 {
-	char buf[64];
+	char   buf[64];
 	size_t got = 0, n;
-	int fd = harness_connect_ok(a), err;
+	int    fd = harness_connect_ok(a), err;
 
 	while ((err = harness_recv_some(fd, buf + got, sizeof(buf) - 1 - got,
-	    HARNESS_IO_TIMEOUT_MS, &n)) == 0 && got + n < sizeof(buf) - 1)
+		    HARNESS_IO_TIMEOUT_MS, &n)) == 0 &&
+	    got + n < sizeof(buf) - 1)
 		got += n;
 	close(fd);
 	ck_assert_msg(err == HARNESS_EOF, "greeting via %s: %s", a->text,
@@ -101,10 +101,10 @@ START_TEST(test_reload_adds_and_removes)
 	    proxy_section("gone", "127.0.0.1:0", up->addr.text));
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
 	const struct harness_ready *r = harness_tardyd_ready(t);
-	struct harness_addr keep_a = harness_proxy_ok(t, "keep");
-	struct harness_addr gone_a = harness_proxy_ok(t, "gone");
-	struct harness_addr a;
-	int fd, fd2;
+	struct harness_addr	    keep_a = harness_proxy_ok(t, "keep");
+	struct harness_addr	    gone_a = harness_proxy_ok(t, "gone");
+	struct harness_addr	    a;
+	int			    fd, fd2;
 
 	ck_assert_int_eq(r->generation, 0);
 	ck_assert_str_eq(r->last_reload, "none");
@@ -147,8 +147,8 @@ START_TEST(test_reload_unchanged_keeps_port_and_connections)
 	    proxy_section("p", "127.0.0.1:0", up->addr.text));
 	const char *conf = harness_write_file(h, "tardy.conf", "%s", body);
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr a0 = harness_proxy_ok(t, "p"), a;
-	int fd = harness_connect_ok(&a0);
+	struct harness_addr    a0 = harness_proxy_ok(t, "p"), a;
+	int		       fd = harness_connect_ok(&a0);
 
 	harness_echo_ok(fd, "before", 1000, 1);
 	for (long gen = 1; gen <= 3; gen++) {
@@ -159,10 +159,16 @@ START_TEST(test_reload_unchanged_keeps_port_and_connections)
 			    "; touched, not changed\n\n%s", body);
 		reload_ok(t, gen);
 		a = harness_proxy_ok(t, "p");
-		ck_assert_msg(strcmp(a.text, a0.text) == 0, "reload %ld moved "
-		    "the unchanged proxy from %s to %s", gen, a0.text, a.text);
-		harness_echo_ok(fd, harness_printf(h, "open connection after reload "
-		    "%ld", gen), 20000, (uint64_t)gen);
+		ck_assert_msg(strcmp(a.text, a0.text) == 0,
+		    "reload %ld moved "
+		    "the unchanged proxy from %s to %s",
+		    gen, a0.text, a.text);
+		harness_echo_ok(fd,
+		    harness_printf(h,
+			"open connection after reload "
+			"%ld",
+			gen),
+		    20000, (uint64_t)gen);
 	}
 	close(fd);
 }
@@ -176,14 +182,14 @@ START_TEST(test_reload_changed_upstream_restarts)
 	    HARNESS_UPSTREAM_GREET, "127.0.0.1:0", "from-B\n", 7);
 	struct harness_upstream *echo = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	const char *other = proxy_section("other", "127.0.0.1:0",
-	    echo->addr.text);
+	const char		*other = proxy_section("other", "127.0.0.1:0",
+			 echo->addr.text);
 	const char *conf = harness_write_file(h, "tardy.conf", "%s%s",
 	    proxy_section("chg", "127.0.0.1:0", ua->addr.text), other);
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr chg = harness_proxy_ok(t, "chg");
-	struct harness_addr oth = harness_proxy_ok(t, "other");
-	int fd = harness_connect_ok(&oth);
+	struct harness_addr    chg = harness_proxy_ok(t, "chg");
+	struct harness_addr    oth = harness_proxy_ok(t, "other");
+	int		       fd = harness_connect_ok(&oth);
 
 	harness_echo_ok(fd, "other, before", 1000, 1);
 	ck_assert_str_eq(greeting(&chg), "from-A\n");
@@ -205,17 +211,18 @@ START_TEST(test_reload_changed_listen_moves)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	const char *sock = harness_path(h, "moved.sock");
-	const char *conf = harness_write_file(h, "tardy.conf", "%s",
-	    proxy_section("mv", "127.0.0.1:0", up->addr.text));
+	const char		*sock = harness_path(h, "moved.sock");
+	const char	      *conf = harness_write_file(h, "tardy.conf", "%s",
+		       proxy_section("mv", "127.0.0.1:0", up->addr.text));
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr old = harness_proxy_ok(t, "mv"), a;
-	int fd = harness_connect_ok(&old);
+	struct harness_addr    old = harness_proxy_ok(t, "mv"), a;
+	int		       fd = harness_connect_ok(&old);
 
 	harness_echo_ok(fd, "before the move", 1000, 1);
 	close(fd);
-	harness_write_file(h, "tardy.conf", "%s", proxy_section("mv",
-	    harness_printf(h, "unix:%s", sock), up->addr.text));
+	harness_write_file(h, "tardy.conf", "%s",
+	    proxy_section("mv", harness_printf(h, "unix:%s", sock),
+		up->addr.text));
 	reload_ok(t, 1);
 	a = harness_proxy_ok(t, "mv");
 	ck_assert_str_eq(a.text, harness_printf(h, "unix:%s", sock));
@@ -230,14 +237,14 @@ START_TEST(test_reload_keeps_command_line_proxies)
 {
 	struct harness_upstream *up = harness_upstream_start(h,
 	    HARNESS_UPSTREAM_ECHO, "127.0.0.1:0", NULL, 0);
-	const char *conf = harness_write_file(h, "tardy.conf", "%s",
-	    proxy_section("file1", "127.0.0.1:0", up->addr.text));
+	const char	      *conf = harness_write_file(h, "tardy.conf", "%s",
+		       proxy_section("file1", "127.0.0.1:0", up->addr.text));
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf,
 	    "--proxy", harness_printf(h, "cli=127.0.0.1:0=%s", up->addr.text),
 	    NULL);
-	struct harness_addr cli = harness_proxy_ok(t, "cli"), a;
-	struct harness_addr file1 = harness_proxy_ok(t, "file1");
-	int fd = harness_connect_ok(&cli);
+	struct harness_addr    cli = harness_proxy_ok(t, "cli"), a;
+	struct harness_addr    file1 = harness_proxy_ok(t, "file1");
+	int		       fd = harness_connect_ok(&cli);
 
 	harness_echo_ok(fd, "command-line proxy before", 1000, 1);
 	harness_write_file(h, "tardy.conf", "%s",
@@ -245,7 +252,8 @@ START_TEST(test_reload_keeps_command_line_proxies)
 	reload_ok(t, 1);
 	a = harness_proxy_ok(t, "cli");
 	ck_assert_str_eq(a.text, cli.text);
-	harness_echo_ok(fd, "command-line proxy's connection after reload", 1000, 2);
+	harness_echo_ok(fd, "command-line proxy's connection after reload",
+	    1000, 2);
 	a = harness_proxy_ok(t, "file2");
 	close(fd);
 	fd = harness_connect_ok(&a);
@@ -281,10 +289,10 @@ START_TEST(test_reload_broken_config_keeps_old)
 	const char *good = proxy_section("p", "127.0.0.1:0", up->addr.text);
 	const char *conf = harness_write_file(h, "tardy.conf", "%s", good);
 	struct harness_tardyd *t = harness_tardyd_start(h, "-c", conf, NULL);
-	struct harness_addr pa = harness_proxy_ok(t, "p"), a;
+	struct harness_addr    pa = harness_proxy_ok(t, "p"), a;
 	const struct harness_ready *r;
-	const char *line;
-	int fd = harness_connect_ok(&pa), fd2, err;
+	const char		   *line;
+	int			    fd = harness_connect_ok(&pa), fd2, err;
 
 	harness_echo_ok(fd, "before", 1000, 1);
 	/* Line 4 is wrong; the new proxy on line 6 must not appear. */
@@ -296,7 +304,8 @@ START_TEST(test_reload_broken_config_keeps_old)
 	    "\n"
 	    "[proxy q]\n"
 	    "listen = 127.0.0.1:0\n"
-	    "upstream = %s\n", up->addr.text, up->addr.text);
+	    "upstream = %s\n",
+	    up->addr.text, up->addr.text);
 	err = harness_tardyd_reload(t, HARNESS_RELOAD_TIMEOUT_MS);
 	ck_assert_msg(err == 0, "reload: %s (tardyd %s); stderr:\n%s",
 	    harness_strerror(err),
@@ -337,18 +346,18 @@ END_TEST
 
 START_TEST(test_bad_config_at_start)
 {
-	const char *conf = harness_write_file(h, "tardy.conf",
-	    "[tardy]\n"
-	    "log_level = info\n"
-	    "\n"
-	    "[proxy p]\n"
-	    "listen = 127.0.0.1:0\n"
-	    "upstream = 127.0.0.1:9\n"
-	    "frobnicate = yes\n");
-	const char *ready = harness_path(h, "ready.json");
-	const struct harness_run *r = harness_tardyd_run(h, 5000,
-	    "-a", "127.0.0.1:0", "--ready-file", ready, "-c", conf, NULL);
-	const char *line;
+	const char		 *conf = harness_write_file(h, "tardy.conf",
+			  "[tardy]\n"
+					"log_level = info\n"
+					"\n"
+					"[proxy p]\n"
+					"listen = 127.0.0.1:0\n"
+					"upstream = 127.0.0.1:9\n"
+					"frobnicate = yes\n");
+	const char		 *ready = harness_path(h, "ready.json");
+	const struct harness_run *r = harness_tardyd_run(h, 5000, "-a",
+	    "127.0.0.1:0", "--ready-file", ready, "-c", conf, NULL);
+	const char		 *line;
 
 	ck_assert_msg(!r->timed_out, "tardyd started with a bad config");
 	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 1,
@@ -370,7 +379,7 @@ END_TEST
 struct bad_config {
 	const char *what;
 	const char *text;
-	int line;
+	int	    line;
 	const char *words[3];
 };
 
@@ -446,10 +455,12 @@ check_rejection(const struct bad_config *b, const char *conf,
     const struct harness_run *r, const char *mode)
 {
 	const char *line;
-	bool named = false;
+	bool	    named = false;
 
-	ck_assert_msg(!r->timed_out, "%s (%s): tardyd still running after "
-	    "5 s", b->what, mode);
+	ck_assert_msg(!r->timed_out,
+	    "%s (%s): tardyd still running after "
+	    "5 s",
+	    b->what, mode);
 	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 1,
 	    "%s (%s): tardyd %s, want exit 1; stderr:\n%s", b->what, mode,
 	    harness_status_str(h, r->status), harness_tail(r->err, 1000));
@@ -486,7 +497,7 @@ END_TEST
 
 START_TEST(test_check_shipped_config)
 {
-	const char *conf = TOP_SRCDIR "/conf/tardy.conf";
+	const char		 *conf = TOP_SRCDIR "/conf/tardy.conf";
 	const struct harness_run *r = harness_tardyd_run(h, 5000, "-t", "-c",
 	    conf, NULL);
 
@@ -504,28 +515,29 @@ START_TEST(test_check_good_config_long_option)
 {
 	/* --check validates only: it must not create the unix listener. */
 	const struct harness_addr *port = harness_closed_port(h, AF_INET);
-	const char *conf = harness_write_file(h, "good.conf",
-	    "[tardy]\n"
-	    "api = 127.0.0.1:0\n"
-	    "seed = 42\n"
-	    "log_level = debug\n"
-	    "\n"
-	    "[proxy a]\n"
-	    "listen = 127.0.0.1:0\n"
-	    "upstream = 127.0.0.1:6379\n"
-	    "enabled = no\n"
-	    "connect_timeout = 2000\n"
-	    "\n"
-	    "[proxy b]\n"
-	    "listen = [::1]:0\n"
-	    "upstream = unix:/tmp/nowhere.sock\n"
-	    "enabled = true\n"
-	    "\n"
-	    "[proxy c]\n"
-	    "listen = unix:%s\n"
-	    "upstream = %s\n", harness_path(h, "c.sock"), port->text);
-	const struct harness_run *r = harness_tardyd_run(h, 5000, "--check",
-	    "--config", conf, NULL);
+	const char		  *conf = harness_write_file(h, "good.conf",
+			   "[tardy]\n"
+					  "api = 127.0.0.1:0\n"
+					  "seed = 42\n"
+					  "log_level = debug\n"
+					  "\n"
+					  "[proxy a]\n"
+					  "listen = 127.0.0.1:0\n"
+					  "upstream = 127.0.0.1:6379\n"
+					  "enabled = no\n"
+					  "connect_timeout = 2000\n"
+					  "\n"
+					  "[proxy b]\n"
+					  "listen = [::1]:0\n"
+					  "upstream = unix:/tmp/nowhere.sock\n"
+					  "enabled = true\n"
+					  "\n"
+					  "[proxy c]\n"
+					  "listen = unix:%s\n"
+					  "upstream = %s\n",
+			   harness_path(h, "c.sock"), port->text);
+	const struct harness_run  *r = harness_tardyd_run(h, 5000, "--check",
+	     "--config", conf, NULL);
 
 	ck_assert_msg(!r->timed_out, "tardyd --check still running after 5 s");
 	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
@@ -582,7 +594,7 @@ int
 main(void)
 {
 	SRunner *sr = srunner_create(reload_suite());
-	int failed;
+	int	 failed;
 
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);

@@ -49,26 +49,26 @@
 #define HARNESS_POLL_MS 2
 
 struct harness_tardyd {
-	struct harness *h;
-	pid_t pid;
-	bool reaped;
-	int status;
-	const char *ready_path;
-	const char *err_path;
+	struct harness	    *h;
+	pid_t		     pid;
+	bool		     reaped;
+	int		     status;
+	const char	    *ready_path;
+	const char	    *err_path;
 	struct harness_ready ready;
 };
 
 struct harness {
-	char dir[64];
-	int nspawn;
-	void **allocs;
-	size_t nallocs, allocs_cap;
-	int fds[HARNESS_MAX_FDS];
-	int nfds;
+	char			 dir[64];
+	int			 nspawn;
+	void		       **allocs;
+	size_t			 nallocs, allocs_cap;
+	int			 fds[HARNESS_MAX_FDS];
+	int			 nfds;
 	struct harness_upstream *upstreams[HARNESS_MAX_CHILDREN];
-	int nupstreams;
-	struct harness_tardyd *daemons[HARNESS_MAX_CHILDREN];
-	int ndaemons;
+	int			 nupstreams;
+	struct harness_tardyd	*daemons[HARNESS_MAX_CHILDREN];
+	int			 ndaemons;
 };
 
 /* --- small utilities --------------------------------------------------- */
@@ -145,7 +145,7 @@ harness_vprintf(struct harness *h, const char *fmt, va_list ap)
 const char *
 harness_printf(struct harness *h, const char *fmt, ...)
 {
-	va_list ap;
+	va_list	    ap;
 	const char *s;
 
 	va_start(ap, fmt);
@@ -172,8 +172,8 @@ harness_write_file(struct harness *h, const char *name, const char *fmt, ...)
 	const char *path = harness_path(h, name);
 	const char *tmp = harness_printf(h, "%s/.%s.tmp", h->dir, name);
 	const char *text;
-	va_list ap;
-	FILE *f;
+	va_list	    ap;
+	FILE	   *f;
 
 	va_start(ap, fmt);
 	text = harness_vprintf(h, fmt, ap);
@@ -190,9 +190,9 @@ harness_write_file(struct harness *h, const char *name, const char *fmt, ...)
 static char *
 read_file_raw(const char *path)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int fd, saved;
+	char   *buf = NULL;
+	size_t	len = 0, cap = 0;
+	int	fd, saved;
 	ssize_t n;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
@@ -274,7 +274,7 @@ void
 harness_pattern(void *buf, size_t len, uint64_t seed, uint64_t offset)
 {
 	unsigned char *p = buf;
-	uint64_t word = 0, block = UINT64_MAX;
+	uint64_t       word = 0, block = UINT64_MAX;
 
 	for (size_t i = 0; i < len; i++) {
 		uint64_t pos = offset + i;
@@ -294,7 +294,7 @@ static void
 close_from(int lowfd)
 {
 	struct rlimit rl;
-	long max = 65536;
+	long	      max = 65536;
 
 #ifdef SYS_close_range
 	if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0U) == 0)
@@ -370,7 +370,7 @@ harness_new(void)
 static void
 remove_dir(const char *dir)
 {
-	DIR *d = opendir(dir);
+	DIR	      *d = opendir(dir);
 	struct dirent *e;
 
 	if (d == NULL)
@@ -392,7 +392,7 @@ harness_free(struct harness *h)
 		return;
 	for (int i = 0; i < h->ndaemons; i++) {
 		struct harness_tardyd *t = h->daemons[i];
-		int st;
+		int		       st;
 
 		if (t->reaped)
 			continue;
@@ -459,7 +459,7 @@ static int
 parse_port(const char *s)
 {
 	char *end;
-	long v;
+	long  v;
 
 	if (*s < '0' || *s > '9')
 		return (-1);
@@ -473,16 +473,16 @@ parse_port(const char *s)
 int
 harness_addr_parse(const char *text, struct harness_addr *out)
 {
-	char host[HARNESS_ADDR_TEXT_MAX];
+	char	    host[HARNESS_ADDR_TEXT_MAX];
 	const char *colon;
-	int port;
+	int	    port;
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(text) >= sizeof(host))
 		return (EINVAL);
 	if (strncmp(text, "unix:", 5) == 0) {
 		struct sockaddr_un *su = (void *)&out->ss;
-		const char *path = text + 5;
+		const char	   *path = text + 5;
 
 		if (*path == '\0' || strlen(path) >= sizeof(su->sun_path))
 			return (EINVAL);
@@ -491,8 +491,8 @@ harness_addr_parse(const char *text, struct harness_addr *out)
 		out->len = (socklen_t)sizeof(*su);
 	} else if (text[0] == '[') {
 		struct sockaddr_in6 *sin6 = (void *)&out->ss;
-		const char *close_br = strchr(text, ']');
-		size_t hl;
+		const char	    *close_br = strchr(text, ']');
+		size_t		     hl;
 
 		if (close_br == NULL || close_br[1] != ':')
 			return (EINVAL);
@@ -508,7 +508,7 @@ harness_addr_parse(const char *text, struct harness_addr *out)
 		out->len = (socklen_t)sizeof(*sin6);
 	} else {
 		struct sockaddr_in *sin = (void *)&out->ss;
-		size_t hl;
+		size_t		    hl;
 
 		if ((colon = strrchr(text, ':')) == NULL)
 			return (EINVAL);
@@ -530,7 +530,7 @@ harness_addr_parse(const char *text, struct harness_addr *out)
 int
 harness_addr_port(const struct harness_addr *a)
 {
-	const struct sockaddr_in *sin = (const void *)&a->ss;
+	const struct sockaddr_in  *sin = (const void *)&a->ss;
 	const struct sockaddr_in6 *sin6 = (const void *)&a->ss;
 
 	if (a->ss.ss_family == AF_INET)
@@ -546,7 +546,7 @@ static int
 bind_text(const char *text, int backlog, struct harness_addr *bound)
 {
 	struct harness_addr want;
-	int fd, saved, err;
+	int		    fd, saved, err;
 
 	if ((err = harness_addr_parse(text, &want)) != 0) {
 		errno = err;
@@ -586,7 +586,7 @@ harness_closed_port(struct harness *h, int family)
 {
 	struct harness_addr *a = harness_keep(h, calloc(1, sizeof(*a)));
 	const char *any = family == AF_INET6 ? "[::1]:0" : "127.0.0.1:0";
-	int fd;
+	int	    fd;
 
 	/* Bound, so nobody else can take the port; not listening, so a
 	 * SYN to it is answered with a reset. */
@@ -600,7 +600,7 @@ const struct harness_addr *
 harness_blackhole(struct harness *h)
 {
 	struct harness_addr *a = harness_keep(h, calloc(1, sizeof(*a)));
-	int lfd;
+	int		     lfd;
 
 	/* With a backlog of 0 Linux queues one connection; once it is
 	 * queued (and never accepted) further SYNs are dropped. */
@@ -608,10 +608,10 @@ harness_blackhole(struct harness *h)
 		ck_abort_msg("harness: blackhole: %s", strerror(errno));
 	harness_hold_fd(h, lfd);
 	for (int i = 0; i < 8; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0);
+		int	      fd = socket(AF_INET,
+			      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		struct pollfd pfd;
-		int r;
+		int	      r;
 
 		if (fd == -1)
 			ck_abort_msg("harness: socket: %s", strerror(errno));
@@ -636,7 +636,7 @@ bool
 harness_has_ipv6(void)
 {
 	struct harness_addr a;
-	int fd = bind_text("[::1]:0", 1, &a);
+	int		    fd = bind_text("[::1]:0", 1, &a);
 
 	if (fd == -1)
 		return (false);
@@ -650,21 +650,21 @@ harness_has_ipv6(void)
 #define UP_COLLECT_MAX (256u * 1024 * 1024)
 
 struct up_conn {
-	int fd;
+	int	       fd;
 	unsigned char *buf; /* pending output is buf[off, len) */
-	size_t cap, len, off;
-	uint64_t in_total;
-	uint64_t src_queued;
-	bool rd_eof;
-	bool wr_done; /* shut down for writing (GREET, SOURCE) */
+	size_t	       cap, len, off;
+	uint64_t       in_total;
+	uint64_t       src_queued;
+	bool	       rd_eof;
+	bool	       wr_done; /* shut down for writing (GREET, SOURCE) */
 };
 
 struct up_server {
 	enum harness_upstream_mode mode;
-	const unsigned char *data;
-	size_t data_len;
-	struct up_conn *conns;
-	size_t nconns, cap;
+	const unsigned char	  *data;
+	size_t			   data_len;
+	struct up_conn		  *conns;
+	size_t			   nconns, cap;
 };
 
 static void
@@ -752,10 +752,10 @@ up_refill(struct up_server *s, struct up_conn *c)
 static bool
 up_read(struct up_server *s, struct up_conn *c)
 {
-	unsigned char scratch[65536];
+	unsigned char  scratch[65536];
 	unsigned char *dst = scratch;
-	size_t room = sizeof(scratch);
-	ssize_t n;
+	size_t	       room = sizeof(scratch);
+	ssize_t	       n;
 
 	if (c->rd_eof)
 		return (true);
@@ -784,8 +784,8 @@ up_read(struct up_server *s, struct up_conn *c)
 		c->rd_eof = true;
 		if (s->mode == HARNESS_UPSTREAM_SINK) {
 			char line[32];
-			int l = snprintf(line, sizeof(line), "%llu\n",
-			    (unsigned long long)c->in_total);
+			int  l = snprintf(line, sizeof(line), "%llu\n",
+			     (unsigned long long)c->in_total);
 
 			up_reserve(c, (size_t)l);
 			memcpy(c->buf, line, (size_t)l);
@@ -836,7 +836,7 @@ up_progress(struct up_server *s, struct up_conn *c)
 	case HARNESS_UPSTREAM_SOURCE:
 		if (flushed && !c->wr_done &&
 		    (s->mode == HARNESS_UPSTREAM_GREET ||
-		    c->src_queued == s->data_len)) {
+			c->src_queued == s->data_len)) {
 			shutdown(c->fd, SHUT_WR);
 			c->wr_done = true;
 		}
@@ -846,12 +846,11 @@ up_progress(struct up_server *s, struct up_conn *c)
 }
 
 static void
-up_serve(int lfd, enum harness_upstream_mode mode, const void *data,
-    size_t len)
+up_serve(int lfd, enum harness_upstream_mode mode, const void *data, size_t len)
 {
 	struct up_server s = { .mode = mode, .data = data, .data_len = len };
-	struct pollfd *pfds = NULL;
-	size_t pcap = 0;
+	struct pollfd	*pfds = NULL;
+	size_t		 pcap = 0;
 
 	for (;;) {
 		size_t n = 0;
@@ -866,7 +865,7 @@ up_serve(int lfd, enum harness_upstream_mode mode, const void *data,
 		pfds[n++].events = POLLIN;
 		for (size_t i = 0; i < s.nconns; i++) {
 			struct up_conn *c = &s.conns[i];
-			bool collecting = !c->rd_eof &&
+			bool		collecting = !c->rd_eof &&
 			    mode == HARNESS_UPSTREAM_ECHO_AT_EOF;
 
 			up_refill(&s, c);
@@ -886,8 +885,8 @@ up_serve(int lfd, enum harness_upstream_mode mode, const void *data,
 		/* Connections first: accepting may move the array. */
 		for (size_t i = s.nconns; i-- > 0;) {
 			struct up_conn *c = &s.conns[i];
-			short re = pfds[i + 1].revents;
-			bool alive = true;
+			short		re = pfds[i + 1].revents;
+			bool		alive = true;
 
 			if (re & (POLLIN | POLLHUP | POLLERR))
 				alive = up_read(&s, c);
@@ -911,8 +910,8 @@ harness_upstream_start(struct harness *h, enum harness_upstream_mode mode,
     const char *listen_text, const void *data, size_t len)
 {
 	struct harness_upstream *u;
-	pid_t parent = getpid(), pid;
-	int lfd;
+	pid_t			 parent = getpid(), pid;
+	int			 lfd;
 
 	if (h->nupstreams == HARNESS_MAX_CHILDREN)
 		ck_abort_msg("harness: too many upstreams");
@@ -971,7 +970,7 @@ static bool
 js_string(const char **pp, char *out, size_t outlen)
 {
 	const char *p = *pp;
-	size_t n = 0;
+	size_t	    n = 0;
 
 	if (*p++ != '"')
 		return (false);
@@ -1030,7 +1029,7 @@ static bool
 js_skip(const char **pp)
 {
 	const char *p = *pp;
-	int depth = 0;
+	int	    depth = 0;
 
 	do {
 		js_ws(&p);
@@ -1077,14 +1076,14 @@ js_proxies(const char **pp, struct harness_ready *r)
 			return (false);
 		js_ws(&p);
 		if (!js_string(&p, r->proxies[r->nproxies].name,
-		    sizeof(r->proxies[0].name)))
+			sizeof(r->proxies[0].name)))
 			return (false);
 		js_ws(&p);
 		if (*p++ != ':')
 			return (false);
 		js_ws(&p);
 		if (!js_string(&p, r->proxies[r->nproxies].addr,
-		    sizeof(r->proxies[0].addr)))
+			sizeof(r->proxies[0].addr)))
 			return (false);
 		r->nproxies++;
 		js_ws(&p);
@@ -1102,8 +1101,8 @@ static bool
 ready_parse(const char *s, struct harness_ready *r)
 {
 	const char *p = s;
-	bool have_proxies = false;
-	char key[64];
+	bool	    have_proxies = false;
+	char	    key[64];
 
 	memset(r, 0, sizeof(*r));
 	r->pid = -1;
@@ -1189,7 +1188,7 @@ build_argv(const char **argv, size_t at, const char *const *args)
 static size_t
 collect_va(const char **args, va_list ap)
 {
-	size_t n = 0;
+	size_t	    n = 0;
 	const char *a;
 
 	while ((a = va_arg(ap, const char *)) != NULL) {
@@ -1229,8 +1228,8 @@ int
 harness_tardyd_refresh(struct harness_tardyd *t)
 {
 	struct harness_ready r;
-	char *s = read_file_raw(t->ready_path);
-	bool ok;
+	char		    *s = read_file_raw(t->ready_path);
+	bool		     ok;
 
 	if (s == NULL)
 		return (errno);
@@ -1265,11 +1264,11 @@ tardyd_wait_ready(struct harness_tardyd *t, long min_gen, int timeout_ms)
 struct harness_tardyd *
 harness_tardyd_startv(struct harness *h, const char *const *args)
 {
-	const char *argv[HARNESS_ARGS_MAX];
+	const char	      *argv[HARNESS_ARGS_MAX];
 	struct harness_tardyd *t;
-	const char *out_path;
-	int n = ++h->nspawn, err;
-	size_t at = 0;
+	const char	      *out_path;
+	int		       n = ++h->nspawn, err;
+	size_t		       at = 0;
 
 	if (h->ndaemons == HARNESS_MAX_CHILDREN)
 		ck_abort_msg("harness: too many daemons");
@@ -1297,7 +1296,8 @@ harness_tardyd_startv(struct harness *h, const char *const *args)
 		const char *ready = harness_read_file(h, t->ready_path);
 
 		ck_abort_msg("tardyd not ready after %d ms (ready file: %s); "
-		    "stderr:\n%s", HARNESS_START_TIMEOUT_MS,
+			     "stderr:\n%s",
+		    HARNESS_START_TIMEOUT_MS,
 		    ready ? harness_tail(ready, 600) : strerror(errno),
 		    harness_tail(harness_tardyd_stderr(t), 1500));
 	}
@@ -1308,7 +1308,7 @@ struct harness_tardyd *
 harness_tardyd_start(struct harness *h, ...)
 {
 	const char *args[HARNESS_ARGS_MAX];
-	va_list ap;
+	va_list	    ap;
 
 	va_start(ap, h);
 	collect_va(args, ap);
@@ -1320,12 +1320,12 @@ const struct harness_run *
 harness_tardyd_runv(struct harness *h, int timeout_ms, const char *const *args)
 {
 	struct harness_run *r = harness_keep(h, calloc(1, sizeof(*r)));
-	const char *argv[HARNESS_ARGS_MAX];
-	int n = ++h->nspawn;
+	const char	   *argv[HARNESS_ARGS_MAX];
+	int		    n = ++h->nspawn;
 	const char *out_path = harness_printf(h, "%s/run-%d.out", h->dir, n);
 	const char *err_path = harness_printf(h, "%s/run-%d.err", h->dir, n);
-	int64_t t0 = harness_now_ms();
-	pid_t pid;
+	int64_t	    t0 = harness_now_ms();
+	pid_t	    pid;
 
 	argv[0] = TARDYD_PATH;
 	build_argv(argv, 1, args);
@@ -1348,7 +1348,7 @@ const struct harness_run *
 harness_tardyd_run(struct harness *h, int timeout_ms, ...)
 {
 	const char *args[HARNESS_ARGS_MAX];
-	va_list ap;
+	va_list	    ap;
 
 	va_start(ap, timeout_ms);
 	collect_va(args, ap);
@@ -1410,7 +1410,7 @@ harness_tardyd_stop(struct harness_tardyd *t, int sig, int timeout_ms,
     int *status, int64_t *elapsed_ms)
 {
 	int64_t t0 = harness_now_ms();
-	int err = 0;
+	int	err = 0;
 
 	if (!t->reaped) {
 		kill(t->pid, sig);
@@ -1452,15 +1452,15 @@ poll_one(int fd, short events, int64_t deadline, short *revents)
 int
 harness_connect(const struct harness_addr *a, int timeout_ms, int *fdp)
 {
-	int64_t deadline = harness_now_ms() + timeout_ms;
-	int fd, err = 0, flags;
+	int64_t	  deadline = harness_now_ms() + timeout_ms;
+	int	  fd, err = 0, flags;
 	socklen_t elen = sizeof(err);
-	short re;
+	short	  re;
 
 	*fdp = -1;
 	for (;;) {
-		fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0);
+		fd = socket(a->ss.ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd == -1)
 			return (errno);
 		if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
@@ -1500,12 +1500,12 @@ harness_connect(const struct harness_addr *a, int timeout_ms, int *fdp)
 }
 
 int
-harness_exchange(int fd, const void *out, size_t outlen, void *in,
-    size_t inlen, int timeout_ms, size_t *sentp, size_t *gotp)
+harness_exchange(int fd, const void *out, size_t outlen, void *in, size_t inlen,
+    int timeout_ms, size_t *sentp, size_t *gotp)
 {
 	int64_t deadline = harness_now_ms() + timeout_ms;
-	size_t sent = 0, got = 0;
-	int err = 0;
+	size_t	sent = 0, got = 0;
+	int	err = 0;
 
 	while (sent < outlen || got < inlen) {
 		short ev = 0, re;
@@ -1575,9 +1575,9 @@ harness_recv_some(int fd, void *buf, size_t len, int timeout_ms, size_t *gotp)
 	if (gotp != NULL)
 		*gotp = 0;
 	for (;;) {
-		short re;
+		short	re;
 		ssize_t n;
-		int err;
+		int	err;
 
 		if ((err = poll_one(fd, POLLIN, deadline, &re)) != 0)
 			return (err);
@@ -1598,7 +1598,7 @@ int
 harness_echo(int fd, const void *buf, size_t len, int timeout_ms)
 {
 	unsigned char *back = malloc(len ? len : 1);
-	int err;
+	int	       err;
 
 	if (back == NULL)
 		return (ENOMEM);
@@ -1613,12 +1613,12 @@ int
 harness_wait_close(int fd, int timeout_ms, size_t *extra)
 {
 	int64_t deadline = harness_now_ms() + timeout_ms;
-	char buf[16384];
-	size_t total = 0, got;
-	int err;
+	char	buf[16384];
+	size_t	total = 0, got;
+	int	err;
 
 	while ((err = harness_recv_some(fd, buf, sizeof(buf),
-	    remaining_ms(deadline), &got)) == 0) {
+		    remaining_ms(deadline), &got)) == 0) {
 		total += got;
 		if (harness_now_ms() >= deadline) {
 			err = ETIMEDOUT;
@@ -1638,7 +1638,7 @@ struct harness_addr
 harness_proxy_ok(struct harness_tardyd *t, const char *name)
 {
 	struct harness_addr a;
-	int err = harness_tardyd_proxy(t, name, &a);
+	int		    err = harness_tardyd_proxy(t, name, &a);
 
 	ck_assert_msg(err == 0, "proxy \"%s\" in ready file: %s", name,
 	    harness_strerror(err));
@@ -1659,7 +1659,7 @@ void
 harness_echo_ok(int fd, const char *what, size_t len, uint64_t seed)
 {
 	unsigned char *buf = malloc(len);
-	int err;
+	int	       err;
 
 	ck_assert_ptr_nonnull(buf);
 	harness_pattern(buf, len, seed, 0);
@@ -1675,20 +1675,18 @@ harness_echo_ok(int fd, const char *what, size_t len, uint64_t seed)
  * connection down, and closes its descriptor a moment later).
  */
 json_t *
-harness_api_get(struct harness *h, struct harness_tardyd *t,
-    const char *path)
+harness_api_get(struct harness *h, struct harness_tardyd *t, const char *path)
 {
-	const char *api = harness_tardyd_ready(t)->api;
+	const char	   *api = harness_tardyd_ready(t)->api;
 	struct harness_addr a;
-	json_error_t jerr;
-	const char *req, *body;
-	char *resp = NULL;
-	size_t len = 0, cap = 0, got;
-	json_t *j;
-	int fd, err, status;
+	json_error_t	    jerr;
+	const char	   *req, *body;
+	char		   *resp = NULL;
+	size_t		    len = 0, cap = 0, got;
+	json_t		   *j;
+	int		    fd, err, status;
 
-	ck_assert_msg(harness_addr_parse(api, &a) == 0, "API address %s",
-	    api);
+	ck_assert_msg(harness_addr_parse(api, &a) == 0, "API address %s", api);
 	fd = harness_connect_ok(&a);
 	req = harness_printf(h, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
 	    a.text);
@@ -1711,7 +1709,7 @@ harness_api_get(struct harness *h, struct harness_tardyd *t,
 	close(fd);
 	resp[len] = '\0';
 	ck_assert_msg(sscanf(resp, "HTTP/1.%*d %d", &status) == 1 &&
-	    status == 200 && (body = strstr(resp, "\r\n\r\n")) != NULL,
+		status == 200 && (body = strstr(resp, "\r\n\r\n")) != NULL,
 	    "GET %s: %s", path, harness_tail(resp, 500));
 	j = json_loads(body + 4, 0, &jerr);
 	ck_assert_msg(j != NULL, "GET %s: %s: %s", path, jerr.text,

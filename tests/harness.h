@@ -58,7 +58,7 @@ struct harness_tardyd;
 /* A socket address together with its spelling in tardyd's syntax. */
 struct harness_addr {
 	struct sockaddr_storage ss;
-	socklen_t len;
+	socklen_t		len;
 	/* "127.0.0.1:5", "[::1]:5" or "unix:/path" */
 	char text[HARNESS_ADDR_TEXT_MAX];
 };
@@ -66,7 +66,7 @@ struct harness_addr {
 /* The daemon's ready file, as last read. */
 struct harness_ready {
 	char api[HARNESS_ADDR_TEXT_MAX];
-	int nproxies;
+	int  nproxies;
 	struct {
 		char name[HARNESS_NAME_MAX];
 		char addr[HARNESS_ADDR_TEXT_MAX];
@@ -78,11 +78,11 @@ struct harness_ready {
 
 /* Outcome of running tardyd to completion (-V, -t, a bad config...). */
 struct harness_run {
-	int status;        /* waitpid() status; valid unless timed_out */
-	bool timed_out;    /* still running at the deadline: SIGKILLed */
-	int64_t elapsed_ms;
-	const char *out;   /* everything it wrote on stdout */
-	const char *err;   /* everything it wrote on stderr */
+	int	    status;    /* waitpid() status; valid unless timed_out */
+	bool	    timed_out; /* still running at the deadline: SIGKILLed */
+	int64_t	    elapsed_ms;
+	const char *out; /* everything it wrote on stdout */
+	const char *err; /* everything it wrote on stderr */
 };
 
 enum harness_upstream_mode {
@@ -106,15 +106,15 @@ enum harness_upstream_mode {
 
 /* An upstream server: a forked child serving any number of connections. */
 struct harness_upstream {
-	pid_t pid;
+	pid_t		    pid;
 	struct harness_addr addr;
 };
 
 /* --- lifetime, files, strings --------------------------------------- */
 
 struct harness *harness_new(void);
-void harness_free(struct harness *h);
-const char *harness_dir(const struct harness *h);
+void		harness_free(struct harness *h);
+const char     *harness_dir(const struct harness *h);
 /* "DIR/name"; the string belongs to the harness. */
 const char *harness_path(struct harness *h, const char *name);
 const char *harness_printf(struct harness *h, const char *fmt, ...)
@@ -127,7 +127,7 @@ const char *harness_read_file(struct harness *h, const char *path);
 /* "exited 1", "killed by signal 9"; owned by the harness. */
 const char *harness_status_str(struct harness *h, int status);
 /* Last `max` bytes of s (for assertion messages, which check bounds). */
-const char *harness_tail(const char *s, size_t max);
+const char    *harness_tail(const char *s, size_t max);
 struct json_t *harness_api_get(struct harness *h, struct harness_tardyd *t,
     const char *path);
 
@@ -143,18 +143,18 @@ struct json_t *harness_api_get(struct harness *h, struct harness_tardyd *t,
 struct harness_tardyd *harness_tardyd_start(struct harness *h, ...)
     __attribute__((sentinel));
 struct harness_tardyd *harness_tardyd_startv(struct harness *h,
-    const char *const *args);
+    const char *const					    *args);
 /* Runs TARDYD_PATH with exactly these arguments until it exits or
  * timeout_ms passes (then SIGKILL); result owned by the harness. */
-const struct harness_run *harness_tardyd_run(struct harness *h,
-    int timeout_ms, ...) __attribute__((sentinel));
-const struct harness_run *harness_tardyd_runv(struct harness *h,
-    int timeout_ms, const char *const *args);
+const struct harness_run *harness_tardyd_run(struct harness *h, int timeout_ms,
+    ...) __attribute__((sentinel));
+const struct harness_run *harness_tardyd_runv(struct harness *h, int timeout_ms,
+    const char *const *args);
 
-pid_t harness_tardyd_pid(const struct harness_tardyd *t);
+pid_t	    harness_tardyd_pid(const struct harness_tardyd *t);
 const char *harness_tardyd_ready_path(const struct harness_tardyd *t);
-const struct harness_ready *harness_tardyd_ready(
-    const struct harness_tardyd *t);
+const struct harness_ready *
+harness_tardyd_ready(const struct harness_tardyd *t);
 /* Address of proxy `name` in the last ready file: 0, or ENOENT/EINVAL. */
 int harness_tardyd_proxy(const struct harness_tardyd *t, const char *name,
     struct harness_addr *out);
@@ -193,7 +193,7 @@ const struct harness_addr *harness_closed_port(struct harness *h, int family);
 /* A 127.0.0.1 listener whose accept queue is full: a connect to it is
  * neither accepted nor refused (the SYN is dropped). */
 const struct harness_addr *harness_blackhole(struct harness *h);
-bool harness_has_ipv6(void);
+bool			   harness_has_ipv6(void);
 
 /* --- addresses ------------------------------------------------------- */
 
@@ -204,8 +204,8 @@ int harness_addr_port(const struct harness_addr *a);
 
 /* --- client side ----------------------------------------------------- */
 
-int64_t harness_now_ms(void);
-void harness_sleep_ms(int ms);
+int64_t	    harness_now_ms(void);
+void	    harness_sleep_ms(int ms);
 const char *harness_strerror(int status);
 /* Connects within timeout_ms; *fd is a blocking, close-on-exec socket.
  * ECONNRESET means the peer accepted and reset the connection before
@@ -236,7 +236,7 @@ void harness_pattern(void *buf, size_t len, uint64_t seed, uint64_t offset);
 
 /* Assertion wrappers: fail the test with the reason. */
 struct harness_addr harness_proxy_ok(struct harness_tardyd *, const char *);
-int	harness_connect_ok(const struct harness_addr *);
-void	harness_echo_ok(int, const char *, size_t, uint64_t);
+int		    harness_connect_ok(const struct harness_addr *);
+void		    harness_echo_ok(int, const char *, size_t, uint64_t);
 
 #endif /* TARDY_TESTS_HARNESS_H */
