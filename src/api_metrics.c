@@ -94,6 +94,34 @@ api_metrics_toxiproxy(struct evbuffer *out, const char *name,
 	evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)v);
 }
 
+/* A proxy's fault_ms histogram, in seconds as Prometheus has it. */
+static void
+api_metrics_fault(struct evbuffer *out, const char *name, const struct proxy *p)
+{
+	static const double bounds[] = PROXY_FAULT_BOUNDS;
+	uint64_t	    cum = 0;
+	size_t		    i;
+
+	for (i = 0; i <= PROXY_FAULT_BUCKETS; i++) {
+		evbuffer_add_printf(out, "%s_bucket{proxy=\"", name);
+		api_metrics_label(out, p->name);
+		if (i < PROXY_FAULT_BUCKETS) {
+			cum += p->stats.fault_buckets[i];
+			evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n",
+			    bounds[i] / 1000, (unsigned long long)cum);
+		} else
+			evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n",
+			    (unsigned long long)p->stats.fault_count);
+	}
+	evbuffer_add_printf(out, "%s_sum{proxy=\"", name);
+	api_metrics_label(out, p->name);
+	evbuffer_add_printf(out, "\"} %.6f\n", p->stats.fault_sum_ms / 1000);
+	evbuffer_add_printf(out, "%s_count{proxy=\"", name);
+	api_metrics_label(out, p->name);
+	evbuffer_add_printf(out, "\"} %llu\n",
+	    (unsigned long long)p->stats.fault_count);
+}
+
 void
 api_metrics_render(struct tardy *t, struct evbuffer *out)
 {
@@ -127,6 +155,11 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 		"How long after their time the exact timers fired (a latency "
 		"release, a bandwidth slice, a toxic's timeout, a UDP flow's "
 		"expiry); never before it."
+	}, fault = {
+		"tardy_client_fault_seconds", "histogram",
+		"For connections their client closed: seconds from the first "
+		"toxic acting on the connection to the client's close (how long "
+		"clients hold on under faults)."
 	}, tp_received = {
 		/* Toxiproxy's own, help (empty) and all. */
 		"toxiproxy_proxy_received_bytes_total", "counter", ""
@@ -170,6 +203,10 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_sample(out, applied.name, p, NULL,
 		    p->stats.toxics_applied);
+
+	api_metrics_header(out, &fault);
+	TAILQ_FOREACH(p, &t->proxies, entry)
+		api_metrics_fault(out, fault.name, p);
 
 	api_metrics_header(out, &late);
 	for (i = 0; i < PTIMER_NBUCKETS; i++) {

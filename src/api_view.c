@@ -21,6 +21,7 @@
 #include "api.h"
 #include "api_handler.h"
 #include "events.h"
+#include "history.h"
 #include "log.h"
 #include "proxy.h"
 #include "session.h"
@@ -62,6 +63,8 @@ api_view_proxy(struct proxy *p)
 }
 
 /* Byte for byte as Toxiproxy writes it, for clients that compare. */
+static int api_view_query_number(struct api_req *, const char *, uint64_t *);
+
 void
 api_view_version(struct api_req *ctx)
 {
@@ -74,55 +77,31 @@ api_view_version(struct api_req *ctx)
 	evbuffer_free(out);
 }
 
-/* Names of the toxics acting on a direction right now. */
-static void
-api_view_active_links(json_t *a, struct dir *d)
-{
-	struct link *l;
-
-	TAILQ_FOREACH(l, &d->links, entry) {
-		if (l->state == LINK_ACTIVE)
-			json_array_append_new(a, json_string(l->toxic->name));
-	}
-}
-
+/*
+ * GET /proxies/{proxy}/connections: the open ones; with ?closed=N (ext)
+ * the last N closed ones first (at most HISTORY_MAX), oldest first.
+ */
 void
 api_view_connections(struct api_req *ctx)
 {
 	struct proxy   *p;
 	struct session *s;
-	json_t	       *a, *c, *toxics;
-	char		buf[ADDR_STRLEN];
-	uint64_t	now = util_now_ns();
+	json_t	       *a;
+	uint64_t	closed = 0;
 
-	if ((p = api_find_proxy(ctx)) == NULL)
+	if ((p = api_find_proxy(ctx)) == NULL ||
+	    api_view_query_number(ctx, "closed", &closed) == -1)
 		return;
-	a = json_array();
-	TAILQ_FOREACH(s, &p->sessions, entry) {
-		toxics = json_array();
-		api_view_active_links(toxics, &s->up);
-		api_view_active_links(toxics, &s->down);
-		c = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:o}", "id",
-		    (json_int_t)s->id, "peer",
-		    addr_fmt(&s->peer, buf, sizeof(buf)), "state",
-		    session_state_name(s->state), "bytes_up",
-		    (json_int_t)s->up.bytes, "bytes_down",
-		    (json_int_t)s->down.bytes, "age_ms",
-		    (json_int_t)((now - s->t_accept) / 1000000), "toxics",
-		    toxics);
-		if (s->up.dgram)
-			json_object_update_new(c,
-			    json_pack("{s:s, s:I, s:I}", "protocol", "udp",
-				"datagrams_up", (json_int_t)s->up.dgrams,
-				"datagrams_down", (json_int_t)s->down.dgrams));
-		json_array_append_new(a, c);
-	}
+	a = closed > 0 ? history_json(p->history, (size_t)closed) :
+			 json_array();
+	TAILQ_FOREACH(s, &p->sessions, entry)
+		json_array_append_new(a, session_json(s));
 	api_reply(ctx, 200, a);
 }
 
-/* ?since=ID: a plain decimal, no sign, no hex, no octal. */
+/* A query value: a plain decimal, no sign, no hex, no octal. */
 static int
-api_view_parse_since(const char *s, uint64_t *out)
+api_view_parse_number(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -137,28 +116,40 @@ api_view_parse_since(const char *s, uint64_t *out)
 	return (0);
 }
 
-void
-api_view_events(struct api_req *ctx)
+/*
+ * The decimal value of ?key= in *out (left alone when absent). Returns
+ * 0, or -1 after replying 400 naming the key.
+ */
+static int
+api_view_query_number(struct api_req *ctx, const char *key, uint64_t *out)
 {
 	struct evkeyvalq query;
-	const char	*q, *since;
-	uint64_t	 id = 0;
+	const char	*q, *v;
 	int		 bad = 0;
 
 	TAILQ_INIT(&query);
 	if ((q = api_query(ctx)) != NULL) {
 		if (evhttp_parse_query_str(q, &query) == -1)
 			bad = 1;
-		else if ((since = evhttp_find_header(&query, "since")) !=
-			NULL &&
-		    api_view_parse_since(since, &id) == -1)
+		else if ((v = evhttp_find_header(&query, key)) != NULL &&
+		    api_view_parse_number(v, out) == -1)
 			bad = 1;
 		evhttp_clear_headers(&query);
 	}
 	if (bad) {
-		api_error(ctx, 400, "since must be a non-negative integer");
-		return;
+		api_error(ctx, 400, "%s must be a non-negative integer", key);
+		return (-1);
 	}
+	return (0);
+}
+
+void
+api_view_events(struct api_req *ctx)
+{
+	uint64_t id = 0;
+
+	if (api_view_query_number(ctx, "since", &id) == -1)
+		return;
 	api_reply(ctx, 200, events_json(api_tardy(ctx)->events, id));
 }
 

@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "history.h"
 #include "log.h"
 #include "proxy.h"
 #include "tardy.h"
@@ -278,6 +279,14 @@ control_replace(struct tardy *t, struct proxy *old, const struct proxy_conf *pc,
 	p->started |= old->started;
 	p->stats = old->stats;
 	p->next_id = old->next_id;
+	/*
+	 * The history goes with the name, as the numbering does, with the
+	 * closes of the connections the replacement ends.
+	 */
+	proxy_close_sessions(old, "proxy replaced");
+	history_free(p->history);
+	p->history = old->history;
+	old->history = history_new();
 	TAILQ_FOREACH(tx, &old->toxics, entry)
 		proxy_add_toxic(p, toxic_copy(tx));
 	control_proxy_remove(t, old);

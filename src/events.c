@@ -23,17 +23,18 @@
  * a fixed cost, kept near 1 MiB.
  */
 struct event_rec {
-	uint64_t	id;
-	uint64_t	t_ns;
-	uint64_t	conn;
-	uint64_t	bytes_up;
-	uint64_t	bytes_down;
-	double		roll;
-	enum event_kind kind;
-	char		proxy[64];
-	char		toxic[64];
-	char		peer[48]; /* "[v6]:port" fits */
-	char		detail[64];
+	uint64_t	       id;
+	uint64_t	       t_ns;
+	uint64_t	       conn;
+	uint64_t	       bytes_up;
+	uint64_t	       bytes_down;
+	double		       roll;
+	enum event_kind	       kind;
+	char		       proxy[64];
+	char		       toxic[64];
+	char		       peer[48]; /* "[v6]:port" fits */
+	char		       detail[64];
+	struct session_verdict verdict; /* a close's; its fault in toxic */
 };
 
 struct events {
@@ -97,6 +98,12 @@ events_session(struct session *s, enum event_kind kind, const char *detail)
 		snprintf(e->detail, sizeof(e->detail), "%s", detail);
 	e->bytes_up = s->up.bytes;
 	e->bytes_down = s->down.bytes;
+	if (kind == EVENT_CLOSE) {
+		e->verdict = s->verdict;
+		if (s->fault_name != NULL)
+			snprintf(e->toxic, sizeof(e->toxic), "%s",
+			    s->fault_name);
+	}
 	log_debug("event %llu: proxy %s conn %llu %s %s%s%s",
 	    (unsigned long long)e->id, e->proxy, (unsigned long long)e->conn,
 	    e->peer, kind_names[kind], detail != NULL ? ": " : "",
@@ -146,6 +153,8 @@ events_json(struct events *ev, uint64_t since)
 			json_object_set_new(o, "reason",
 			    json_string(e->detail));
 		if (e->kind == EVENT_CLOSE) {
+			session_verdict_json(&e->verdict,
+			    e->toxic[0] != '\0' ? e->toxic : NULL, o);
 			json_object_set_new(o, "bytes_up",
 			    json_integer((json_int_t)e->bytes_up));
 			json_object_set_new(o, "bytes_down",

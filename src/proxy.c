@@ -32,6 +32,7 @@
 #include "config.h"
 #include "events.h"
 #include "log.h"
+#include "history.h"
 #include "proxy.h"
 #include "session.h"
 #include "tardy.h"
@@ -324,6 +325,7 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 					    CONFIG_DEFAULT_MAX_FLOWS;
 	p->fd = fd;
 	TAILQ_INIT(&p->sessions);
+	p->history = history_new();
 	TAILQ_INIT(&p->toxics);
 	if ((p->backoff_ev = evtimer_new(t->base, proxy_backoff_cb, p)) == NULL)
 		fatal("evtimer_new");
@@ -391,6 +393,7 @@ proxy_free(struct proxy *p)
 
 	proxy_close_sessions(p, "proxy stopped");
 	udp_free(p);
+	history_free(p->history);
 	while ((t = TAILQ_FIRST(&p->toxics)) != NULL) {
 		TAILQ_REMOVE(&p->toxics, t, entry);
 		toxic_free(t);
@@ -524,6 +527,22 @@ proxy_drop_syn_fill(struct proxy *p)
 	p->fillers = fillers;
 	p->fillers[p->nfillers++] = fd;
 	return (0);
+}
+
+/* A connection its client closed ns into its fault. */
+void
+proxy_fault_observe(struct proxy *p, uint64_t ns)
+{
+	static const double bounds[] = PROXY_FAULT_BOUNDS;
+	double		    ms = util_ns_to_ms(ns);
+	size_t		    i;
+
+	for (i = 0; i < PROXY_FAULT_BUCKETS && ms > bounds[i]; i++)
+		;
+	if (i < PROXY_FAULT_BUCKETS)
+		p->stats.fault_buckets[i]++;
+	p->stats.fault_count++;
+	p->stats.fault_sum_ms += ms;
 }
 
 void

@@ -16,7 +16,14 @@
 struct event;
 struct proxy_conf;
 struct tardy;
+struct history;
 struct udp;
+
+/* Upper bounds (ms) of the fault_ms histogram's buckets, +Inf last. */
+#define PROXY_FAULT_BOUNDS \
+	{ 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, \
+	    60000 }
+#define PROXY_FAULT_BUCKETS 14
 
 struct proxy_stats {
 	uint64_t accepted;
@@ -26,6 +33,13 @@ struct proxy_stats {
 	uint64_t received_up;	/* read from the client */
 	uint64_t received_down; /* read from the upstream */
 	uint64_t toxics_applied;
+	/*
+	 * fault_ms of the connections their client closed: how long clients
+	 * hold on under faults, as a Prometheus histogram (api_metrics.c).
+	 */
+	uint64_t fault_buckets[PROXY_FAULT_BUCKETS]; /* cumulative later */
+	uint64_t fault_count;
+	double	 fault_sum_ms;
 };
 
 struct proxy {
@@ -65,6 +79,7 @@ struct proxy {
 	struct toxic_list   toxics;
 	uint64_t	    next_id;
 	struct proxy_stats  stats;
+	struct history	   *history; /* closed connections (history.c) */
 };
 TAILQ_HEAD(proxy_list, proxy);
 
@@ -80,6 +95,7 @@ int	      proxy_take_listener(struct proxy *, struct addr *);
 void	      proxy_close_sessions(struct proxy *, const char *);
 int	      proxy_fds_low(int, int);
 void	      proxy_set_enabled(struct proxy *, int);
+void	      proxy_fault_observe(struct proxy *, uint64_t);
 void	      proxy_set_connect_timeout(struct proxy *, unsigned int);
 void	      proxy_refuse(struct proxy *, int);
 void	      proxy_drop_syn(struct proxy *, int);

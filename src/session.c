@@ -32,6 +32,8 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -48,6 +50,7 @@
 #include <event2/event.h>
 
 #include "events.h"
+#include "history.h"
 #include "log.h"
 #include "proxy.h"
 #include "resolver.h"
@@ -63,6 +66,7 @@ static void session_drain_cb(evutil_socket_t, short, void *);
 static void dir_flush(struct dir *);
 static void dir_read(struct dir *);
 static void session_connected(struct session *, int);
+static void session_error(struct session *, struct side *, int);
 
 const char *
 session_state_name(enum session_state state)
@@ -133,18 +137,30 @@ side_update(struct session *s, struct side *sd)
 	struct dir *as_dst = sd == &s->client ? &s->down : &s->up;
 	short	    mask = 0;
 
-	if (s->state == SESSION_RESOLVING)
-		return;
-	if (s->state == SESSION_CONNECTING) {
-		if (sd != &s->upstream)
-			return;
-		mask = EV_WRITE;
+	if (sd->fd == -1)
+		return; /* the upstream while resolving, a UDP flow's client */
+	if (s->state == SESSION_RESOLVING || s->state == SESSION_CONNECTING) {
+		if (sd == &s->upstream)
+			mask = EV_WRITE;
 	} else {
 		if (as_src->reading)
 			mask |= EV_READ;
 		if (dir_pending(as_dst))
 			mask |= EV_WRITE;
 	}
+	/*
+	 * A peer tardy does not read from (a toxic stalls it, its
+	 * destination is full, the upstream is not connected yet) is still
+	 * watched for its close, so the verdict is when it gave up, not when
+	 * tardy next reads: a FIN is EV_CLOSED (EPOLLRDHUP), a RST an error,
+	 * which libevent reports as readable and writable only. Writing
+	 * finds it; otherwise reads are watched edge-triggered, so data
+	 * left unread does not wake the loop again and again.
+	 */
+	if (!as_src->reading && !as_src->src_eof && s->verdict.t_closed == 0 &&
+	    (sd == &s->client || s->state >= SESSION_OPEN))
+		mask |= (mask & EV_WRITE) ? EV_CLOSED :
+					    EV_READ | EV_CLOSED | EV_ET;
 	if (mask == sd->mask)
 		return;
 	event_del(sd->ev);
@@ -155,7 +171,205 @@ side_update(struct session *s, struct side *sd)
 	    sd == &s->client ? session_client_cb : session_upstream_cb, s);
 	event_priority_set(sd->ev, TARDY_PRI_DATA);
 	event_add(sd->ev,
-	    s->state == SESSION_CONNECTING ? s->proxy->connect_tv : NULL);
+	    s->state == SESSION_CONNECTING && sd == &s->upstream ?
+		s->proxy->connect_tv :
+		NULL);
+}
+
+const char *
+session_closer_name(enum session_closer by)
+{
+	switch (by) {
+	case SESSION_BY_CLIENT:
+		return ("client");
+	case SESSION_BY_UPSTREAM:
+		return ("upstream");
+	case SESSION_BY_TARDY:
+		return ("tardy");
+	case SESSION_BY_NONE:
+		break;
+	}
+	return (NULL);
+}
+
+/* A new connection: none of it known, but how long its client waited. */
+static void
+session_verdict_init(struct session *s)
+{
+	s->verdict.unread = -1;
+	s->verdict.retry_gap_ns = history_accept(s->proxy->history, &s->peer,
+	    s->t_accept);
+}
+
+/* A toxic acted on the connection: the first one is its fault. */
+void
+session_fault(struct session *s, const struct toxic *tx)
+{
+	struct session_verdict *v = &s->verdict;
+	json_t		       *name;
+	size_t			i;
+
+	if (s->acted == NULL)
+		s->acted = json_array();
+	json_array_foreach(s->acted, i, name) {
+		if (strcmp(json_string_value(name), tx->name) == 0)
+			break;
+	}
+	if (i == json_array_size(s->acted))
+		json_array_append_new(s->acted, json_string(tx->name));
+	if (v->t_fault != 0 || v->t_closed != 0)
+		return;
+	v->t_fault = util_now_ns();
+	v->fault_type = tx->type->name;
+	s->fault_name = strdup(tx->name); /* NULL: shown without a name */
+}
+
+/*
+ * The connection's first close: by whom, by FIN or RST. Taken once; the
+ * close event says it at once, even if a toxic keeps tardy's side of the
+ * connection open after the client gave up (blackhole swallows the EOF).
+ * What the client sent that tardy never read is what its socket still
+ * holds (SIOCINQ): under stall, how much the client's send() pushed.
+ */
+static void
+session_verdict(struct session *s, enum session_closer by, int rst,
+    const char *reason)
+{
+	struct session_verdict *v = &s->verdict;
+	struct proxy	       *p = s->proxy;
+	uint64_t		now, last;
+	int			n;
+
+	if (v->t_closed != 0)
+		return;
+	now = util_now_ns();
+	v->t_closed = now;
+	v->by = by;
+	v->rst = rst != 0;
+	v->duration_ns = now - s->t_accept;
+	last = by == SESSION_BY_UPSTREAM ? s->t_to_upstream : s->t_to_client;
+	v->idle_ns = now - (last != 0 ? last : s->t_accept);
+	v->unread = -1;
+	if (s->client.fd != -1 && ioctl(s->client.fd, SIOCINQ, &n) == 0)
+		v->unread = n;
+	history_close(p->history, &s->peer, now);
+	if (by == SESSION_BY_CLIENT && v->t_fault != 0)
+		proxy_fault_observe(p, now - v->t_fault);
+	events_session(s, EVENT_CLOSE, reason);
+}
+
+/* A verdict's fields, in an event, a connection or its history entry. */
+void
+session_verdict_json(const struct session_verdict *v, const char *fault_name,
+    json_t *o)
+{
+	json_t *fault;
+
+	json_object_set_new(o, "retry_gap_ms",
+	    v->retry_gap_ns >= 0 ?
+		json_real(util_ns_to_ms((uint64_t)v->retry_gap_ns)) :
+		json_null());
+	if (v->t_closed == 0)
+		return;
+	fault = json_null();
+	if (v->t_fault != 0)
+		fault = json_pack("{s:s?, s:s}", "name", fault_name, "type",
+		    v->fault_type);
+	json_object_set_new(o, "closed_by",
+	    json_string(session_closer_name(v->by)));
+	json_object_set_new(o, "close",
+	    v->dgram ? json_null() : json_string(v->rst ? "rst" : "fin"));
+	json_object_set_new(o, "fault_ms",
+	    v->t_fault != 0 ?
+		json_real(util_ns_to_ms(v->t_closed - v->t_fault)) :
+		json_null());
+	json_object_set_new(o, "fault", fault);
+	json_object_set_new(o, "idle_ms", json_real(util_ns_to_ms(v->idle_ns)));
+	json_object_set_new(o, "unread_bytes",
+	    v->unread >= 0 ? json_integer(v->unread) : json_null());
+	json_object_set_new(o, "duration_ms",
+	    json_real(util_ns_to_ms(v->duration_ns)));
+}
+
+/* The toxics acting on a direction now. */
+static void
+session_json_links(json_t *a, struct dir *d)
+{
+	struct link *l;
+
+	TAILQ_FOREACH(l, &d->links, entry) {
+		if (l->state == LINK_ACTIVE)
+			json_array_append_new(a, json_string(l->toxic->name));
+	}
+}
+
+/*
+ * A connection as GET /proxies/{proxy}/connections shows it: open, or
+ * (from the proxy's history) closed, with its verdict once it has one.
+ */
+json_t *
+session_json(struct session *s)
+{
+	struct history *h = s->proxy->history;
+	json_t	       *c, *toxics;
+	char		buf[ADDR_STRLEN];
+	int		closed = s->state == SESSION_CLOSING;
+	uint64_t	now = util_now_ns();
+
+	/* Open: the toxics acting now; closed: those that ever acted. */
+	if (closed)
+		toxics = s->acted != NULL ? json_copy(s->acted) : json_array();
+	else {
+		toxics = json_array();
+		session_json_links(toxics, &s->up);
+		session_json_links(toxics, &s->down);
+	}
+	c = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:o}", "id",
+	    (json_int_t)s->id, "peer", addr_fmt(&s->peer, buf, sizeof(buf)),
+	    "state", closed ? "closed" : session_state_name(s->state),
+	    "bytes_up", (json_int_t)s->up.bytes, "bytes_down",
+	    (json_int_t)s->down.bytes, "age_ms",
+	    (json_int_t)((now - s->t_accept) / 1000000), "accept_ns",
+	    (json_int_t)s->t_accept, "accept_ms",
+	    util_ns_to_ms(history_since_first(h, s->t_accept)), "toxics",
+	    toxics);
+	if (c == NULL)
+		return (json_object());
+	if (s->up.dgram)
+		json_object_update_new(c,
+		    json_pack("{s:s, s:I, s:I}", "protocol", "udp",
+			"datagrams_up", (json_int_t)s->up.dgrams,
+			"datagrams_down", (json_int_t)s->down.dgrams));
+	if (closed)
+		json_object_del(c, "age_ms");
+	session_verdict_json(&s->verdict, s->fault_name, c);
+	return (c);
+}
+
+/*
+ * An event on a side not read from (see side_update()): its peer reset
+ * (an error) or closed (EV_CLOSED), or only sent bytes. A reset ends the
+ * session as a read error would; a FIN is only the verdict, and is read
+ * in its turn after what came before it.
+ */
+static void
+session_peer_closed(struct session *s, struct side *sd, int closed)
+{
+	int err = 0;
+
+	if (getsockopt(sd->fd, SOL_SOCKET, SO_ERROR, &err,
+		&(socklen_t){ sizeof(err) }) == -1)
+		err = errno;
+	if (err != 0) {
+		session_error(s, sd, err);
+		return;
+	}
+	if (!closed)
+		return; /* bytes it sent, left to read in their turn */
+	session_verdict(s,
+	    sd == &s->client ? SESSION_BY_CLIENT : SESSION_BY_UPSTREAM, 0,
+	    sd == &s->client ? "client closed" : "upstream closed");
+	side_update(s, sd);
 }
 
 /*
@@ -171,6 +385,8 @@ session_fail(struct session *s, const char *reason)
 	char buf[4096];
 	int  i;
 
+	session_verdict(s, SESSION_BY_UPSTREAM, s->proxy->upstream_reset,
+	    reason);
 	if (s->proxy->upstream_reset) {
 		session_close(s, reason, SESSION_RST_CLIENT | SESSION_FAILED);
 		return;
@@ -217,8 +433,10 @@ session_connect(struct session *s, const struct addr *a)
 	 */
 	if (poll(&pfd, 1, 0) == 1)
 		session_connected(s, pfd.revents == POLLOUT);
-	else
+	else {
 		side_update(s, &s->upstream);
+		side_update(s, &s->client);
+	}
 }
 
 /* The upstream's host name was looked up (resolver.c). */
@@ -272,6 +490,7 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	dir_init(s, &s->up, TOXIC_UPSTREAM, &s->client, &s->upstream);
 	dir_init(s, &s->down, TOXIC_DOWNSTREAM, &s->upstream, &s->client);
 
+	session_verdict_init(s);
 	s->id = ++p->next_id;
 	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
 	p->nsessions++;
@@ -298,6 +517,7 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 		session_fail(s, reason);
 		break;
 	default:
+		side_update(s, &s->client);
 		break; /* session_resolved_cb goes on */
 	}
 	return (s);
@@ -338,6 +558,8 @@ session_new_dgram(struct proxy *p, int ufd, const struct addr *peer)
 	dir_init(s, &s->up, TOXIC_UPSTREAM, &s->client, &s->upstream);
 	dir_init(s, &s->down, TOXIC_DOWNSTREAM, &s->upstream, &s->client);
 	s->up.dgram = s->down.dgram = 1;
+	session_verdict_init(s);
+	s->verdict.dgram = 1;
 	s->id = ++p->next_id;
 	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
 	p->nsessions++;
@@ -400,7 +622,7 @@ session_free(struct session *s)
 		    addr_fmt(&s->peer, buf, sizeof(buf)), reason,
 		    (unsigned long long)s->up.bytes,
 		    (unsigned long long)s->down.bytes);
-	events_session(s, EVENT_CLOSE, reason);
+	history_add(p->history, session_json(s));
 
 	TAILQ_REMOVE(&p->tardy->reap, s, reap_entry);
 	dir_free(&s->up);
@@ -412,6 +634,8 @@ session_free(struct session *s)
 	TAILQ_REMOVE(&p->sessions, s, entry);
 	p->nsessions--;
 	free(s->close_reason);
+	free(s->fault_name);
+	json_decref(s->acted);
 	free(s);
 }
 
@@ -468,6 +692,8 @@ session_close(struct session *s, const char *reason, int flags)
 	if (s->state == SESSION_CLOSING ||
 	    (s->state == SESSION_DRAINING && flags == 0))
 		return;
+	session_verdict(s, SESSION_BY_TARDY,
+	    (flags & (SESSION_RST_CLIENT | SESSION_RST_UPSTREAM)) != 0, reason);
 	free(s->close_reason);
 	s->close_reason = strdup(reason); /* NULL: "out of memory" */
 	s->close_flags = flags & ~SESSION_NOW;
@@ -540,8 +766,13 @@ dir_out(struct dir *d)
 void
 dir_count(struct dir *d, size_t n)
 {
-	struct proxy *p = d->session->proxy;
+	struct session *s = d->session;
+	struct proxy   *p = s->proxy;
 
+	if (d->dst == &s->client)
+		s->t_to_client = util_now_ns();
+	else
+		s->t_to_upstream = util_now_ns();
 	d->bytes += n;
 	if (d->stream == TOXIC_UPSTREAM)
 		p->stats.bytes_up += n;
@@ -631,6 +862,9 @@ session_error(struct session *s, struct side *sd, int err)
 
 	snprintf(reason, sizeof(reason), "%s: %s",
 	    sd == &s->client ? "client" : "upstream", strerror(err));
+	session_verdict(s,
+	    sd == &s->client ? SESSION_BY_CLIENT : SESSION_BY_UPSTREAM, 1,
+	    reason);
 	session_close(s, reason,
 	    sd == &s->client ? SESSION_RST_UPSTREAM : SESSION_RST_CLIENT);
 }
@@ -737,6 +971,12 @@ dir_got(struct dir *d, ssize_t n)
 		return (1);
 	}
 	if (n == 0) {
+		session_verdict(d->session,
+		    d->src == &d->session->client ? SESSION_BY_CLIENT :
+						    SESSION_BY_UPSTREAM,
+		    0,
+		    d->src == &d->session->client ? "client closed" :
+						    "upstream closed");
 		dir_eof(d);
 		return (0);
 	}
@@ -866,7 +1106,9 @@ session_side_cb(struct session *s, struct side *sd, short what)
 	struct dir *as_src = sd == &s->client ? &s->up : &s->down;
 	struct dir *as_dst = sd == &s->client ? &s->down : &s->up;
 
-	if (what & EV_WRITE)
+	if ((what & (EV_READ | EV_CLOSED)) && !as_src->reading)
+		session_peer_closed(s, sd, what & EV_CLOSED);
+	if ((what & EV_WRITE) && s->state != SESSION_CLOSING)
 		dir_flush(as_dst);
 	if ((what & EV_READ) && as_src->reading)
 		dir_read(as_src);

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "addr.h"
 #include "resolver.h"
 #include "toxic.h"
@@ -71,23 +73,54 @@ enum session_state {
 	SESSION_CLOSING,  /* close requested, runs from the loop */
 };
 
+/* Who closed a connection first (the verdict's closed_by). */
+enum session_closer {
+	SESSION_BY_NONE,
+	SESSION_BY_CLIENT,
+	SESSION_BY_UPSTREAM,
+	SESSION_BY_TARDY, /* a toxic, a disable, a removal, a shutdown */
+};
+
+/*
+ * What became of a connection: who closed it first and how, how long
+ * into its fault and after its closer's last byte, and what its client
+ * had sent that was never read. Taken once, at the first close.
+ */
+struct session_verdict {
+	uint64_t	    t_closed;	  /* ns, monotonic; 0: open */
+	uint64_t	    t_fault;	  /* ns: a toxic first acted; 0: none */
+	uint64_t	    idle_ns;	  /* since the closer last got bytes */
+	uint64_t	    duration_ns;  /* since accept */
+	int64_t		    unread;	  /* client bytes never read; -1: ? */
+	int64_t		    retry_gap_ns; /* since the peer's last close; -1 */
+	const char	   *fault_type;	  /* the first toxic's type */
+	enum session_closer by;
+	uint8_t		    rst; /* closed by RST, not FIN */
+	uint8_t		    dgram;
+};
+
 struct session {
-	TAILQ_ENTRY(session) entry;
-	TAILQ_ENTRY(session) reap_entry;
-	struct proxy	    *proxy;
-	uint64_t	     id; /* per proxy, from 1 */
-	enum session_state   state;
-	struct side	     client;
-	struct side	     upstream;
-	struct dir	     up;       /* client -> upstream */
-	struct dir	     down;     /* upstream -> client */
-	struct event	    *drain_ev; /* graceful close deadline */
-	struct addr	     peer;
-	uint64_t	     t_accept;	   /* ns, monotonic */
-	char		    *close_reason; /* set by session_close() */
-	int		     close_flags;
-	struct udp_flow	    *flow;	/* a UDP flow (udp.c), or NULL */
-	struct resolver_wait resolving; /* the upstream's name */
+	TAILQ_ENTRY(session)   entry;
+	TAILQ_ENTRY(session)   reap_entry;
+	struct proxy	      *proxy;
+	uint64_t	       id; /* per proxy, from 1 */
+	enum session_state     state;
+	struct side	       client;
+	struct side	       upstream;
+	struct dir	       up;	 /* client -> upstream */
+	struct dir	       down;	 /* upstream -> client */
+	struct event	      *drain_ev; /* graceful close deadline */
+	struct addr	       peer;
+	uint64_t	       t_accept;     /* ns, monotonic */
+	char		      *close_reason; /* set by session_close() */
+	int		       close_flags;
+	struct udp_flow	      *flow;	  /* a UDP flow (udp.c), or NULL */
+	struct resolver_wait   resolving; /* the upstream's name */
+	struct session_verdict verdict;
+	char		      *fault_name;    /* the first toxic that acted */
+	json_t		      *acted;	      /* names of those that acted */
+	uint64_t	       t_to_client;   /* ns: bytes last handed to */
+	uint64_t	       t_to_upstream; /* each side; 0: never */
 };
 TAILQ_HEAD(session_list, session);
 
@@ -102,10 +135,15 @@ struct session *session_new_dgram(struct proxy *, int, const struct addr *);
 void		session_close(struct session *, const char *, int);
 void		session_reap(struct tardy *);
 const char     *session_state_name(enum session_state);
-struct dir     *session_dir(struct session *, enum toxic_stream);
-size_t		dir_queued(const struct dir *);
-void		dir_count(struct dir *, size_t);
-void		dir_received(struct dir *, size_t);
+void		session_fault(struct session *, const struct toxic *);
+void	    session_verdict_json(const struct session_verdict *, const char *,
+	   json_t *);
+const char *session_closer_name(enum session_closer);
+json_t	   *session_json(struct session *);
+struct dir *session_dir(struct session *, enum toxic_stream);
+size_t	    dir_queued(const struct dir *);
+void	    dir_count(struct dir *, size_t);
+void	    dir_received(struct dir *, size_t);
 
 /* For the toxic engine. */
 void		   dir_deliver(struct dir *, struct evbuffer *);

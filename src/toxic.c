@@ -606,6 +606,7 @@ link_activate(struct link *l)
 
 	l->state = LINK_ACTIVE;
 	l->t_active = util_now_ns();
+	session_fault(l->dir->session, t);
 	t->applied++;
 	t->proxy->stats.toxics_applied++;
 	if (t->duration_ms > 0)

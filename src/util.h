@@ -15,6 +15,8 @@ struct json_t;
 
 uint64_t util_now_ns(void);
 #define util_now_ms()	(util_now_ns() / 1000000)
+/* A duration in ns as ms with µs precision, for the API. */
+#define util_ns_to_ms(ns) ((double)((ns) / 1000) / 1000.0)
 int	       util_parse_u64(const char *, uint64_t, uint64_t *);
 int	       util_parse_bool(const char *, int *);
 struct json_t *util_json_number(const char *);
