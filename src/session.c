@@ -186,6 +186,8 @@ session_closer_name(enum session_closer by)
 		return ("upstream");
 	case SESSION_BY_TARDY:
 		return ("tardy");
+	case SESSION_BY_FLOW_TIMEOUT:
+		return ("flow_timeout");
 	case SESSION_BY_NONE:
 		break;
 	}
@@ -712,6 +714,14 @@ session_close(struct session *s, const char *reason, int flags)
 		}
 	}
 	session_reap_later(s);
+}
+
+/* A UDP flow was idle for its proxy's flow_timeout: its end. */
+void
+session_expire(struct session *s)
+{
+	session_verdict(s, SESSION_BY_FLOW_TIMEOUT, 0, "flow idle");
+	session_close(s, "flow idle", 0);
 }
 
 /* The drain took too long: close with what is still queued. */

@@ -78,7 +78,8 @@ enum session_closer {
 	SESSION_BY_NONE,
 	SESSION_BY_CLIENT,
 	SESSION_BY_UPSTREAM,
-	SESSION_BY_TARDY, /* a toxic, a disable, a removal, a shutdown */
+	SESSION_BY_TARDY,	 /* a toxic, a disable, a removal, a shutdown */
+	SESSION_BY_FLOW_TIMEOUT, /* a UDP flow idle for flow_timeout */
 };
 
 /*
@@ -133,6 +134,7 @@ TAILQ_HEAD(session_list, session);
 struct session *session_new(struct proxy *, int, const struct addr *);
 struct session *session_new_dgram(struct proxy *, int, const struct addr *);
 void		session_close(struct session *, const char *, int);
+void		session_expire(struct session *);
 void		session_reap(struct tardy *);
 const char     *session_state_name(enum session_state);
 void		session_fault(struct session *, const struct toxic *);

@@ -235,7 +235,7 @@ udp_idle_cb(void *arg)
 	uint64_t	idle = util_now_ns() - s->flow->t_last;
 
 	if (idle >= timeout) {
-		session_close(s, "flow idle", 0);
+		session_expire(s);
 		return;
 	}
 	ptimer_at(s->proxy->tardy->timers, &s->flow->idle,

@@ -1,0 +1,258 @@
+"""Verdicts: what tardy says a client (or the upstream, or tardy) did about
+each connection's fault, asserted against what the sockets did.
+
+Each test makes one side close first, in a known way, and checks the
+close event (GET /events), the connection's history entry (GET
+/proxies/p/connections?closed=N) and /metrics. The real clients' timeouts
+against fault_ms are in test_verdict_clients.py.
+"""
+
+import socket
+import struct
+import time
+
+import tardytest as T
+from tardytest import Lab, expect, expect_between, now
+
+SLACK_MS = 50           # scheduling slack on a busy 2-core machine
+
+
+def closes(lab):
+    return [e for e in lab.events() if e["type"] == "close"]
+
+
+def wait_closes(lab, n, timeout=3.0):
+    deadline = now() + timeout * T.SLOW
+    while now() < deadline:
+        c = closes(lab)
+        if len(c) >= n:
+            return c
+        time.sleep(0.02)
+    raise AssertionError("%d close events, expected %d: %r" %
+                         (len(closes(lab)), n, closes(lab)))
+
+
+def history(lab, n=10):
+    st, c = lab.d.api("GET", "/proxies/p/connections?closed=%d" % n)
+    expect(st == 200, "connections: %d %r" % (st, c))
+    return [x for x in c if x["state"] == "closed"]
+
+
+def rst_close(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def fill(s, limit=64 << 20):
+    """Send until the socket would block; the bytes sent."""
+    s.setblocking(False)
+    n = 0
+    try:
+        while n < limit:
+            n += s.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    return n
+
+
+def test_client_fin_without_fault():
+    with T.echo_server() as up, Lab(up.spec) as lab:
+        s = lab.connect()
+        s.sendall(b"ping")
+        T.recv_exactly(s, 4)
+        time.sleep(0.1)
+        s.close()
+        (c,) = wait_closes(lab, 1)
+        expect(c["closed_by"] == "client" and c["close"] == "fin" and
+               c["fault_ms"] is None and c["fault"] is None and
+               c["bytes_up"] == 4 and c["bytes_down"] == 4, "%r" % c)
+        # The client last got its echo about 100 ms before closing.
+        expect_between(c["idle_ms"], 90, 100 + SLACK_MS, "idle_ms")
+        expect(c["unread_bytes"] == 0, "unread %r" % c)
+
+
+def test_upstream_closes_first():
+    def handler(c):
+        c.recv(10)
+        c.close()
+    with T.Server(handler) as up, Lab(up.spec) as lab:
+        s = lab.connect()
+        s.sendall(b"x")
+        expect(s.recv(10) == b"", "EOF from the upstream")
+        s.close()
+        c = wait_closes(lab, 1)[0]
+        expect(c["closed_by"] == "upstream" and c["close"] == "fin",
+               "%r" % c)
+
+
+def test_client_gives_up_under_blackhole():
+    # The client's receive timeout fires; its FIN is its close although
+    # blackhole keeps tardy's side open (no close event at all before).
+    with T.echo_server() as up, Lab(up.spec) as lab:
+        lab.add("blackhole", "downstream", name="bh")
+        s = lab.connect()
+        s.sendall(b"request")
+        s.settimeout(0.3)
+        t0 = now()
+        try:
+            s.recv(10)
+            raise AssertionError("blackhole let bytes through")
+        except socket.timeout:
+            pass
+        waited = (now() - t0) * 1000
+        s.close()
+        c = wait_closes(lab, 1)[0]
+        expect(c["closed_by"] == "client" and c["close"] == "fin" and
+               c["fault"] == {"name": "bh", "type": "blackhole"}, "%r" % c)
+        # The toxic acted from the accept, a moment before the recv.
+        expect_between(c["fault_ms"], waited, waited + SLACK_MS, "fault_ms")
+        (h,) = history(lab) or [None]
+        expect(h is None or h["toxics"] == ["bh"], "history %r" % h)
+
+
+def test_client_resets_a_stalled_connection():
+    # Under stall tardy does not read the client: its RST is still seen
+    # at once, with what it had pushed that tardy never read.
+    with T.echo_server() as up, Lab(up.spec) as lab:
+        lab.add("stall", "upstream", name="st")
+        s = lab.connect()
+        pushed = fill(s)
+        time.sleep(0.2)
+        t_rst = now()
+        rst_close(s)
+        c = wait_closes(lab, 1)[0]
+        seen = (now() - t_rst) * 1000
+        expect(c["closed_by"] == "client" and c["close"] == "rst", "%r" % c)
+        expect(0 < c["unread_bytes"] <= pushed, "unread %r of %d pushed" %
+               (c["unread_bytes"], pushed))
+        expect(c["fault"]["type"] == "stall", "%r" % c)
+        expect(seen < 1000, "seen %.0f ms after the reset" % seen)
+
+
+def test_tardy_closes_fin_and_rst():
+    with T.echo_server() as up, Lab(up.spec) as lab:
+        lab.add("timeout", "downstream", name="to", timeout=100)
+        s = lab.connect()
+        s.settimeout(2)
+        expect(s.recv(10) == b"", "timeout closes")
+        s.close()
+        lab.remove("to")
+        # reset_peer resets timeout ms after the first data it sees.
+        lab.add("reset_peer", "upstream", name="rp", timeout=100)
+        s = lab.connect()
+        s.sendall(b"x")
+        s.settimeout(2)
+        try:
+            s.recv(10)
+            raise AssertionError("reset_peer did not reset")
+        except ConnectionResetError:
+            pass
+        s.close()
+        a, b = wait_closes(lab, 2)
+        expect(a["closed_by"] == "tardy" and a["close"] == "fin" and
+               a["fault"]["name"] == "to", "timeout: %r" % a)
+        expect_between(a["fault_ms"], 100, 100 + SLACK_MS, "timeout fault")
+        expect(b["closed_by"] == "tardy" and b["close"] == "rst" and
+               b["fault"]["name"] == "rp", "reset_peer: %r" % b)
+        expect_between(b["fault_ms"], 100, 100 + SLACK_MS, "reset fault")
+
+
+def test_disable_is_tardys_close():
+    with T.echo_server() as up, Lab(up.spec) as lab:
+        s = lab.connect()
+        s.sendall(b"x")
+        T.recv_exactly(s, 1)
+        st, _ = lab.d.api("POST", "/proxies/p", {"enabled": False})
+        expect(st == 200, "disable: %d" % st)
+        c = wait_closes(lab, 1)[0]
+        expect(c["closed_by"] == "tardy" and c["reason"] == "proxy disabled",
+               "%r" % c)
+        s.close()
+
+
+def test_history_and_retry_gaps():
+    # A client that waits 50, 100, 150 ms before trying again: each new
+    # connection's retry_gap_ms is that wait.
+    with T.echo_server() as up, Lab(up.spec) as lab:
+        for i in range(4):
+            if i > 0:
+                time.sleep(0.05 * i)
+            s = lab.connect()
+            s.sendall(b"x")
+            T.recv_exactly(s, 1)
+            s.close()
+            wait_closes(lab, i + 1)
+        h = history(lab)
+        expect([x["id"] for x in h] == [1, 2, 3, 4], "ids %r" % h)
+        expect(h[0]["retry_gap_ms"] is None, "first: %r" % h[0])
+        for x, slept in zip(h[1:], (50, 100, 150)):
+            expect_between(x["retry_gap_ms"], slept, slept + SLACK_MS,
+                           "retry gap of %d" % x["id"])
+        expect([x["accept_ms"] for x in h] == sorted(x["accept_ms"]
+                                                     for x in h) and
+               h[0]["accept_ms"] == 0, "accept_ms %r" % h)
+        expect([x["id"] for x in history(lab, 2)] == [3, 4],
+               "?closed=2 is the last two")
+
+
+def test_history_is_bounded():
+    with T.echo_server() as up, Lab(up.spec) as lab:
+        for _ in range(300):
+            with lab.connect() as s:
+                s.sendall(b"x")
+                T.recv_exactly(s, 1)
+        deadline = now() + 5 * T.SLOW
+        while now() < deadline and history(lab, 1)[-1:] != [] and \
+                history(lab, 1)[-1]["id"] < 300:
+            time.sleep(0.05)
+        h = history(lab, 1000)
+        expect(len(h) == 256 and h[-1]["id"] == 300 and h[0]["id"] == 45,
+               "%d entries, %r..%r" % (len(h), h[0]["id"], h[-1]["id"]))
+        st, body = lab.d.api("GET", "/proxies/p/connections?closed=x")
+        expect(st == 400 and "closed" in body["error"], "%r" % body)
+
+
+def test_client_fault_histogram():
+    with T.echo_server() as up, Lab(up.spec) as lab:
+        lab.add("blackhole", "downstream")
+        for _ in range(3):
+            s = lab.connect()
+            s.sendall(b"x")
+            time.sleep(0.03)
+            s.close()
+        wait_closes(lab, 3)
+        st, text = lab.d.api("GET", "/metrics")
+        line = [l for l in text.splitlines()
+                if l.startswith('tardy_client_fault_seconds_count{proxy="p"}')]
+        expect(line and line[0].split()[-1] == "3", "%r" % line)
+        le = [l for l in text.splitlines() if l.startswith(
+            'tardy_client_fault_seconds_bucket{proxy="p",le="0.025"}')]
+        expect(le and le[0].split()[-1] == "0", "30 ms each: %r" % le)
+
+
+def test_udp_flow_ends_by_flow_timeout():
+    with T.UdpEcho() as up, T.Tardyd(
+            "[proxy u]\nprotocol = udp\nlisten = 127.0.0.1:0\n"
+            "upstream = %s\nflow_timeout = 200\n" % up.spec) as d:
+        fam, addr = d.proxy_addr("u")
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.settimeout(1)
+        s.sendto(b"a", addr)
+        expect(s.recv(10) == b"a", "echo")
+        deadline = now() + 3 * T.SLOW
+        c = []
+        while now() < deadline and not c:
+            time.sleep(0.05)
+            st, ev = d.api("GET", "/events")
+            c = [e for e in ev if e["type"] == "close"]
+        s.close()
+        expect(c and c[0]["closed_by"] == "flow_timeout" and
+               c[0]["close"] is None and c[0]["unread_bytes"] is None,
+               "%r" % c)
+        # Idle since the echo went back, a moment after the flow's last
+        # datagram started its flow_timeout.
+        expect_between(c[0]["idle_ms"], 195, 200 + SLACK_MS, "idle_ms")
+
+
+if __name__ == "__main__":
+    T.main(globals())
