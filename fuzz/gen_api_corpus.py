@@ -90,6 +90,9 @@ def main():
         "connections": req("GET", "/proxies/p/connections"),
         "events": req("GET", "/events?since=1"),
         "events-bad": req("GET", "/events?since=-1&x=%zz"),
+        "events-wait": (req("GET", "/events?since=99999&wait=3")
+                        + req("GET", "/version")),
+        "events-wait-bad": req("GET", "/events?wait=60001"),
         "metrics": req("GET", "/metrics"),
         "method-not-allowed": req("PUT", "/proxies"),
         "head": req("HEAD", "/version"),

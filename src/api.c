@@ -10,6 +10,9 @@
  * needs is known), and gives the handlers (api_proxy.c, api_toxic.c,
  * api_view.c) what they need to read it and reply (api_handler.h). The
  * handlers change the daemon only through the control layer (control.c).
+ * A handler with nothing to answer yet (a long-poll of /events) holds its
+ * request here, and is run again when an event is recorded or its time
+ * is up.
  *
  * Status codes, messages and the order in which errors are checked follow
  * Toxiproxy's api.go; doc/api.md lists where and why tardy differs.
@@ -50,6 +53,7 @@
 #include "api_auth.h"
 #include "api_handler.h"
 #include "config.h"
+#include "events.h"
 #include "log.h"
 #include "proxy.h"
 #include "resolver.h"
@@ -66,6 +70,7 @@
 #define API_MAX_SEGMENTS	4
 #define API_MAX_ARGS		2
 #define API_ERR_LEN		512
+#define API_MAX_HELD		1024	/* long-polls; each holds a socket */
 
 /* Every method evhttp knows, so the wrong ones get a JSON 405 from us. */
 #define API_ALL_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | \
@@ -94,6 +99,13 @@ struct api_req {
 	int			body_parsed;
 	int			replied;
 	struct resolver_batch  *names; /* host names it needs */
+
+	/* Held (api_hold) from its first hold to its reply. */
+	struct evhttp_connection *conn;
+	struct event		 *deadline;
+	struct event		 *gone; /* its client's socket, for a close */
+	int			  held; /* on api->held */
+	int			  expired; /* the deadline passed */
 };
 TAILQ_HEAD(api_req_list, api_req);
 
@@ -103,6 +115,10 @@ struct api {
 	struct addr	    bound;
 	char		   *token;
 	struct api_req_list waiting;   /* for host name lookups */
+	struct api_req_list held;      /* for events (api_hold) */
+	size_t		    nheld;     /* held, or being run again */
+	struct event	   *wake;      /* a new event (events_set_wake) */
+	uint64_t	    tick_us;   /* of libevent's clock */
 	uint32_t	    next_id;   /* X-Toxiproxy-Request-Id */
 	int		    rewriting; /* in api_output_cb */
 };
@@ -164,6 +180,7 @@ static const struct {
 
 static void api_dispatch(struct api_req *);
 static void api_req_free(struct api_req *);
+static void api_hold_end(struct api_req *);
 
 /* --- replies --------------------------------------------------------- */
 
@@ -244,6 +261,8 @@ api_send(struct api_req *ctx, int status, const char *type,
 		return;
 	}
 	ctx->replied = 1;
+	/* The reply may close the connection: its close callback is not ours. */
+	api_hold_end(ctx);
 	/* Before the reply: evhttp frees a request whose client left. */
 	if (log_get_level() >= LOG_LEVEL_DEBUG)
 		log_debug("api: %s: %d",
@@ -715,6 +734,8 @@ static void
 api_dispatch(struct api_req *ctx)
 {
 	ctx->route->handler(ctx);
+	if (ctx->held)
+		return; /* run again by api_hold_wake_cb or api_hold_expire_cb */
 	if (!ctx->replied)
 		api_error(ctx, 500, "internal error: no reply");
 	api_req_free(ctx);
@@ -725,6 +746,7 @@ api_req_free(struct api_req *ctx)
 {
 	size_t i;
 
+	api_hold_end(ctx);
 	for (i = 0; i < API_MAX_ARGS; i++)
 		free(ctx->arg[i]);
 	resolver_batch_free(ctx->names);
@@ -755,6 +777,174 @@ api_request_cb(struct evhttp_request *req, void *arg)
 	if ((ctx->route->flags & API_F_ADDRS) && api_resolve_start(ctx))
 		return; /* api_names_cb dispatches it */
 	api_dispatch(ctx);
+}
+
+/* --- requests held for events -------------------------------------- */
+
+/*
+ * While a request is held, libevent 2.1's evhttp has stopped reading its
+ * connection (evhttp_handle_request disables EV_READ until the reply), so
+ * it neither notices nor acts on the client leaving: the request and its
+ * connection live on until we reply, or until evhttp frees the connection
+ * (evhttp_free, or evhttp_connection_free below), which calls the close
+ * callback first. A held request therefore watches the socket itself, so
+ * a client that gives up frees its slot and its descriptor at once rather
+ * than at its deadline, and takes that close callback, so that nothing of
+ * it outlives its connection.
+ */
+
+static void
+api_hold_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api     *api = arg;
+	struct api_req *ctx;
+	size_t		n;
+
+	/* Each once: those still waiting are held again at the tail. */
+	for (n = api->nheld; n > 0 && (ctx = TAILQ_FIRST(&api->held)) != NULL;
+	    n--) {
+		TAILQ_REMOVE(&api->held, ctx, entry);
+		ctx->held = 0;
+		api_dispatch(ctx);
+	}
+}
+
+static void
+api_hold_expire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_req *ctx = arg;
+
+	TAILQ_REMOVE(&ctx->api->held, ctx, entry);
+	ctx->held = 0;
+	ctx->expired = 1;
+	api_dispatch(ctx);
+}
+
+/*
+ * The client's socket is readable while it waits: it left (EOF, or a
+ * reset), and the connection and the request go now. Bytes mean a next
+ * request pipelined behind this one: the client is there, and as the
+ * socket stays readable the watch stops (the wait ends on time).
+ */
+static void
+api_hold_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_req		 *ctx = arg;
+	struct evhttp_connection *conn = ctx->conn;
+	char			  c, buf[256];
+	ssize_t			  n;
+
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == -1 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n > 0) {
+		event_del(ctx->gone);
+		return;
+	}
+	log_debug("api: %s: the client left",
+	    api_req_describe(ctx, buf, sizeof(buf)));
+	api_req_free(ctx);
+	evhttp_connection_free(conn); /* and the request */
+}
+
+/*
+ * evhttp is freeing the connection of a held request (evhttp_free at
+ * shutdown). It frees the request next, unless it has already let go of
+ * it (a request it failed while held, which evhttp 2.1 does not do while
+ * it is not reading): then the request is ours to free.
+ */
+static void
+api_hold_close_cb(struct evhttp_connection *conn, void *arg)
+{
+	struct api_req	      *ctx = arg;
+	struct evhttp_request *req = ctx->req;
+
+	api_req_free(ctx);
+	if (evhttp_request_get_connection(req) == NULL)
+		evhttp_request_free(req);
+}
+
+/* The first hold: its deadline, the watch on its socket. */
+static void
+api_hold_start(struct api_req *ctx, uint64_t ms)
+{
+	struct api	  *api = ctx->api;
+	struct event_base *base = api->tardy->base;
+	struct timeval	   tv;
+	evutil_socket_t	   fd;
+	uint64_t	   us;
+
+	ctx->conn = evhttp_request_get_connection(ctx->req);
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(ctx->conn));
+	/*
+	 * libevent's timers run on a clock that ticks (tardy.c): one may go
+	 * off up to a tick before its time. A wait must never end early, so
+	 * it is a tick longer.
+	 */
+	us = ms * 1000 + api->tick_us;
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
+	if ((ctx->deadline = evtimer_new(base, api_hold_expire_cb, ctx)) ==
+		NULL ||
+	    evtimer_add(ctx->deadline, &tv) == -1)
+		fatalx("api: evtimer_new");
+	if ((ctx->gone = event_new(base, fd, EV_READ | EV_PERSIST,
+		 api_hold_gone_cb, ctx)) == NULL ||
+	    event_add(ctx->gone, NULL) == -1)
+		fatalx("api: event_new");
+	evhttp_connection_set_closecb(ctx->conn, api_hold_close_cb, ctx);
+	if (api->nheld++ == 0)
+		events_set_wake(api->tardy->events, api->wake);
+}
+
+/* The request waits no more: it is answered, or gone. */
+static void
+api_hold_end(struct api_req *ctx)
+{
+	struct api *api = ctx->api;
+
+	if (ctx->deadline == NULL)
+		return;
+	if (ctx->held)
+		TAILQ_REMOVE(&api->held, ctx, entry);
+	ctx->held = 0;
+	event_free(ctx->deadline);
+	event_free(ctx->gone);
+	ctx->deadline = ctx->gone = NULL;
+	if (ctx->conn != NULL)
+		evhttp_connection_set_closecb(ctx->conn, NULL, NULL);
+	ctx->conn = NULL;
+	if (--api->nheld == 0)
+		events_set_wake(api->tardy->events, NULL);
+}
+
+/*
+ * Hold a request that has nothing to answer yet: the handler returns
+ * without replying and is run again, from the loop, once a new event is
+ * recorded (events.c) or ms after the first hold. Returns 1 if held, 0
+ * once that time is up (answer now), or -1 after replying 503 when
+ * API_MAX_HELD requests wait already.
+ */
+int
+api_hold(struct api_req *ctx, uint64_t ms)
+{
+	struct api *api = ctx->api;
+
+	if (ctx->expired)
+		return (0);
+	if (ctx->deadline == NULL) {
+		if (api->nheld >= API_MAX_HELD) {
+			api_error(ctx, 503,
+			    "too many requests waiting: at most %d",
+			    API_MAX_HELD);
+			return (-1);
+		}
+		api_hold_start(ctx, ms);
+	}
+	TAILQ_INSERT_TAIL(&api->held, ctx, entry);
+	ctx->held = 1;
+	return (1);
 }
 
 /* --- the server ------------------------------------------------------ */
@@ -953,6 +1143,7 @@ api_new(struct tardy *t, const struct addr *where, const char *token, char *err,
 	struct api		   *api;
 	struct evhttp_bound_socket *bs;
 	struct addr		    bound;
+	struct timespec		    res;
 	char			    buf[ADDR_STRLEN];
 	int			    fd;
 
@@ -986,6 +1177,14 @@ api_new(struct tardy *t, const struct addr *where, const char *token, char *err,
 	if (token != NULL && *token != '\0')
 		api->token = xstrdup(token);
 	TAILQ_INIT(&api->waiting);
+	TAILQ_INIT(&api->held);
+	/* What libevent's timers run on, without a precise timer. */
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
+		api->tick_us = (uint64_t)res.tv_sec * 1000000 +
+		    ((uint64_t)res.tv_nsec + 999) / 1000;
+	if ((api->wake = event_new(t->base, -1, 0, api_hold_wake_cb, api)) ==
+	    NULL)
+		fatalx("event_new");
 	if ((api->http = evhttp_new(t->base)) == NULL)
 		fatalx("evhttp_new");
 	if ((bs = evhttp_accept_socket_with_handle(api->http, fd)) == NULL)
@@ -1018,11 +1217,13 @@ api_free(struct api *api)
 
 	if (api == NULL)
 		return;
-	evhttp_free(api->http); /* and the requests waiting for names */
+	/* With the connections go the held requests (api_hold_close_cb). */
+	evhttp_free(api->http);
 	while ((ctx = TAILQ_FIRST(&api->waiting)) != NULL) {
 		TAILQ_REMOVE(&api->waiting, ctx, entry);
 		api_req_free(ctx);
 	}
+	event_free(api->wake);
 	if (addr_family(&api->bound) == AF_UNIX)
 		(void)unlink(addr_unix_path(&api->bound));
 	free(api->token);

@@ -9,6 +9,7 @@
 #define TARDY_API_HANDLER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -39,6 +40,7 @@ int	api_unix_allowed(struct api_req *, const char *, const char *,
 	const struct addr *);
 struct proxy *api_find_proxy(struct api_req *);
 struct toxic *api_find_toxic(struct api_req *, struct proxy *);
+int	      api_hold(struct api_req *, uint64_t);
 
 /* api_proxy.c */
 void api_proxy_index(struct api_req *);

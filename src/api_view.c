@@ -29,6 +29,9 @@
 #include "toxic.h"
 #include "util.h"
 
+/* The longest long-poll of /events; a client that wants more asks again. */
+#define API_VIEW_WAIT_MAX	60000
+
 /* Toxiproxy lists upstream toxics before downstream ones. */
 json_t *
 api_view_toxics(struct proxy *p)
@@ -143,14 +146,29 @@ api_view_query_number(struct api_req *ctx, const char *key, uint64_t *out)
 	return (0);
 }
 
+/*
+ * GET /events?since=ID: the events after ID. With &wait=MS (ext), when
+ * there are none yet, the request is held (api_hold) until one is
+ * recorded, then answered with it and whatever came in the same pass of
+ * the loop, or answered [] after MS. This runs again at each of those.
+ */
 void
 api_view_events(struct api_req *ctx)
 {
-	uint64_t id = 0;
+	struct events *ev = api_tardy(ctx)->events;
+	uint64_t       id = 0, wait = 0;
 
-	if (api_view_query_number(ctx, "since", &id) == -1)
+	if (api_view_query_number(ctx, "since", &id) == -1 ||
+	    api_view_query_number(ctx, "wait", &wait) == -1)
 		return;
-	api_reply(ctx, 200, events_json(api_tardy(ctx)->events, id));
+	if (wait > API_VIEW_WAIT_MAX) {
+		api_error(ctx, 400, "wait must be at most %d (ms)",
+		    API_VIEW_WAIT_MAX);
+		return;
+	}
+	if (wait > 0 && id >= events_last_id(ev) && api_hold(ctx, wait) != 0)
+		return;
+	api_reply(ctx, 200, events_json(ev, id));
 }
 
 void

@@ -1,13 +1,16 @@
 /*
  * The event ring. Each event has an id that only grows, so a client can
  * poll GET /events?since=ID and miss nothing as long as it keeps up with
- * EVENTS_MAX events; older ones are overwritten.
+ * EVENTS_MAX events; older ones are overwritten. A long-poll waits for
+ * the next one through events_set_wake.
  */
 #include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "addr.h"
 #include "events.h"
@@ -41,6 +44,7 @@ struct events {
 	struct tardy	 *tardy;
 	struct event_rec *ring;
 	uint64_t	  next_id; /* id of the next event, from 1 */
+	struct event	 *wake;	   /* activated by each new event, or NULL */
 };
 
 static const char *const kind_names[] = { "accept", "connected", "close",
@@ -85,6 +89,8 @@ events_add(struct events *ev, struct session *s, enum event_kind kind)
 	e->conn = s->id;
 	snprintf(e->proxy, sizeof(e->proxy), "%s", s->proxy->name);
 	addr_fmt(&s->peer, e->peer, sizeof(e->peer));
+	if (ev->wake != NULL)
+		event_active(ev->wake, 0, 0);
 	return (e);
 }
 
@@ -122,6 +128,26 @@ events_toxic(struct link *l, enum event_kind kind, double roll)
 	log_debug("event %llu: proxy %s conn %llu toxic %s %s (roll %.6f)",
 	    (unsigned long long)e->id, e->proxy, (unsigned long long)e->conn,
 	    e->toxic, kind_names[kind], roll);
+}
+
+/* The id of the newest event, 0 if there is none yet. */
+uint64_t
+events_last_id(struct events *ev)
+{
+	return (ev->next_id - 1);
+}
+
+/*
+ * Who waits for new events (the API's long-polls) hands an event to
+ * activate, not a callback: an event is recorded in the middle of session
+ * code and filled in after events_add returns, so whoever reads it must
+ * run later, from the loop, where one run sees every event of the pass.
+ * NULL while nobody waits, so recording costs nothing then.
+ */
+void
+events_set_wake(struct events *ev, struct event *wake)
+{
+	ev->wake = wake;
 }
 
 /* Events with an id greater than since, oldest first. */

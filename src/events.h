@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+struct event;
 struct link;
 struct session;
 struct tardy;
@@ -28,6 +29,8 @@ void	       events_free(struct events *);
 void	       events_session(struct session *, enum event_kind, const char *);
 void	       events_toxic(struct link *, enum event_kind, double);
 json_t	      *events_json(struct events *, uint64_t);
+uint64_t       events_last_id(struct events *);
+void	       events_set_wake(struct events *, struct event *);
 const char    *events_kind_name(enum event_kind);
 
 #endif

@@ -3,14 +3,16 @@
  * control API from a shell.
  *
  * Each command is one request (ctl_http.c) whose reply is printed as a
- * table (ctl_print.c) or, with --json, as the server sent it. This file
- * is the command table, the commands and the option parsing.
+ * table (ctl_print.c) or, with --json, as the server sent it; "wait"
+ * long-polls the server's events (ctl_wait.c). This file is the command
+ * table, the commands and the option parsing.
  */
 #include "autoconf.h"
 
 #include <ctype.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "ctl_http.h"
 #include "ctl_print.h"
 #include "ctl_util.h"
+#include "ctl_wait.h"
 #include "util.h"
 
 #define CTL_DEFAULT_API		"127.0.0.1:8474"
@@ -38,7 +41,11 @@
 #define O_NAME		0x080
 #define O_PROTOCOL	0x100
 #define O_UPFAIL	0x200
-#define O_LAST		O_UPFAIL
+#define O_CLOSED_BY	0x400
+#define O_COUNT		0x800
+#define O_TIMEOUT	0x1000
+#define O_SINCE		0x2000
+#define O_LAST		O_SINCE
 
 struct ctl {
 	struct ctl_http http; /* the API and its token */
@@ -55,6 +62,8 @@ struct ctl {
 	const char *upstream_failure;
 	double	    toxicity;
 	json_t	   *attrs;
+
+	struct ctl_wait wait; /* --closed-by, --count, --timeout, --since */
 };
 
 struct ctl_cmd {
@@ -327,6 +336,21 @@ ctl_toxic_list(struct ctl *ctl, char **argv)
 	return (0);
 }
 
+static int
+ctl_wait(struct ctl *ctl, char **argv)
+{
+	char	path[2048];
+	json_t *j;
+
+	/* A misspelt proxy fails now, not at the timeout. */
+	if (ctl_path(path, sizeof(path), argv[0], 0, NULL) == -1 ||
+	    (j = ctl_http_call(&ctl->http, "GET", path, NULL, 200)) == NULL)
+		return (EXIT_FAIL);
+	json_decref(j);
+	ctl->wait.proxy = argv[0];
+	return (ctl_wait_closes(&ctl->http, &ctl->wait));
+}
+
 /* clang-format off */
 static const struct ctl_cmd ctl_cmds[] = {
 	{ "list", "", 0, 0, 0, ctl_list,
@@ -388,6 +412,25 @@ static const struct ctl_cmd ctl_cmds[] = {
 "List the toxics of PROXY.\n" },
 	{ "reset", "", 0, 0, 0, ctl_reset,
 "Enable every proxy and remove every toxic.\n" },
+	{ "wait", "PROXY [--closed-by client|upstream|tardy] [--count N] "
+	    "[--timeout MS] [--since ID]", 1, 1,
+	    O_CLOSED_BY | O_COUNT | O_TIMEOUT | O_SINCE, ctl_wait,
+"Wait until N connections of PROXY have closed, and print the close\n"
+"event of each (its verdict: who closed, how, fault_ms, ...) as a line of\n"
+"JSON as it happens. Exits 0 once N are printed, 1 at the timeout.\n"
+"\n"
+"      --closed-by WHO      count only closes made first by WHO: client,\n"
+"                           upstream, tardy, or a UDP flow's flow_timeout\n"
+"                           (default: any)\n"
+"      --count N            how many closes to wait for (default 1)\n"
+"      --timeout MS         give up after MS milliseconds (default 10000,\n"
+"                           at most 86400000; it cannot be 0)\n"
+"      --since ID           count closes after the event ID (default: the\n"
+"                           newest event when the command starts, so only\n"
+"                           closes from then on count)\n"
+"\n"
+"To leave no window between a test's action and the wait, read the last\n"
+"event's id first (GET /events) and pass it as --since.\n" },
 	{ "version", "", 0, 0, 0, ctl_version,
 "Print tardyctl's version and the server's.\n" },
 };
@@ -430,6 +473,7 @@ ctl_usage(FILE *fp)
 	    "  tardyctl create redis -l 127.0.0.1:26379 -u 127.0.0.1:6379\n"
 	    "  tardyctl toxic add redis -T latency -A latency=300 -A jitter=50\n"
 	    "  tardyctl disable redis\n"
+	    "  tardyctl wait redis --closed-by client --timeout 2000\n"
 	    "  tardyctl -a unix:/run/tardy/api.sock --json list\n",
 	    CTL_DEFAULT_API);
 }
@@ -518,6 +562,14 @@ ctl_opt_name(int bit)
 		return ("--protocol");
 	case O_UPFAIL:
 		return ("--upstream-failure");
+	case O_CLOSED_BY:
+		return ("--closed-by");
+	case O_COUNT:
+		return ("--count");
+	case O_TIMEOUT:
+		return ("--timeout");
+	case O_SINCE:
+		return ("--since");
 	}
 	return ("?");
 }
@@ -584,6 +636,10 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 		{ "name",	required_argument,	NULL, 'n' },
 		{ "protocol",	required_argument,	NULL, 'P' },
 		{ "upstream-failure", required_argument, NULL, 'F' },
+		{ "closed-by",	required_argument,	NULL, 'B' },
+		{ "count",	required_argument,	NULL, 'N' },
+		{ "timeout",	required_argument,	NULL, 'W' },
+		{ "since",	required_argument,	NULL, 'S' },
 		{ NULL,		0,			NULL, 0 }
 	};
 	/* clang-format on */
@@ -673,6 +729,48 @@ ctl_main(struct ctl *ctl, int argc, char **argv)
 			ctl->upstream_failure = optarg;
 			bit = O_UPFAIL;
 			break;
+		case 'B':
+			if (strcmp(optarg, "client") != 0 &&
+			    strcmp(optarg, "upstream") != 0 &&
+			    strcmp(optarg, "tardy") != 0 &&
+			    strcmp(optarg, "flow_timeout") != 0)
+				return (ctl_usage_error(NULL,
+				    "--closed-by: expected client, upstream, "
+				    "tardy or flow_timeout, got \"%s\"",
+				    optarg));
+			ctl->wait.closed_by = optarg;
+			bit = O_CLOSED_BY;
+			break;
+		case 'N':
+			if (util_parse_u64(optarg, UINT32_MAX,
+				&ctl->wait.count) == -1 ||
+			    ctl->wait.count == 0)
+				return (ctl_usage_error(NULL,
+				    "--count: expected a positive integer, "
+				    "got \"%s\"",
+				    optarg));
+			bit = O_COUNT;
+			break;
+		case 'W':
+			if (util_parse_u64(optarg, CTL_WAIT_MAX_MS,
+				&ctl->wait.timeout_ms) == -1 ||
+			    ctl->wait.timeout_ms == 0)
+				return (ctl_usage_error(NULL,
+				    "--timeout: expected milliseconds from 1 "
+				    "to %d (a wait must end), got \"%s\"",
+				    CTL_WAIT_MAX_MS, optarg));
+			bit = O_TIMEOUT;
+			break;
+		case 'S':
+			if (util_parse_u64(optarg, UINT64_MAX,
+				&ctl->wait.since) == -1)
+				return (ctl_usage_error(NULL,
+				    "--since: expected an event id, got "
+				    "\"%s\"",
+				    optarg));
+			ctl->wait.since_set = 1;
+			bit = O_SINCE;
+			break;
 		default:
 			return (ctl_usage_error(NULL, "unknown option"));
 		}
@@ -741,6 +839,8 @@ main(int argc, char **argv)
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.http.timeout_ms = CTL_TIMEOUT_MS;
+	ctl.wait.count = 1;
+	ctl.wait.timeout_ms = CTL_TIMEOUT_MS;
 	if ((ctl.attrs = json_object()) == NULL)
 		return (EXIT_FAIL);
 	rc = ctl_main(&ctl, argc, argv);
