@@ -117,6 +117,33 @@ def main():
                     b"5\r\n{\"nam\r\n0\r\n\r\n"),
         "pipelined": (req("GET", "/version") + req("DELETE", "/proxies/q")
                       + req("GET", "/proxies")),
+        # Replies to requests after these must be told apart from them.
+        "head-pipelined": (req("HEAD", "/version") + req("GET", "/version")
+                           + req("HEAD", "/proxies", version="HTTP/1.0",
+                                 headers=["Connection: keep-alive"])
+                           + req("GET", "/proxies/p")),
+        "http09-keepalive": (req("GET", "/proxies/p", version="HTTP/0.9",
+                                 headers=["Connection: keep-alive"])
+                             + req("GET", "/version")),
+        "negative-version": (req("GET", "/nope", version="HTTP/-1.1",
+                                 headers=["Connection: keep-alive"])
+                             + req("GET", "/version")),
+        "connect-pipelined": (b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n"
+                              + b"CONNECT x HTTP/9\r\n\r\n"
+                              + req("GET", "/version")),
+        "chunked-pipelined": (b"POST /proxies/p/toxics HTTP/1.1\r\n"
+                              b"Host: 127.0.0.1\r\n"
+                              b"Transfer-Encoding: chunked\r\n"
+                              b"Expect: 100-continue\r\n\r\n"
+                              b"4\r\n{\"ty\r\n10 x\r\n"
+                              b"pe\": \"noop\"}    \r\n0\r\nX: y\r\n\r\n"
+                              + req("GET", "/proxies/p/toxics")),
+        "expect-waiting": (b"POST /proxies/p/toxics HTTP/1.1\r\n"
+                           b"Host: 127.0.0.1\r\nContent-Length: 30\r\n"
+                           b"Expect: 100-continue\r\n\r\n"),
+        "proxy-uri": (req("GET", "http://127.0.0.1/version",
+                          headers=["Proxy-Connection: keep-alive"])
+                      + req("GET", "/version")),
         "partial": b"GET /proxies HTTP/1.1\r\nHost: x\r\nContent-Len",
         "garbage": b"\x00\x01 / HTTP/9.9\r\n\r\n",
         "long-header": (b"GET / HTTP/1.1\r\nX: " + b"a" * 2000

@@ -279,11 +279,16 @@ api_send(struct api_req *ctx, int status, const char *type,
 	if (evhttp_request_get_command(ctx->req) == EVHTTP_REQ_HEAD)
 		body = NULL;
 	/*
-	 * Nor does it give a reply to CONNECT a Content-Length (it takes it
-	 * for a tunnel's), yet keeps the connection open after it: without
-	 * one, the client cannot tell where the body ends.
+	 * Every other reply that may have a body says how long it is.
+	 * evhttp adds a Content-Length only in HTTP/1.1 and a 1.0
+	 * keep-alive, never to a reply to CONNECT (it takes it for a
+	 * tunnel's), yet keeps the connection open after a reply to CONNECT
+	 * and after a keep-alive request in any other version it accepts
+	 * ("HTTP/0.9", "HTTP/-1.1"): without one, the client cannot tell
+	 * where the body ends.
 	 */
-	if (evhttp_request_get_command(ctx->req) == EVHTTP_REQ_CONNECT) {
+	if (evhttp_request_get_command(ctx->req) != EVHTTP_REQ_HEAD &&
+	    status >= 200 && status != 204 && status != 304) {
 		snprintf(buf, sizeof(buf), "%zu",
 		    body != NULL ? evbuffer_get_length(body) : (size_t)0);
 		evhttp_add_header(evhttp_request_get_output_headers(ctx->req),

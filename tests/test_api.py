@@ -886,4 +886,103 @@ def test_keepalive_and_many_requests():
         s.close()
 
 
+
+def pipelined(addr, data, methods, timeout=5):
+    """Send requests on one connection (the last says Connection: close)
+    and read to EOF; returns the replies, (status line, headers, body),
+    framed as a client must: a reply to HEAD, a 204 or a 304 has no
+    body, any other as many bytes as its Content-Length says."""
+    s = T.connect(addr, timeout)
+    s.sendall(data)
+    buf = b""
+    deadline = T.now() + timeout
+    while T.now() < deadline:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    replies = []
+    for method in methods:
+        T.expect(buf.startswith(b"HTTP/"), "reply %d is %r" %
+                 (len(replies), buf))
+        head, sep, buf = buf.partition(b"\r\n\r\n")
+        T.expect(sep, "a reply cut short: %r" % head)
+        lines = head.decode().split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        body = b""
+        if method != "HEAD" and lines[0].split(" ")[1] not in ("204",
+                                                               "304"):
+            T.expect("content-length" in headers,
+                     "%s: a body of no length on a connection kept open, "
+                     "where the next reply follows: %r" % (lines[0], buf))
+            n = int(headers["content-length"])
+            body, buf = buf[:n], buf[n:]
+        replies.append((lines[0], headers, body))
+    T.expect(buf == b"", "bytes after the last reply: %r" % buf)
+    return replies
+
+
+def test_reply_length_in_every_version():
+    """evhttp keeps the connection open after a keep-alive request in
+    HTTP/0.9 or a version like "HTTP/-1.1", and after a CONNECT, but
+    gives those replies no Content-Length: tardyd does, or the next reply
+    would be read as the end of the body."""
+    with Tardyd() as d:
+        api = T.parse_addr(d.ready["api"])
+        last = (b"GET /version HTTP/1.1\r\nHost: localhost\r\n"
+                b"Connection: close\r\n\r\n")
+        for method, target, version, status, body in (
+                ("GET", "/version", "HTTP/0.9", 200, None),
+                ("GET", "/nope", "HTTP/-1.1", 404,
+                 {"error": "not found", "status": 404}),
+                ("POST", "/reset", "HTTP/0.1", 204, b""),
+                ("CONNECT", "127.0.0.1:1", "HTTP/1.1", 404,
+                 {"error": "not found", "status": 404})):
+            first = ("%s %s %s\r\nHost: localhost\r\n"
+                     "Connection: keep-alive\r\n\r\n" %
+                     (method, target, version)).encode()
+            (l1, h1, b1), (l2, _, b2) = pipelined(api, first + last,
+                                                  [method, "GET"])
+            T.expect(l1.startswith("%s %d " % (version, status)),
+                     "%s %s: %s" % (method, version, l1))
+            if body is None:
+                T.expect("version" in json.loads(b1), "%r" % b1)
+            elif isinstance(body, dict):
+                T.expect(json.loads(b1) == body, "%r" % b1)
+            else:
+                T.expect(b1 == body and "content-length" not in h1,
+                         "a %d with %r" % (status, h1))
+            T.expect(l2.startswith("HTTP/1.1 200 ") and
+                     "version" in json.loads(b2), "then %s %r" % (l2, b2))
+
+
+def test_head_reply_has_no_body():
+    """A reply to HEAD has no body, whatever version the client spoke and
+    whoever answers it (tardyd's 405, evhttp's 400): the next reply
+    follows its head at once."""
+    with Tardyd() as d:
+        api = T.parse_addr(d.ready["api"])
+        data = (b"HEAD /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                b"HEAD /proxies HTTP/1.0\r\nHost: localhost\r\n"
+                b"Connection: keep-alive\r\n\r\n"
+                b"HEAD /version HTTP/0.9\r\nHost: localhost\r\n"
+                b"Connection: keep-alive\r\n\r\n"
+                b"HEAD /version HTTP/9.9\r\n\r\n")
+        replies = pipelined(api, data, ["HEAD", "GET", "HEAD", "HEAD",
+                                        "HEAD"])
+        got = [(line.split(" ", 2)[:2], h.get("allow")) for line, h, _ in
+               replies]
+        T.expect(got == [(["HTTP/1.1", "405"], "GET"),
+                         (["HTTP/1.1", "200"], None),
+                         (["HTTP/1.0", "405"], "GET, POST"),
+                         (["HTTP/0.9", "405"], "GET"),
+                         (["HTTP/1.1", "400"], None)], "%r" % got)
+        T.expect("version" in json.loads(replies[1][2]), "%r" % (replies[1],))
+
+
 T.main(globals())
