@@ -10,7 +10,8 @@ set -eu
 cd "$(dirname "$0")"
 
 DEPS="build-essential autoconf automake pkg-config libevent-dev \
-libinih-dev libjansson-dev check python3 python3-pytest curl \
+libinih-dev libjansson-dev check python3 python3-pytest python3-requests \
+curl golang-go \
 mandoc systemd dnsmasq-base dnsutils nodejs \
 podman runc catatonit netavark aardvark-dns iptables busybox-static \
 mmdebstrap"
