@@ -155,12 +155,17 @@ side_update(struct session *s, struct side *sd)
 	 * tardy next reads: a FIN is EV_CLOSED (EPOLLRDHUP), a RST an error,
 	 * which libevent reports as readable and writable only. Writing
 	 * finds it; otherwise reads are watched edge-triggered, so data
-	 * left unread does not wake the loop again and again.
+	 * left unread does not wake the loop again and again. The upstream
+	 * is watched for resets only: its FIN is the client's to see, when
+	 * the toxics pass it on.
 	 */
-	if (!as_src->reading && !as_src->src_eof && s->verdict.t_closed == 0 &&
-	    (sd == &s->client || s->state >= SESSION_OPEN))
-		mask |= (mask & EV_WRITE) ? EV_CLOSED :
-					    EV_READ | EV_CLOSED | EV_ET;
+	if (!as_src->reading && !as_src->src_eof && s->verdict.t_closed == 0) {
+		if (sd == &s->client)
+			mask |= (mask & EV_WRITE) ? EV_CLOSED :
+						    EV_READ | EV_CLOSED | EV_ET;
+		else if (s->state >= SESSION_OPEN && !(mask & EV_WRITE))
+			mask |= EV_READ | EV_ET; /* resets only: see below */
+	}
 	if (mask == sd->mask)
 		return;
 	event_del(sd->ev);
@@ -366,8 +371,8 @@ session_peer_closed(struct session *s, struct side *sd, int closed)
 		session_error(s, sd, err);
 		return;
 	}
-	if (!closed)
-		return; /* bytes it sent, left to read in their turn */
+	if (!closed || sd == &s->upstream)
+		return; /* bytes, or a FIN, left to read in their turn */
 	session_verdict(s,
 	    sd == &s->client ? SESSION_BY_CLIENT : SESSION_BY_UPSTREAM, 0,
 	    sd == &s->client ? "client closed" : "upstream closed");
@@ -855,9 +860,14 @@ dir_try_shutdown(struct dir *d)
 void
 dir_deliver_eof(struct dir *d)
 {
+	struct session *s = d->session;
+
 	if (d->eof_out)
 		return;
 	d->eof_out = 1;
+	/* The upstream's close is the client's to see: see dir_got(). */
+	if (d->src == &s->upstream)
+		session_verdict(s, SESSION_BY_UPSTREAM, 0, "upstream closed");
 	dir_try_shutdown(d);
 }
 
@@ -981,12 +991,17 @@ dir_got(struct dir *d, ssize_t n)
 		return (1);
 	}
 	if (n == 0) {
-		session_verdict(d->session,
-		    d->src == &d->session->client ? SESSION_BY_CLIENT :
-						    SESSION_BY_UPSTREAM,
-		    0,
-		    d->src == &d->session->client ? "client closed" :
-						    "upstream closed");
+		/*
+		 * The client's FIN is its close when it arrives, whatever
+		 * the toxics do with it. The upstream's counts only once it
+		 * leaves the toxics for the client (dir_deliver_eof()): one a
+		 * toxic swallows or holds (blackhole, timeout, latency) is
+		 * not what ended the connection for the client, whose own
+		 * timeout then is.
+		 */
+		if (d->src == &d->session->client)
+			session_verdict(d->session, SESSION_BY_CLIENT, 0,
+			    "client closed");
 		dir_eof(d);
 		return (0);
 	}

@@ -110,6 +110,37 @@ def test_client_gives_up_under_blackhole():
         expect(h is None or h["toxics"] == ["bh"], "history %r" % h)
 
 
+def test_upstream_close_a_toxic_withholds_is_not_the_verdict():
+    # An upstream that answers and closes (HTTP/1.0): its FIN swallowed
+    # (blackhole, timeout) or held (latency) by a downstream toxic never
+    # reached the client, whose own timeout is the verdict. It used to
+    # be taken as the upstream's close the moment tardy read it.
+    def answer_and_close(c):
+        c.recv(100)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        c.close()
+    for toxic, attrs in (("blackhole", {}), ("latency", {"latency": 2000}),
+                         ("timeout", {"timeout": 0})):
+        with T.Server(answer_and_close) as up, Lab(up.spec) as lab:
+            lab.add(toxic, "downstream", **attrs)
+            s = lab.connect()
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            s.settimeout(0.3)
+            t0 = now()
+            try:
+                s.recv(100)
+                raise AssertionError("%s let the reply through" % toxic)
+            except socket.timeout:
+                pass
+            waited = (now() - t0) * 1000
+            s.close()
+            c = wait_closes(lab, 1)[0]
+            expect(c["closed_by"] == "client" and c["close"] == "fin",
+                   "%s: %r" % (toxic, c))
+            expect_between(c["fault_ms"], waited, waited + SLACK_MS,
+                           "%s: fault_ms" % toxic)
+
+
 def test_client_resets_a_stalled_connection():
     # Under stall tardy does not read the client: its RST is still seen
     # at once, with what it had pushed that tardy never read.
