@@ -243,6 +243,31 @@ def test_history_is_bounded():
         expect(st == 400 and "closed" in body["error"], "%r" % body)
 
 
+def test_same_seed_same_verdicts():
+    # Half the connections get the blackhole (toxicity 0.5, seeded); the
+    # same client against the same seed gets the same closed_by/close
+    # sequence: the rolls are the seed's, the verdict the client's.
+    def run():
+        with T.echo_server() as up, Lab(up.spec, args=("--seed", "7")) as lab:
+            lab.add("blackhole", "downstream", name="bh", toxicity=0.5)
+            for _ in range(8):
+                s = lab.connect()
+                s.sendall(b"x")
+                s.settimeout(0.1)
+                try:
+                    T.recv_exactly(s, 1, timeout=0.1)
+                except (socket.timeout, AssertionError):
+                    pass
+                s.close()
+            c = wait_closes(lab, 8)
+            return [(e["connection"], e["closed_by"], e["close"],
+                     e["fault"] is not None) for e in c]
+    a, b = run(), run()
+    expect(a == b, "%r != %r" % (a, b))
+    expect(any(x[3] for x in a) and not all(x[3] for x in a),
+           "the seed gave all or none the toxic: %r" % a)
+
+
 def test_client_fault_histogram():
     with T.echo_server() as up, Lab(up.spec) as lab:
         lab.add("blackhole", "downstream")
