@@ -246,6 +246,7 @@ struct rq {
 	int  error;	   /* the status of evhttp's own reply, or 0 */
 	int  close;	   /* the connection closes after the reply */
 	int  expect;	   /* a 100 Continue may come first */
+	int  may_wait;	   /* "wait=": a long-poll tardyd may hold */
 };
 
 enum rq_status { RQ_DONE, RQ_MORE, RQ_BAD };
@@ -464,6 +465,11 @@ rq_request_line(struct rq *r, char *line, size_t len)
 		u = evhttp_uri_parse_with_flags(uri, EVHTTP_URI_NONCONFORMANT);
 	if (u == NULL)
 		return (-1);
+	/*
+	 * GET /events?wait=MS may be held for MS (up to a minute): quiet
+	 * then is not the end of the replies. Any "wait=" may be one.
+	 */
+	r->may_wait = strstr(uri, "wait=") != NULL;
 	/* No virtual hosts: an http URI with a host is for a proxy. */
 	scheme = evhttp_uri_get_scheme(u);
 	r->proxy = scheme != NULL &&
@@ -1010,6 +1016,19 @@ check_responses(const char *buf, size_t len, int eof, size_t *answered)
 
 /* --- one request ----------------------------------------------------- */
 
+/* Whether a request read may be a long-poll held past the loop's runs. */
+static int
+rq_may_wait(void)
+{
+	size_t i;
+
+	for (i = 0; i <= nrqs && i < MAX_REQUESTS + 1; i++) {
+		if (rqs[i].may_wait)
+			return (1);
+	}
+	return (0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -1057,7 +1076,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (errno != EAGAIN)
 			break;
 		else if (off == size && ++quiet >= QUIET_ROUNDS) {
-			whole = 1;
+			whole = !rq_may_wait();
 			break;
 		}
 		if (rlen == MAX_RESPONSE)

@@ -534,8 +534,9 @@ run_proxy(int refused)
 static void
 run_connect(struct run *r)
 {
-	struct addr peer;
-	int	    sv[2];
+	struct session *s;
+	struct addr	peer;
+	int		sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 		sv) == -1)
@@ -545,7 +546,9 @@ run_connect(struct run *r)
 	peer.ss.ss_family = AF_UNIX;
 	peer.len = sizeof(sa_family_t);
 	r->cfd = sv[1];
-	if (session_new(r->p, sv[0], &peer) == NULL) {
+	/* NULL: not set up; closing: its upstream failed at once. */
+	s = session_new(r->p, sv[0], &peer);
+	if (s == NULL || s->state == SESSION_CLOSING) {
 		r->lossy = 1;
 		return;
 	}
