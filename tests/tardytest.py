@@ -322,6 +322,39 @@ def echo_server(**kw):
     return Server(echo_handler, **kw)
 
 
+class HttpServer:
+    """An HTTP server on 127.0.0.1:0, one thread a request, answering
+    with handler (a BaseHTTPRequestHandler class). Errors of requests
+    a test breaks on purpose (a reset) are not printed."""
+
+    def __init__(self, handler):
+        import http.server
+
+        class Quiet(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.httpd = Quiet(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        self.spec = "127.0.0.1:%d" % self.httpd.server_address[1]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(2)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def tagged_server(tag):
     """A server that answers every chunk with tag + chunk."""
     def handler(c):

@@ -59,8 +59,8 @@ def free_port():
     return port
 
 
-def raw_request(addr, data, timeout=5):
-    """Send raw bytes, read to EOF; returns (status, headers, body)."""
+def send_read_all(addr, data, timeout=5):
+    """Send raw bytes on a new connection and read to EOF (bounded)."""
     s = T.connect(addr, timeout)
     s.sendall(data)
     buf = b""
@@ -71,6 +71,12 @@ def raw_request(addr, data, timeout=5):
             break
         buf += d
     s.close()
+    return buf
+
+
+def raw_request(addr, data, timeout=5):
+    """Send raw bytes, read to EOF; returns (status, headers, body)."""
+    buf = send_read_all(addr, data, timeout)
     head, _, body = buf.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     status = int(lines[0].split()[1])
@@ -892,16 +898,7 @@ def pipelined(addr, data, methods, timeout=5):
     and read to EOF; returns the replies, (status line, headers, body),
     framed as a client must: a reply to HEAD, a 204 or a 304 has no
     body, any other as many bytes as its Content-Length says."""
-    s = T.connect(addr, timeout)
-    s.sendall(data)
-    buf = b""
-    deadline = T.now() + timeout
-    while T.now() < deadline:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    s.close()
+    buf = send_read_all(addr, data, timeout)
     replies = []
     for method in methods:
         T.expect(buf.startswith(b"HTTP/"), "reply %d is %r" %

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 
 import tardytest
 from tardytest import expect, now, skip
@@ -34,27 +33,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class HttpUpstream:
-    def __init__(self):
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                     Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-        self.spec = "127.0.0.1:%d" % self.httpd.server_address[1]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(2)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+def HttpUpstream():
+    return tardytest.HttpServer(Handler)
 
 
 class Lab(tardytest.Lab):

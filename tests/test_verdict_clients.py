@@ -43,7 +43,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import tardytest as T
@@ -401,34 +400,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass    # reset_peer resets the upstream too: expected
-
-
-class HttpUpstream:
+def HttpUpstream():
     """A tiny HTTP/1.1 server on 127.0.0.1:0, in threads."""
-
-    def __init__(self):
-        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-        self.spec = "127.0.0.1:%d" % self.httpd.server_address[1]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(2)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    return T.HttpServer(Handler)
 
 
 def last_event(lab):
