@@ -48,7 +48,12 @@ import time
 import tardytest as T
 from tardytest import expect, now
 
-BOUND_MS = 5.0          # |client - fault_ms| for every sample
+# |client - fault_ms| for every sample: 5 ms, the issue's bound, for the
+# build users run. Under AddressSanitizer (CI runs the suite again with
+# TARDY_TEST_SLOW=3) tardyd itself is several times slower to accept and
+# to handle a close, which its timestamps carry (a requests client was
+# 6.4 ms off there once): the suite's usual slowness factor applies.
+BOUND_MS = 5.0 * T.SLOW
 REPS = 5                # samples per (client, fault)
 TIMEOUT_MS = 250        # the clients' receive and send timeouts
 TARDY_MS = 200          # the timeout and reset_peer toxics' timeout
