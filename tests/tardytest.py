@@ -322,6 +322,27 @@ def echo_server(**kw):
     return Server(echo_handler, **kw)
 
 
+def http_handler(body, keepalive=False):
+    """A request handler class answering every GET with 200 and body;
+    with keepalive, in HTTP/1.1, so the connection stays for the next
+    request."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keepalive else "HTTP/1.0"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    return Handler
+
+
 class HttpServer:
     """An HTTP server on 127.0.0.1:0, one thread a request, answering
     with handler (a BaseHTTPRequestHandler class). Errors of requests

@@ -7,7 +7,6 @@ exit codes: 0 ok, 7 could not connect, 18 partial file, 28 timeout,
 56 receive failure.
 """
 
-import http.server
 import os
 import shutil
 import subprocess
@@ -21,20 +20,8 @@ BODY = b"tardy says hello\n" * 100
 SLACK = 0.250           # s: curl's own start-up and exit on top of a timeout
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    def log_message(self, *args):
-        pass
-
-
 def HttpUpstream():
-    return tardytest.HttpServer(Handler)
+    return tardytest.HttpServer(tardytest.http_handler(BODY))
 
 
 class Lab(tardytest.Lab):

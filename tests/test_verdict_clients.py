@@ -32,7 +32,6 @@ fuzzer on one of 2 cores; on an idle machine 0.1 ms). The differences
 ("# ..."), with their maximum and 95th percentile.
 """
 
-import http.server
 import importlib.util
 import json
 import math
@@ -405,25 +404,11 @@ def run_curl(lab, up, args, reps=REPS, rate="3/s"):
 
 # --- the upstream and tardy -----------------------------------------------
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    # Keep-alive: after its reply the upstream waits for the next request
-    # and never closes first; the client (or tardy) does.
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    def log_message(self, *args):
-        pass
-
-
 def HttpUpstream():
-    """A tiny HTTP/1.1 server on 127.0.0.1:0, in threads."""
-    return T.HttpServer(Handler)
+    """A tiny HTTP/1.1 server on 127.0.0.1:0, in threads. Keep-alive:
+    after its reply it waits for the next request and never closes
+    first; the client (or tardy) does."""
+    return T.HttpServer(T.http_handler(BODY, keepalive=True))
 
 
 def last_event(lab):
@@ -515,19 +500,25 @@ class Lab(T.Lab):
 
 # --- blackhole: the client's receive timeout ------------------------------
 
+def receive_timeouts(lab, up, f):
+    """The clients whose receive timeout fires under fault f: each closes
+    first, with a FIN, as its timeout says."""
+    agree("python socket", f,
+          measure(lab, lambda: run_socket(lab, "recv")),
+          is_("timeout"), "client", "fin", lab.toxic)
+    agree("python requests", f,
+          measure(lab, lambda: run_requests(lab, up, "read")),
+          is_("ReadTimeout"), "client", "fin", lab.toxic)
+    agree("curl --max-time", f,
+          measure(lab, lambda: run_curl(
+              lab, up, ["--max-time", "%g" % (TIMEOUT_MS / 1000)])),
+          is_("exit 28"), "client", "fin", lab.toxic)
+
+
 def test_blackhole_receive_timeouts():
     with HttpUpstream() as up, Lab(up, "blackhole", "downstream") as lab:
         f = "blackhole"
-        agree("python socket", f,
-              measure(lab, lambda: run_socket(lab, "recv")),
-              is_("timeout"), "client", "fin", lab.toxic)
-        agree("python requests", f,
-              measure(lab, lambda: run_requests(lab, up, "read")),
-              is_("ReadTimeout"), "client", "fin", lab.toxic)
-        agree("curl --max-time", f,
-              measure(lab, lambda: run_curl(
-                  lab, up, ["--max-time", "%g" % (TIMEOUT_MS / 1000)])),
-              is_("exit 28"), "client", "fin", lab.toxic)
+        receive_timeouts(lab, up, f)
         # curl's low-speed check counts whole seconds: 1 s below 1 B/s.
         agree("curl --speed-time", f,
               measure(lab, lambda: run_curl(
@@ -593,17 +584,7 @@ def latency_lab(up):
 
 def test_latency_longer_than_the_timeout():
     with HttpUpstream() as up, latency_lab(up) as lab:
-        f = "latency"
-        agree("python socket", f,
-              measure(lab, lambda: run_socket(lab, "recv")),
-              is_("timeout"), "client", "fin", lab.toxic)
-        agree("python requests", f,
-              measure(lab, lambda: run_requests(lab, up, "read")),
-              is_("ReadTimeout"), "client", "fin", lab.toxic)
-        agree("curl --max-time", f,
-              measure(lab, lambda: run_curl(
-                  lab, up, ["--max-time", "%g" % (TIMEOUT_MS / 1000)])),
-              is_("exit 28"), "client", "fin", lab.toxic)
+        receive_timeouts(lab, up, "latency")
 
 
 def test_latency_longer_than_the_timeout_go():
