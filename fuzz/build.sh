@@ -116,5 +116,5 @@ for t in $targets; do
 	echo "  LD    fuzz/build/$t"
 	# shellcheck disable=SC2086
 	"$cc" $CFLAGS -fsanitize=fuzzer "$out/obj/$t.o" "$out/obj/fuzz_guard.o" \
-	    "$out/libtardy.a" $PKG_LIBS -ldl -lm -o "$out/$t"
+	    "$out/libtardy.a" $PKG_LIBS -ldl -lm -pthread -o "$out/$t"
 done

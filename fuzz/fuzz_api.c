@@ -115,7 +115,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 static void
 pump(void)
 {
-	event_base_loop(T->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+	event_base_loop(T->loop.base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
 }
 
 /* --- the daemon's state before each input ---------------------------- */

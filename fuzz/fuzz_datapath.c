@@ -151,10 +151,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_init();
 	T = fuzz_tardy();
-	if ((wake_ev = evtimer_new(T->base, wake_cb, NULL)) == NULL)
+	if ((wake_ev = evtimer_new(T->loop.base, wake_cb, NULL)) == NULL)
 		abort();
 	up_lfd = fuzz_unix_listener("datapath", up_path, sizeof(up_path));
-	base_events = event_base_get_num_events(T->base,
+	base_events = event_base_get_num_events(T->loop.base,
 	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
 	return (0);
 }
@@ -166,11 +166,11 @@ pump(int us)
 	struct timeval tv = { 0, us };
 
 	if (us <= 0) {
-		event_base_loop(T->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+		event_base_loop(T->loop.base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
 		return;
 	}
 	evtimer_add(wake_ev, &tv);
-	event_base_loop(T->base, EVLOOP_ONCE);
+	event_base_loop(T->loop.base, EVLOOP_ONCE);
 	evtimer_del(wake_ev);
 }
 
@@ -756,7 +756,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pump(0);
 	proxy_free(r.p);
 	pump(0);
-	n = event_base_get_num_events(T->base,
+	n = event_base_get_num_events(T->loop.base,
 	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
 	FUZZ_CHECK(n == base_events, "%d events left in the loop, %d before", n,
 	    base_events);

@@ -63,11 +63,14 @@ struct tardy *
 fuzz_tardy(void)
 {
 	struct tardy_options opts;
+	struct config	    *conf;
 	struct tardy	    *t;
 
 	memset(&opts, 0, sizeof(opts));
 	opts.log_level = -1;
-	t = tardy_new(&opts, config_new());
+	conf = config_new();
+	conf->threads = 1; /* one loop: a run replays exactly */
+	t = tardy_new(&opts, conf);
 	/* Leave SIGINT and SIGTERM to libFuzzer. */
 	evsignal_del(t->sig_term);
 	evsignal_del(t->sig_int);

@@ -561,8 +561,8 @@ api_names_cb(void *arg)
 static int
 api_resolve_start(struct api_req *ctx)
 {
-	ctx->names = resolver_batch_new(ctx->api->tardy->resolver, api_names_cb,
-	    ctx);
+	ctx->names = resolver_batch_new(ctx->api->tardy->loop.resolver,
+	    api_names_cb, ctx);
 	api_names_collect(ctx);
 	if (resolver_batch_start(ctx->names) == 0)
 		return (0);
@@ -875,7 +875,7 @@ static void
 api_hold_start(struct api_req *ctx, uint64_t ms)
 {
 	struct api	  *api = ctx->api;
-	struct event_base *base = api->tardy->base;
+	struct event_base *base = api->tardy->loop.base;
 	struct timeval	   tv;
 	evutil_socket_t	   fd;
 	uint64_t	   us;
@@ -1187,10 +1187,10 @@ api_new(struct tardy *t, const struct addr *where, const char *token, char *err,
 	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
 		api->tick_us = (uint64_t)res.tv_sec * 1000000 +
 		    ((uint64_t)res.tv_nsec + 999) / 1000;
-	if ((api->wake = event_new(t->base, -1, 0, api_hold_wake_cb, api)) ==
-	    NULL)
+	if ((api->wake = event_new(t->loop.base, -1, 0, api_hold_wake_cb,
+		 api)) == NULL)
 		fatalx("event_new");
-	if ((api->http = evhttp_new(t->base)) == NULL)
+	if ((api->http = evhttp_new(t->loop.base)) == NULL)
 		fatalx("evhttp_new");
 	if ((bs = evhttp_accept_socket_with_handle(api->http, fd)) == NULL)
 		fatalx("evhttp_accept_socket");

@@ -23,6 +23,8 @@
 #include "proxy.h"
 #include "ptimer.h"
 #include "tardy.h"
+#include "util.h"
+#include "worker.h"
 
 struct api_metrics_family {
 	const char *name;
@@ -106,20 +108,22 @@ api_metrics_fault(struct evbuffer *out, const char *name, const struct proxy *p)
 		evbuffer_add_printf(out, "%s_bucket{proxy=\"", name);
 		api_metrics_label(out, p->name);
 		if (i < PROXY_FAULT_BUCKETS) {
-			cum += p->stats.fault_buckets[i];
+			cum += COUNT_GET(p->stats->fault_buckets[i]);
 			evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n",
 			    bounds[i] / 1000, (unsigned long long)cum);
 		} else
 			evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n",
-			    (unsigned long long)p->stats.fault_count);
+			    (unsigned long long)
+				COUNT_GET(p->stats->fault_count));
 	}
 	evbuffer_add_printf(out, "%s_sum{proxy=\"", name);
 	api_metrics_label(out, p->name);
-	evbuffer_add_printf(out, "\"} %.6f\n", p->stats.fault_sum_ms / 1000);
+	evbuffer_add_printf(out, "\"} %.6f\n",
+	    (double)COUNT_GET(p->stats->fault_sum_us) / 1e6);
 	evbuffer_add_printf(out, "%s_count{proxy=\"", name);
 	api_metrics_label(out, p->name);
 	evbuffer_add_printf(out, "\"} %llu\n",
-	    (unsigned long long)p->stats.fault_count);
+	    (unsigned long long)COUNT_GET(p->stats->fault_count));
 }
 
 void
@@ -166,11 +170,11 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	}, tp_sent = {
 		"toxiproxy_proxy_sent_bytes_total", "counter", ""
 	};
-	const struct ptimer_stats *ts = ptimers_stats(t->timers);
-	struct proxy		  *p;
-	uint64_t		   cum = 0;
-	size_t			   i;
-	char			   le[32];
+	struct ptimer_stats timers = { 0 }, *ts = &timers;
+	struct proxy	   *p;
+	uint64_t	    cum = 0;
+	size_t		    i;
+	char		    le[32];
 
 	api_metrics_header(out, &build);
 	evbuffer_add_printf(out, "tardy_build_info{version=\"%s\"} 1\n",
@@ -185,30 +189,35 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	api_metrics_header(out, &accepted);
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_sample(out, accepted.name, p, NULL,
-		    p->stats.accepted);
+		    COUNT_GET(p->stats->accepted));
 	api_metrics_header(out, &active);
 	TAILQ_FOREACH(p, &t->proxies, entry)
-		api_metrics_sample(out, active.name, p, NULL, p->nsessions);
+		api_metrics_sample(out, active.name, p, NULL,
+		    proxy_nsessions(p));
 	api_metrics_header(out, &failed);
 	TAILQ_FOREACH(p, &t->proxies, entry)
-		api_metrics_sample(out, failed.name, p, NULL, p->stats.failed);
+		api_metrics_sample(out, failed.name, p, NULL,
+		    COUNT_GET(p->stats->failed));
 	api_metrics_header(out, &bytes);
 	TAILQ_FOREACH(p, &t->proxies, entry) {
 		api_metrics_sample(out, bytes.name, p, "upstream",
-		    p->stats.bytes_up);
+		    COUNT_GET(p->stats->bytes_up));
 		api_metrics_sample(out, bytes.name, p, "downstream",
-		    p->stats.bytes_down);
+		    COUNT_GET(p->stats->bytes_down));
 	}
 	api_metrics_header(out, &applied);
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_sample(out, applied.name, p, NULL,
-		    p->stats.toxics_applied);
+		    COUNT_GET(p->stats->toxics_applied));
 
 	api_metrics_header(out, &fault);
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_fault(out, fault.name, p);
 
 	api_metrics_header(out, &late);
+	ptimers_stats_add(t->loop.timers, ts);
+	for (i = 0; i < t->nworkers; i++)
+		ptimers_stats_add(worker_loop(t->workers[i])->timers, ts);
 	for (i = 0; i < PTIMER_NBUCKETS; i++) {
 		cum += ts->bucket[i];
 		if (ptimer_bucket_ns[i] == UINT64_MAX)
@@ -232,15 +241,15 @@ api_metrics_render(struct tardy *t, struct evbuffer *out)
 	api_metrics_header(out, &tp_received);
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_toxiproxy(out, tp_received.name, p, "downstream",
-		    p->stats.received_down);
+		    COUNT_GET(p->stats->received_down));
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_toxiproxy(out, tp_received.name, p, "upstream",
-		    p->stats.received_up);
+		    COUNT_GET(p->stats->received_up));
 	api_metrics_header(out, &tp_sent);
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_toxiproxy(out, tp_sent.name, p, "downstream",
-		    p->stats.bytes_down);
+		    COUNT_GET(p->stats->bytes_down));
 	TAILQ_FOREACH(p, &t->proxies, entry)
 		api_metrics_toxiproxy(out, tp_sent.name, p, "upstream",
-		    p->stats.bytes_up);
+		    COUNT_GET(p->stats->bytes_up));
 }

@@ -87,18 +87,17 @@ api_view_version(struct api_req *ctx)
 void
 api_view_connections(struct api_req *ctx)
 {
-	struct proxy   *p;
-	struct session *s;
-	json_t	       *a;
-	uint64_t	closed = 0;
+	struct proxy *p;
+	json_t	     *a, *open;
+	uint64_t      closed = 0;
 
 	if ((p = api_find_proxy(ctx)) == NULL ||
 	    api_view_query_number(ctx, "closed", &closed) == -1)
 		return;
 	a = closed > 0 ? history_json(p->history, (size_t)closed) :
 			 json_array();
-	TAILQ_FOREACH(s, &p->sessions, entry)
-		json_array_append_new(a, session_json(s));
+	json_array_extend(a, open = proxy_sessions_json(p));
+	json_decref(open);
 	api_reply(ctx, 200, a);
 }
 

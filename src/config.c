@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +54,44 @@ struct parse_ctx {
 /* Keys of [tardy] and [proxy NAME], with a bit each for duplicates. */
 static const char *const tardy_keys[] = { "api", "api_token", "api_open",
 	"seed", "log_level", "resolv_conf", "api_hosts", "api_group",
-	"unix_dirs", NULL };
+	"unix_dirs", "threads", NULL };
 static const char *const proxy_keys[] = { "listen", "upstream", "enabled",
 	"connect_timeout", "rcvbuf", "protocol", "flow_timeout", "max_flows",
 	"upstream_failure", NULL };
+
+/* "auto" (0: one per CPU) or a count of event loops. */
+int
+config_parse_threads(const char *s, unsigned int *threads)
+{
+	uint64_t v;
+
+	if (strcmp(s, "auto") == 0) {
+		*threads = 0;
+		return (0);
+	}
+	if (util_parse_u64(s, CONFIG_MAX_THREADS, &v) == -1 || v == 0)
+		return (-1);
+	*threads = (unsigned int)v;
+	return (0);
+}
+
+/* threads as configured: 0 is one per CPU this process may run on. */
+unsigned int
+config_threads(const struct config *conf)
+{
+	cpu_set_t set;
+	int	  n;
+
+	if (conf->threads != 0)
+		return (conf->threads);
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return (1);
+	return (n > CONFIG_MAX_THREADS ? CONFIG_MAX_THREADS : (unsigned int)n);
+}
 
 struct config *
 config_new(void)
@@ -503,6 +538,11 @@ handle_tardy(struct parse_ctx *ctx, const char *key, const char *value)
 			    "seed: invalid value "
 			    "\"%s\" (an unsigned 64-bit integer)",
 			    value);
+	} else if (strcmp(key, "threads") == 0) {
+		if (config_parse_threads(value, &conf->threads) == -1)
+			config_error(conf, ctx->lineno,
+			    "threads: invalid value \"%s\" (auto, or 1 to %d)",
+			    value, CONFIG_MAX_THREADS);
 	} else if (strcmp(key, "log_level") == 0) {
 		if (log_level_parse(value, &level) == -1)
 			config_error(conf, ctx->lineno,

@@ -16,6 +16,7 @@
 
 #define CONFIG_DEFAULT_API		"127.0.0.1:8474"
 #define CONFIG_DEFAULT_SEED		1
+#define CONFIG_MAX_THREADS		256
 #define CONFIG_DEFAULT_CONNECT_TIMEOUT	5000	/* ms */
 #define CONFIG_MAX_RCVBUF		(64 * 1024 * 1024)	/* bytes */
 #define CONFIG_DEFAULT_FLOW_TIMEOUT	60000	/* ms, UDP flows idle */
@@ -74,6 +75,7 @@ struct config {
 	size_t		       nunix_dirs;  /* reach unix sockets */
 	char		      *resolv_conf; /* NULL: the system's */
 	uint64_t	       seed;
+	unsigned int	       threads; /* event loops; 0: one per CPU */
 	enum log_level	       log_level;
 	struct proxy_conf_list proxies;
 	struct toxic_conf_list toxics;
@@ -90,6 +92,8 @@ int		   config_add_proxy_arg(struct config *, const char *);
 int		   config_add_toxic_arg(struct config *, const char *);
 int		   config_set_api(struct config *, const char *);
 int		   config_finish(struct config *);
+int		   config_parse_threads(const char *, unsigned int *);
+unsigned int	   config_threads(const struct config *);
 struct proxy_conf *config_find_proxy(struct config *, const char *);
 int config_proxy_equal(const struct proxy_conf *, const struct proxy_conf *);
 struct toxic_conf *config_find_toxic(struct config *, const char *,

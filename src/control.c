@@ -262,6 +262,7 @@ control_update(struct proxy *p, const struct proxy_conf *pc)
 	p->upstream_reset = pc->upstream_reset;
 	if (p->connect_timeout != pc->connect_timeout)
 		proxy_set_connect_timeout(p, pc->connect_timeout);
+	proxy_shards_update(p);
 	proxy_set_enabled(p, pc->enabled);
 }
 
@@ -277,16 +278,17 @@ control_replace(struct tardy *t, struct proxy *old, const struct proxy_conf *pc,
 	control_insert(t, p, old);
 	p->from_config |= old->from_config;
 	p->started |= old->started;
-	p->stats = old->stats;
 	p->next_id = old->next_id;
 	/*
-	 * The history goes with the name, as the numbering does, with the
-	 * closes of the connections the replacement ends.
+	 * The counters and the history go with the name, as the numbering
+	 * does, with the closes of the connections the replacement ends.
 	 */
 	proxy_close_sessions(old, "proxy replaced");
+	p->own_stats = old->own_stats;
 	history_free(p->history);
 	p->history = old->history;
 	old->history = history_new();
+	proxy_shards_update(p);
 	TAILQ_FOREACH(tx, &old->toxics, entry)
 		proxy_add_toxic(p, toxic_copy(tx));
 	control_proxy_remove(t, old);

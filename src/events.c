@@ -3,12 +3,22 @@
  * poll GET /events?since=ID and miss nothing as long as it keeps up with
  * EVENTS_MAX events; older ones are overwritten. A long-poll waits for
  * the next one through events_set_wake.
+ *
+ * Every loop records its sessions' events here: a record is filled on
+ * the recording thread's stack and copied into the ring under a lock,
+ * once per connection event, never while moving bytes. A worker wakes the
+ * main loop's long-polls through an eventfd; the main loop directly.
  */
 #include "autoconf.h"
 
+#include <sys/eventfd.h>
+
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -42,9 +52,14 @@ struct event_rec {
 
 struct events {
 	struct tardy	 *tardy;
+	pthread_mutex_t	  lock; /* the ring and next_id */
 	struct event_rec *ring;
 	uint64_t	  next_id; /* id of the next event, from 1 */
+	pthread_t	  owner;   /* the main loop's thread */
 	struct event	 *wake;	   /* activated by each new event, or NULL */
+	int		  waiting; /* wake != NULL, for other threads */
+	int		  notify_fd;
+	struct event	 *notify_ev;
 };
 
 static const char *const kind_names[] = { "accept", "connected", "close",
@@ -56,6 +71,18 @@ events_kind_name(enum event_kind kind)
 	return (kind_names[kind]);
 }
 
+/* A worker recorded an event while a long-poll waits. */
+static void
+events_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct events *ev = arg;
+	uint64_t       n;
+
+	(void)read(fd, &n, sizeof(n));
+	if (ev->wake != NULL)
+		event_active(ev->wake, 0, 0);
+}
+
 struct events *
 events_new(struct tardy *t)
 {
@@ -65,6 +92,16 @@ events_new(struct tardy *t)
 	ev->tardy = t;
 	ev->ring = xcalloc(EVENTS_MAX, sizeof(*ev->ring));
 	ev->next_id = 1;
+	ev->owner = pthread_self();
+	if ((errno = pthread_mutex_init(&ev->lock, NULL)) != 0)
+		fatal("pthread_mutex_init");
+	ev->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ev->notify_fd == -1)
+		fatal("eventfd");
+	ev->notify_ev = event_new(t->loop.base, ev->notify_fd,
+	    EV_READ | EV_PERSIST, events_notify_cb, ev);
+	if (ev->notify_ev == NULL || event_add(ev->notify_ev, NULL) == -1)
+		fatalx("cannot watch the event ring");
 	return (ev);
 }
 
@@ -73,33 +110,48 @@ events_free(struct events *ev)
 {
 	if (ev == NULL)
 		return;
+	event_free(ev->notify_ev);
+	close(ev->notify_fd);
+	pthread_mutex_destroy(&ev->lock);
 	free(ev->ring);
 	free(ev);
 }
 
-static struct event_rec *
-events_add(struct events *ev, struct session *s, enum event_kind kind)
+static void
+events_start(struct event_rec *e, struct session *s, enum event_kind kind)
 {
-	struct event_rec *e = &ev->ring[ev->next_id % EVENTS_MAX];
-
 	memset(e, 0, sizeof(*e));
-	e->id = ev->next_id++;
 	e->t_ns = util_now_ns();
 	e->kind = kind;
 	e->conn = s->id;
 	snprintf(e->proxy, sizeof(e->proxy), "%s", s->proxy->name);
 	addr_fmt(&s->peer, e->peer, sizeof(e->peer));
-	if (ev->wake != NULL)
+}
+
+/* Put e in the ring, giving it its id, and wake whoever waits. */
+static void
+events_add(struct events *ev, struct event_rec *e)
+{
+	static const uint64_t one = 1;
+
+	pthread_mutex_lock(&ev->lock);
+	e->id = ev->next_id++;
+	ev->ring[e->id % EVENTS_MAX] = *e;
+	pthread_mutex_unlock(&ev->lock);
+	if (!__atomic_load_n(&ev->waiting, __ATOMIC_RELAXED))
+		return;
+	if (pthread_equal(pthread_self(), ev->owner))
 		event_active(ev->wake, 0, 0);
-	return (e);
+	else
+		(void)write(ev->notify_fd, &one, sizeof(one));
 }
 
 void
 events_session(struct session *s, enum event_kind kind, const char *detail)
 {
-	struct event_rec *e;
+	struct event_rec rec, *e = &rec;
 
-	e = events_add(s->proxy->tardy->events, s, kind);
+	events_start(e, s, kind);
 	if (detail != NULL)
 		snprintf(e->detail, sizeof(e->detail), "%s", detail);
 	e->bytes_up = s->up.bytes;
@@ -110,6 +162,7 @@ events_session(struct session *s, enum event_kind kind, const char *detail)
 			snprintf(e->toxic, sizeof(e->toxic), "%s",
 			    s->fault_name);
 	}
+	events_add(s->proxy->tardy->events, e);
 	log_debug("event %llu: proxy %s conn %llu %s %s%s%s",
 	    (unsigned long long)e->id, e->proxy, (unsigned long long)e->conn,
 	    e->peer, kind_names[kind], detail != NULL ? ": " : "",
@@ -119,12 +172,13 @@ events_session(struct session *s, enum event_kind kind, const char *detail)
 void
 events_toxic(struct link *l, enum event_kind kind, double roll)
 {
-	struct session	 *s = l->dir->session;
-	struct event_rec *e;
+	struct session	*s = l->dir->session;
+	struct event_rec rec, *e = &rec;
 
-	e = events_add(s->proxy->tardy->events, s, kind);
+	events_start(e, s, kind);
 	snprintf(e->toxic, sizeof(e->toxic), "%s", l->toxic->name);
 	e->roll = roll;
+	events_add(s->proxy->tardy->events, e);
 	log_debug("event %llu: proxy %s conn %llu toxic %s %s (roll %.6f)",
 	    (unsigned long long)e->id, e->proxy, (unsigned long long)e->conn,
 	    e->toxic, kind_names[kind], roll);
@@ -134,7 +188,12 @@ events_toxic(struct link *l, enum event_kind kind, double roll)
 uint64_t
 events_last_id(struct events *ev)
 {
-	return (ev->next_id - 1);
+	uint64_t id;
+
+	pthread_mutex_lock(&ev->lock);
+	id = ev->next_id - 1;
+	pthread_mutex_unlock(&ev->lock);
+	return (id);
 }
 
 /*
@@ -148,6 +207,7 @@ void
 events_set_wake(struct events *ev, struct event *wake)
 {
 	ev->wake = wake;
+	__atomic_store_n(&ev->waiting, wake != NULL, __ATOMIC_RELAXED);
 }
 
 /* Events with an id greater than since, oldest first. */
@@ -159,6 +219,7 @@ events_json(struct events *ev, uint64_t since)
 	uint64_t	  id, first;
 
 	arr = json_array();
+	pthread_mutex_lock(&ev->lock);
 	first = ev->next_id > EVENTS_MAX ? ev->next_id - EVENTS_MAX : 1;
 	if (since + 1 > first)
 		first = since + 1;
@@ -188,5 +249,6 @@ events_json(struct events *ev, uint64_t since)
 		}
 		json_array_append_new(arr, o);
 	}
+	pthread_mutex_unlock(&ev->lock);
 	return (arr);
 }

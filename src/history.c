@@ -6,6 +6,11 @@
  * last close, so a new connection knows how long its client waited
  * before it tried again (retry_gap_ms). Both are rings: a fixed cost per
  * proxy, whatever the connection rate.
+ *
+ * An entry is kept as its JSON text, one allocation, not as a tree of
+ * them: entries are made while a burst of connections ends, among the
+ * burst's buffers, and a few thousand small objects scattered through the
+ * heap would pin tens of MB of it after the buffers are freed.
  */
 #include "autoconf.h"
 
@@ -13,6 +18,8 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +28,7 @@
 
 #include "addr.h"
 #include "history.h"
+#include "log.h"
 #include "util.h"
 
 /* A peer's close: its host (family and IP, no port), and when. */
@@ -29,8 +37,13 @@ struct history_close {
 	uint64_t t_closed;
 };
 
+/*
+ * Every loop's sessions record their closes here (worker.c), once per
+ * connection, never while moving bytes: one lock guards it all.
+ */
 struct history {
-	json_t		    *ring[HISTORY_MAX]; /* entries, or NULL */
+	pthread_mutex_t	     lock;
+	char		    *ring[HISTORY_MAX]; /* entries, or NULL */
 	uint64_t	     next;		/* entries ever added */
 	struct history_close closes[HISTORY_MAX];
 	uint64_t	     next_close;
@@ -40,7 +53,12 @@ struct history {
 struct history *
 history_new(void)
 {
-	return (xcalloc(1, sizeof(struct history)));
+	struct history *h;
+
+	h = xcalloc(1, sizeof(*h));
+	if ((errno = pthread_mutex_init(&h->lock, NULL)) != 0)
+		fatal("pthread_mutex_init");
+	return (h);
 }
 
 void
@@ -51,7 +69,8 @@ history_free(struct history *h)
 	if (h == NULL)
 		return;
 	for (i = 0; i < HISTORY_MAX; i++)
-		json_decref(h->ring[i]);
+		free(h->ring[i]);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
@@ -86,60 +105,82 @@ history_accept(struct history *h, const struct addr *peer, uint64_t t_accept)
 	struct history_close *c;
 	uint8_t		      host[1 + 16];
 	uint64_t	      i, first;
+	int64_t		      gap = -1;
 
+	history_host(peer, host);
+	pthread_mutex_lock(&h->lock);
 	if (h->t_first == 0)
 		h->t_first = t_accept;
-	history_host(peer, host);
 	first = h->next_close > HISTORY_MAX ? h->next_close - HISTORY_MAX : 0;
 	for (i = h->next_close; i > first; i--) {
 		c = &h->closes[(i - 1) % HISTORY_MAX];
 		if (memcmp(c->host, host, sizeof(host)) == 0 &&
-		    t_accept >= c->t_closed)
-			return ((int64_t)(t_accept - c->t_closed));
+		    t_accept >= c->t_closed) {
+			gap = (int64_t)(t_accept - c->t_closed);
+			break;
+		}
 	}
-	return (-1);
+	pthread_mutex_unlock(&h->lock);
+	return (gap);
 }
 
 /* The ns since the proxy's first connection, for an accept time. */
 uint64_t
-history_since_first(const struct history *h, uint64_t t_accept)
+history_since_first(struct history *h, uint64_t t_accept)
 {
-	return (h->t_first != 0 && t_accept >= h->t_first ?
-		t_accept - h->t_first :
-		0);
+	uint64_t first;
+
+	pthread_mutex_lock(&h->lock);
+	first = h->t_first;
+	pthread_mutex_unlock(&h->lock);
+	return (first != 0 && t_accept >= first ? t_accept - first : 0);
 }
 
 /* peer closed (or was closed) at t_closed. */
 void
 history_close(struct history *h, const struct addr *peer, uint64_t t_closed)
 {
-	struct history_close *c = &h->closes[h->next_close++ % HISTORY_MAX];
+	struct history_close *c;
 
+	pthread_mutex_lock(&h->lock);
+	c = &h->closes[h->next_close++ % HISTORY_MAX];
 	history_host(peer, c->host);
 	c->t_closed = t_closed;
+	pthread_mutex_unlock(&h->lock);
 }
 
 /* Remember a closed connection's entry (taken). */
 void
 history_add(struct history *h, json_t *entry)
 {
-	json_t **slot = &h->ring[h->next++ % HISTORY_MAX];
+	char **slot, *text, *old;
 
-	json_decref(*slot);
-	*slot = entry;
+	text = json_dumps(entry, JSON_COMPACT);
+	json_decref(entry);
+	if (text == NULL)
+		return; /* out of memory: the entry is lost, nothing else */
+	pthread_mutex_lock(&h->lock);
+	slot = &h->ring[h->next++ % HISTORY_MAX];
+	old = *slot;
+	*slot = text;
+	pthread_mutex_unlock(&h->lock);
+	free(old);
 }
 
 /* The last n closed connections, oldest first. */
 json_t *
-history_json(const struct history *h, size_t n)
+history_json(struct history *h, size_t n)
 {
 	json_t	*a = json_array();
 	uint64_t i, first;
 
 	if (n > HISTORY_MAX)
 		n = HISTORY_MAX;
+	pthread_mutex_lock(&h->lock);
 	first = h->next > n ? h->next - n : 0;
 	for (i = first; i < h->next; i++)
-		json_array_append(a, h->ring[i % HISTORY_MAX]);
+		json_array_append_new(a,
+		    json_loads(h->ring[i % HISTORY_MAX], 0, NULL));
+	pthread_mutex_unlock(&h->lock);
 	return (a);
 }

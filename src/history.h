@@ -18,9 +18,9 @@ struct history;
 struct history *history_new(void);
 void		history_free(struct history *);
 int64_t		history_accept(struct history *, const struct addr *, uint64_t);
-uint64_t	history_since_first(const struct history *, uint64_t);
+uint64_t	history_since_first(struct history *, uint64_t);
 void		history_close(struct history *, const struct addr *, uint64_t);
 void		history_add(struct history *, json_t *);
-json_t	       *history_json(const struct history *, size_t);
+json_t	       *history_json(struct history *, size_t);
 
 #endif

@@ -64,7 +64,7 @@ log_init(const char *procname, enum log_level level)
 {
 	if (procname != NULL)
 		log_procname = procname;
-	log_level = level;
+	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 	log_journal = log_stderr_is_journal();
 	event_set_log_callback(log_event_cb);
 }
@@ -72,13 +72,13 @@ log_init(const char *procname, enum log_level level)
 void
 log_set_level(enum log_level level)
 {
-	log_level = level;
+	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
 enum log_level
 log_get_level(void)
 {
-	return (log_level);
+	return (__atomic_load_n(&log_level, __ATOMIC_RELAXED));
 }
 
 int
@@ -111,7 +111,7 @@ log_vemit(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 	char msg[1024];
 	int  saved_errno = errno;
 
-	if (level > log_level)
+	if (level > __atomic_load_n(&log_level, __ATOMIC_RELAXED))
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_journal) {

@@ -31,14 +31,16 @@
 #include "api.h"
 #include "config.h"
 #include "events.h"
-#include "log.h"
 #include "history.h"
+#include "log.h"
+#include "loop.h"
 #include "proxy.h"
 #include "session.h"
 #include "tardy.h"
 #include "toxic.h"
 #include "udp.h"
 #include "util.h"
+#include "worker.h"
 
 #define PROXY_BACKLOG		1024
 #define PROXY_ACCEPT_BATCH	64
@@ -51,6 +53,9 @@
  * resume once twice as many are free, so they do not flap on each close.
  */
 #define PROXY_FD_RESERVE	16
+
+static void proxy_shards_close(struct proxy *, const char *);
+static void proxy_shards_free(struct proxy *);
 
 static void proxy_accept_cb(evutil_socket_t, short, void *);
 static void proxy_backoff_cb(evutil_socket_t, short, void *);
@@ -285,8 +290,10 @@ void
 proxy_set_connect_timeout(struct proxy *p, unsigned int ms)
 {
 	p->connect_timeout = ms;
-	p->connect_tv = event_base_init_common_timeout(p->tardy->base,
+	p->connect_tv = event_base_init_common_timeout(p->loop->base,
 	    &(const struct timeval){ ms / 1000, (ms % 1000) * 1000 });
+	if (p->shards != NULL)
+		proxy_shards_update(p);
 }
 
 struct proxy *
@@ -298,6 +305,8 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 
 	p = xcalloc(1, sizeof(*p));
 	p->tardy = t;
+	p->loop = &t->loop;
+	p->stats = &p->own_stats;
 	p->name = xstrdup(pc->name);
 	p->listen_str = xstrdup(pc->listen_str);
 	p->upstream_str = xstrdup(pc->upstream_str);
@@ -327,12 +336,15 @@ proxy_new(struct tardy *t, const struct proxy_conf *pc, int fd,
 	TAILQ_INIT(&p->sessions);
 	p->history = history_new();
 	TAILQ_INIT(&p->toxics);
-	if ((p->backoff_ev = evtimer_new(t->base, proxy_backoff_cb, p)) == NULL)
+	if ((p->backoff_ev = evtimer_new(t->loop.base, proxy_backoff_cb, p)) ==
+	    NULL)
 		fatal("evtimer_new");
 	if (p->protocol == PROTO_UDP)
 		udp_start(p);
-	else
+	else {
+		proxy_shards_new(p);
 		proxy_listener_apply(p);
+	}
 	log_info("proxy %s: listening on %s%s, upstream %s%s", p->name,
 	    p->protocol == PROTO_UDP ? "udp " : "",
 	    addr_fmt(&p->bound, buf, sizeof(buf)), p->upstream_str,
@@ -348,7 +360,9 @@ proxy_close_sessions(struct proxy *p, const char *reason)
 
 	TAILQ_FOREACH(s, &p->sessions, entry)
 		session_close(s, reason, SESSION_NOW);
-	session_reap(p->tardy);
+	session_reap(p->loop);
+	if (p->shards != NULL)
+		proxy_shards_close(p, reason);
 }
 
 static void
@@ -392,6 +406,7 @@ proxy_free(struct proxy *p)
 	struct toxic *t;
 
 	proxy_close_sessions(p, "proxy stopped");
+	proxy_shards_free(p);
 	udp_free(p);
 	history_free(p->history);
 	while ((t = TAILQ_FIRST(&p->toxics)) != NULL) {
@@ -444,7 +459,7 @@ proxy_listener_suspend(struct proxy *p)
 static void
 proxy_listener_apply(struct proxy *p)
 {
-	struct event_base *base = p->tardy->base;
+	struct event_base *base = p->tardy->loop.base;
 	int		   refuse, backlog, one = 1, zero = 0;
 	int		   tcp = addr_family(&p->bound) != AF_UNIX;
 
@@ -539,10 +554,11 @@ proxy_fault_observe(struct proxy *p, uint64_t ns)
 
 	for (i = 0; i < PROXY_FAULT_BUCKETS && ms > bounds[i]; i++)
 		;
+	/* The count first: a reader never sees more in the buckets. */
+	COUNT_ADD(p->stats->fault_count, 1);
 	if (i < PROXY_FAULT_BUCKETS)
-		p->stats.fault_buckets[i]++;
-	p->stats.fault_count++;
-	p->stats.fault_sum_ms += ms;
+		COUNT_ADD(p->stats->fault_buckets[i], 1);
+	COUNT_ADD(p->stats->fault_sum_us, ns / 1000);
 }
 
 void
@@ -653,6 +669,23 @@ proxy_accept_pause(struct proxy *p, const char *why)
 	evtimer_add(p->backoff_ev, &backoff);
 }
 
+/* Serve a new connection here, or hand it to the next worker. */
+static void
+proxy_accept(struct proxy *p, int fd, const struct addr *peer)
+{
+	struct tardy	     *t = p->tardy;
+	struct session_origin o;
+	unsigned int	      i;
+
+	if (p->shards == NULL) {
+		(void)session_new(p, fd, peer);
+		return;
+	}
+	i = t->next_worker++ % t->nworkers;
+	session_origin(p, peer, &o);
+	worker_handoff(t->workers[i], p->shards[i], fd, &o);
+}
+
 static void
 proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
@@ -694,7 +727,7 @@ proxy_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			log_info("proxy %s: accepting again", p->name);
 			p->backoff_logged = 0;
 		}
-		(void)session_new(p, fd, &peer);
+		proxy_accept(p, fd, &peer);
 		if (proxy_fds_low(fd, 1)) {
 			proxy_accept_pause(p, "descriptors running out");
 			return;
@@ -731,4 +764,256 @@ proxy_find_toxic(struct proxy *p, const char *name)
 			return (t);
 	}
 	return (NULL);
+}
+
+/*
+ * Shards (see proxy.h). Each function below runs one step on every
+ * worker's thread through workers_run(), the main loop waiting: a shard is
+ * only ever touched by its worker, and the main loop reads the proxy it
+ * is a shard of, which does not change meanwhile.
+ */
+enum proxy_shard_op {
+	SHARD_NEW,
+	SHARD_UPDATE,
+	SHARD_TOXIC_ADD,
+	SHARD_TOXIC_SET,
+	SHARD_TOXIC_REMOVE,
+	SHARD_CLOSE,
+	SHARD_FREE,
+	SHARD_JSON,
+};
+
+struct proxy_shard_call {
+	enum proxy_shard_op op;
+	struct proxy	   *p;
+	const struct toxic *toxic;
+	const char	   *name; /* a toxic's, or a close's reason */
+	json_t		  **json; /* per worker */
+};
+
+static struct proxy *
+proxy_shard_new(struct proxy *p, struct loop *loop)
+{
+	struct proxy *sh;
+	struct toxic *t;
+
+	sh = xcalloc(1, sizeof(*sh));
+	sh->tardy = p->tardy;
+	sh->loop = loop;
+	sh->parent = p;
+	sh->stats = p->stats;
+	sh->history = p->history;
+	sh->name = xstrdup(p->name);
+	sh->listen_str = xstrdup(p->listen_str);
+	sh->upstream_str = xstrdup(p->upstream_str);
+	sh->listen = p->listen;
+	sh->bound = p->bound;
+	sh->upstream = p->upstream;
+	if (p->upstream_host != NULL)
+		sh->upstream_host = xstrdup(p->upstream_host);
+	sh->upstream_port = p->upstream_port;
+	sh->upstream_reset = p->upstream_reset;
+	proxy_set_connect_timeout(sh, p->connect_timeout);
+	sh->enabled = p->enabled;
+	sh->protocol = p->protocol;
+	sh->fd = -1;
+	TAILQ_INIT(&sh->sessions);
+	TAILQ_INIT(&sh->toxics);
+	TAILQ_FOREACH(t, &p->toxics, entry) {
+		if (!(t->type->flags & TOXIC_F_LISTENER))
+			proxy_add_toxic(sh, toxic_copy(t));
+	}
+	return (sh);
+}
+
+/* A shard's connections are closed: only what it owns is left. */
+void
+proxy_shard_free(struct proxy *sh)
+{
+	struct toxic *t;
+
+	while ((t = TAILQ_FIRST(&sh->toxics)) != NULL) {
+		TAILQ_REMOVE(&sh->toxics, t, entry);
+		toxic_free(t);
+	}
+	free(sh->name);
+	free(sh->listen_str);
+	free(sh->upstream_str);
+	free(sh->upstream_host);
+	free(sh);
+}
+
+static void
+proxy_shard_cb(struct worker *w, void *arg)
+{
+	struct proxy_shard_call *c = arg;
+	struct proxy		*p = c->p, **shp = &p->shards[worker_index(w)];
+	struct toxic		*t;
+	struct session		*s;
+
+	switch (c->op) {
+	case SHARD_NEW:
+		*shp = proxy_shard_new(p, worker_loop(w));
+		break;
+	case SHARD_UPDATE:
+		(*shp)->stats = p->stats;
+		(*shp)->history = p->history;
+		(*shp)->upstream_reset = p->upstream_reset;
+		(*shp)->enabled = p->enabled;
+		if ((*shp)->connect_timeout != p->connect_timeout)
+			proxy_set_connect_timeout(*shp, p->connect_timeout);
+		break;
+	case SHARD_TOXIC_ADD:
+		proxy_add_toxic(*shp, toxic_copy(c->toxic));
+		break;
+	case SHARD_TOXIC_SET:
+		if ((t = proxy_find_toxic(*shp, c->toxic->name)) != NULL)
+			toxic_assign(t, c->toxic);
+		break;
+	case SHARD_TOXIC_REMOVE:
+		if ((t = proxy_find_toxic(*shp, c->name)) != NULL)
+			proxy_remove_toxic(*shp, t);
+		break;
+	case SHARD_CLOSE:
+		proxy_close_sessions(*shp, c->name);
+		break;
+	case SHARD_FREE:
+		proxy_close_sessions(*shp, "proxy stopped");
+		proxy_shard_free(*shp);
+		*shp = NULL;
+		break;
+	case SHARD_JSON:
+		c->json[worker_index(w)] = json_array();
+		TAILQ_FOREACH(s, &(*shp)->sessions, entry)
+			json_array_append_new(c->json[worker_index(w)],
+			    session_json(s));
+		break;
+	}
+}
+
+static void
+proxy_shards_run(struct proxy *p, struct proxy_shard_call *c)
+{
+	c->p = p;
+	workers_run(p->tardy, proxy_shard_cb, c);
+}
+
+/* A TCP proxy of a daemon with workers gets a shard on each. */
+void
+proxy_shards_new(struct proxy *p)
+{
+	struct proxy_shard_call c = { .op = SHARD_NEW };
+
+	if (p->tardy->nworkers == 0)
+		return;
+	p->shards = xcalloc(p->tardy->nworkers, sizeof(*p->shards));
+	proxy_shards_run(p, &c);
+}
+
+/* The settings an update in place changes, and what a replacement keeps. */
+void
+proxy_shards_update(struct proxy *p)
+{
+	struct proxy_shard_call c = { .op = SHARD_UPDATE };
+
+	if (p->shards != NULL)
+		proxy_shards_run(p, &c);
+}
+
+void
+proxy_shards_toxic_add(struct proxy *p, const struct toxic *t)
+{
+	struct proxy_shard_call c = { .op = SHARD_TOXIC_ADD, .toxic = t };
+
+	proxy_shards_run(p, &c);
+}
+
+void
+proxy_shards_toxic_set(struct proxy *p, const struct toxic *t)
+{
+	struct proxy_shard_call c = { .op = SHARD_TOXIC_SET, .toxic = t };
+
+	proxy_shards_run(p, &c);
+}
+
+void
+proxy_shards_toxic_remove(struct proxy *p, const char *name)
+{
+	struct proxy_shard_call c = { .op = SHARD_TOXIC_REMOVE, .name = name };
+
+	proxy_shards_run(p, &c);
+}
+
+static void
+proxy_shards_close(struct proxy *p, const char *reason)
+{
+	struct proxy_shard_call c = { .op = SHARD_CLOSE, .name = reason };
+
+	proxy_shards_run(p, &c);
+}
+
+static void
+proxy_shards_free(struct proxy *p)
+{
+	struct proxy_shard_call c = { .op = SHARD_FREE };
+
+	if (p->shards == NULL)
+		return;
+	proxy_shards_run(p, &c);
+	free(p->shards);
+	p->shards = NULL;
+}
+
+/* Open connections, on every loop. */
+size_t
+proxy_nsessions(struct proxy *p)
+{
+	size_t	     n = COUNT_GET(p->nsessions);
+	unsigned int i;
+
+	for (i = 0; p->shards != NULL && i < p->tardy->nworkers; i++)
+		n += COUNT_GET(p->shards[i]->nsessions);
+	return (n);
+}
+
+static int
+proxy_session_cmp(const void *a, const void *b)
+{
+	json_int_t x, y;
+
+	x = json_integer_value(json_object_get(*(json_t *const *)a, "id"));
+	y = json_integer_value(json_object_get(*(json_t *const *)b, "id"));
+	return (x < y ? -1 : x > y);
+}
+
+/* The open connections as JSON, in the order they were accepted. */
+json_t *
+proxy_sessions_json(struct proxy *p)
+{
+	struct proxy_shard_call c = { .op = SHARD_JSON };
+	struct session	       *s;
+	json_t		      **all, *a = json_array();
+	size_t			n = 0, i, j;
+
+	TAILQ_FOREACH(s, &p->sessions, entry)
+		json_array_append_new(a, session_json(s));
+	if (p->shards == NULL)
+		return (a);
+	c.json = xcalloc(p->tardy->nworkers, sizeof(*c.json));
+	proxy_shards_run(p, &c);
+	for (i = 0; i < p->tardy->nworkers; i++)
+		n += json_array_size(c.json[i]);
+	all = xcalloc(n + 1, sizeof(*all));
+	n = 0;
+	for (i = 0; i < p->tardy->nworkers; i++) {
+		for (j = 0; j < json_array_size(c.json[i]); j++)
+			all[n++] = json_incref(json_array_get(c.json[i], j));
+		json_decref(c.json[i]);
+	}
+	qsort(all, n, sizeof(*all), proxy_session_cmp);
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, all[i]);
+	free(all);
+	free(c.json);
+	return (a);
 }

@@ -8,12 +8,15 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "addr.h"
 #include "config.h"
 #include "session.h"
 #include "toxic.h"
 
 struct event;
+struct loop;
 struct proxy_conf;
 struct tardy;
 struct history;
@@ -25,6 +28,10 @@ struct udp;
 	    60000 }
 #define PROXY_FAULT_BUCKETS 14
 
+/*
+ * Every loop serving the proxy's connections adds to these (COUNT_ADD),
+ * and the API reads them (COUNT_GET).
+ */
 struct proxy_stats {
 	uint64_t accepted;
 	uint64_t failed;   /* upstream connect failed */
@@ -39,12 +46,22 @@ struct proxy_stats {
 	 */
 	uint64_t fault_buckets[PROXY_FAULT_BUCKETS]; /* cumulative later */
 	uint64_t fault_count;
-	double	 fault_sum_ms;
+	uint64_t fault_sum_us;
 };
 
+/*
+ * With worker threads (worker.c), a TCP proxy has a shard on each worker:
+ * a struct proxy without a listener, holding the connections that worker
+ * serves, copies of the proxy's stream toxics, and pointers to the
+ * proxy's counters and history. The main loop makes every change to a
+ * shard by a call on its worker's thread (proxy_shards_*).
+ */
 struct proxy {
 	TAILQ_ENTRY(proxy)    entry;
 	struct tardy	     *tardy;
+	struct loop	     *loop;   /* where its sessions run */
+	struct proxy	    **shards; /* one per worker, or NULL */
+	struct proxy	     *parent; /* a shard's proxy, or NULL */
 	char		     *name;
 	char		     *listen_str; /* as configured */
 	char		     *upstream_str;
@@ -78,7 +95,8 @@ struct proxy {
 	size_t		    nsessions;
 	struct toxic_list   toxics;
 	uint64_t	    next_id;
-	struct proxy_stats  stats;
+	struct proxy_stats *stats; /* own_stats, or a shard's parent's */
+	struct proxy_stats  own_stats;
 	struct history	   *history; /* closed connections (history.c) */
 };
 TAILQ_HEAD(proxy_list, proxy);
@@ -102,5 +120,15 @@ void	      proxy_drop_syn(struct proxy *, int);
 struct toxic *proxy_find_toxic(struct proxy *, const char *);
 void	      proxy_add_toxic(struct proxy *, struct toxic *);
 void	      proxy_remove_toxic(struct proxy *, struct toxic *);
+size_t	      proxy_nsessions(struct proxy *);
+json_t	     *proxy_sessions_json(struct proxy *);
+
+/* A proxy's shards, on the worker threads. */
+void proxy_shards_new(struct proxy *);
+void proxy_shards_update(struct proxy *);
+void proxy_shards_toxic_add(struct proxy *, const struct toxic *);
+void proxy_shards_toxic_set(struct proxy *, const struct toxic *);
+void proxy_shards_toxic_remove(struct proxy *, const char *);
+void proxy_shard_free(struct proxy *);
 
 #endif

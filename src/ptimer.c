@@ -68,9 +68,10 @@ ptimers_count(struct ptimers *pt, uint64_t late)
 
 	for (i = 0; late > ptimer_bucket_ns[i]; i++)
 		;
-	pt->stats.bucket[i]++;
-	pt->stats.fired++;
-	pt->stats.late_ns += late;
+	/* Read by the API from another thread (ptimers_stats_add). */
+	COUNT_ADD(pt->stats.bucket[i], 1);
+	COUNT_ADD(pt->stats.fired, 1);
+	COUNT_ADD(pt->stats.late_ns, late);
 }
 
 static void
@@ -235,10 +236,16 @@ ptimers_free(struct ptimers *pt)
 	free(pt);
 }
 
-const struct ptimer_stats *
-ptimers_stats(const struct ptimers *pt)
+/* Add pt's lateness histogram to sum: every loop's make the daemon's. */
+void
+ptimers_stats_add(struct ptimers *pt, struct ptimer_stats *sum)
 {
-	return (&pt->stats);
+	size_t i;
+
+	sum->fired += COUNT_GET(pt->stats.fired);
+	sum->late_ns += COUNT_GET(pt->stats.late_ns);
+	for (i = 0; i < PTIMER_NBUCKETS; i++)
+		sum->bucket[i] += COUNT_GET(pt->stats.bucket[i]);
 }
 
 void

@@ -29,9 +29,9 @@ struct ptimer_stats {
 	uint64_t bucket[PTIMER_NBUCKETS]; /* not cumulative */
 };
 
-struct ptimers		  *ptimers_new(struct event_base *, int, uint64_t);
-void			   ptimers_free(struct ptimers *);
-const struct ptimer_stats *ptimers_stats(const struct ptimers *);
+struct ptimers *ptimers_new(struct event_base *, int, uint64_t);
+void		ptimers_free(struct ptimers *);
+void		ptimers_stats_add(struct ptimers *, struct ptimer_stats *);
 
 void ptimer_set(struct ptimer *, void (*)(void *), void *);
 void ptimer_at(struct ptimers *, struct ptimer *, uint64_t);

@@ -52,6 +52,7 @@
 #include "events.h"
 #include "history.h"
 #include "log.h"
+#include "loop.h"
 #include "proxy.h"
 #include "resolver.h"
 #include "session.h"
@@ -89,7 +90,7 @@ session_state_name(enum session_state state)
 struct event_base *
 session_base(struct session *s)
 {
-	return (s->proxy->tardy->base);
+	return (s->proxy->loop->base);
 }
 
 struct dir *
@@ -199,13 +200,48 @@ session_closer_name(enum session_closer by)
 	return (NULL);
 }
 
+/*
+ * Number a connection p accepted from peer, now; on the main loop, in
+ * the order they arrive (see struct session_origin).
+ */
+void
+session_origin(struct proxy *p, const struct addr *peer,
+    struct session_origin *o)
+{
+	o->peer = *peer;
+	o->t_accept = util_now_ns();
+	o->id = ++p->next_id;
+	o->retry_gap_ns = history_accept(p->history, peer, o->t_accept);
+	o->seed = p->tardy->seed;
+	o->ordinals = toxic_ordinals(p, &o->nordinals);
+}
+
+void
+session_origin_free(struct session_origin *o)
+{
+	free(o->ordinals);
+	o->ordinals = NULL;
+}
+
 /* A new connection: none of it known, but how long its client waited. */
 static void
-session_verdict_init(struct session *s)
+session_start(struct session *s, struct session_origin *o)
 {
+	struct proxy *p = s->proxy;
+
+	s->id = o->id;
+	s->peer = o->peer;
+	s->t_accept = o->t_accept;
+	s->seed = o->seed;
 	s->verdict.unread = -1;
-	s->verdict.retry_gap_ns = history_accept(s->proxy->history, &s->peer,
-	    s->t_accept);
+	s->verdict.retry_gap_ns = o->retry_gap_ns;
+	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
+	COUNT_ADD(p->nsessions, 1);
+	loop_session_start(p->loop);
+	COUNT_ADD(p->stats->accepted, 1);
+	events_session(s, EVENT_ACCEPT, NULL);
+	toxic_attach_all(s, o->ordinals, o->nordinals);
+	session_origin_free(o);
 }
 
 /* A toxic acted on the connection: the first one is its fault. */
@@ -342,6 +378,8 @@ session_json(struct session *s)
 	    toxics);
 	if (c == NULL)
 		return (json_object());
+	/* Which event loop serves it: 0 the main one, workers from 1. */
+	json_object_set_new(c, "loop", json_integer(s->proxy->loop->index));
 	if (s->up.dgram)
 		json_object_update_new(c,
 		    json_pack("{s:s, s:I, s:I}", "protocol", "udp",
@@ -478,7 +516,17 @@ session_resolved_cb(struct resolver_wait *w, const struct addr *a,
 struct session *
 session_new(struct proxy *p, int fd, const struct addr *peer)
 {
-	struct event_base *base = p->tardy->base;
+	struct session_origin o;
+
+	session_origin(p, peer, &o);
+	return (session_new_at(p, fd, &o));
+}
+
+/* The same, for a connection numbered already (origin, taken). */
+struct session *
+session_new_at(struct proxy *p, int fd, struct session_origin *origin)
+{
+	struct event_base *base = p->loop->base;
 	struct session	  *s;
 	struct addr	   to;
 	char		   reason[300], err[256];
@@ -490,20 +538,11 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 	    (s->upstream.ev = event_new(base, -1, 0, NULL, NULL)) == NULL)
 		goto fail;
 	s->proxy = p;
-	s->peer = *peer;
-	s->t_accept = util_now_ns();
 	s->state = SESSION_RESOLVING;
 	s->client.fd = fd;
 	dir_init(s, &s->up, TOXIC_UPSTREAM, &s->client, &s->upstream);
 	dir_init(s, &s->down, TOXIC_DOWNSTREAM, &s->upstream, &s->client);
-
-	session_verdict_init(s);
-	s->id = ++p->next_id;
-	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
-	p->nsessions++;
-	p->stats.accepted++;
-	events_session(s, EVENT_ACCEPT, NULL);
-	toxic_attach_all(s);
+	session_start(s, origin);
 	if (s->state != SESSION_RESOLVING)
 		return (s); /* a toxic closes it */
 
@@ -512,8 +551,8 @@ session_new(struct proxy *p, int fd, const struct addr *peer)
 		return (s);
 	}
 	s->resolving.cb = session_resolved_cb;
-	switch (resolver_get(p->tardy->resolver, p->upstream_host,
-	    &s->resolving, &to, err, sizeof(err))) {
+	switch (resolver_get(p->loop->resolver, p->upstream_host, &s->resolving,
+	    &to, err, sizeof(err))) {
 	case 0:
 		addr_set_port(&to, p->upstream_port);
 		session_connect(s, &to);
@@ -538,9 +577,10 @@ fail:
 			event_free(s->upstream.ev);
 		free(s);
 	}
+	session_origin_free(origin);
 	(void)util_set_linger0(fd);
 	close(fd);
-	p->stats.failed++;
+	COUNT_ADD(p->stats->failed, 1);
 	return (NULL);
 }
 
@@ -553,26 +593,20 @@ fail:
 struct session *
 session_new_dgram(struct proxy *p, int ufd, const struct addr *peer)
 {
-	struct session *s;
+	struct session	     *s;
+	struct session_origin o;
 
 	s = xcalloc(1, sizeof(*s));
 	s->client.fd = -1;
 	s->upstream.fd = ufd;
 	s->proxy = p;
-	s->peer = *peer;
-	s->t_accept = util_now_ns();
 	s->state = SESSION_OPEN;
 	dir_init(s, &s->up, TOXIC_UPSTREAM, &s->client, &s->upstream);
 	dir_init(s, &s->down, TOXIC_DOWNSTREAM, &s->upstream, &s->client);
 	s->up.dgram = s->down.dgram = 1;
-	session_verdict_init(s);
 	s->verdict.dgram = 1;
-	s->id = ++p->next_id;
-	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
-	p->nsessions++;
-	p->stats.accepted++;
-	events_session(s, EVENT_ACCEPT, NULL);
-	toxic_attach_all(s);
+	session_origin(p, peer, &o);
+	session_start(s, &o);
 	return (s);
 }
 
@@ -621,7 +655,7 @@ session_free(struct session *s)
 		log_info("proxy %s: connection %llu from %s: %s", p->name,
 		    (unsigned long long)s->id,
 		    addr_fmt(&s->peer, buf, sizeof(buf)), reason);
-		p->stats.failed++;
+		COUNT_ADD(p->stats->failed, 1);
 	} else
 		log_debug("proxy %s: connection %llu from %s closed: %s "
 			  "(%llu bytes up, %llu down)",
@@ -631,7 +665,7 @@ session_free(struct session *s)
 		    (unsigned long long)s->down.bytes);
 	history_add(p->history, session_json(s));
 
-	TAILQ_REMOVE(&p->tardy->reap, s, reap_entry);
+	TAILQ_REMOVE(&p->loop->reap, s, reap_entry);
 	dir_free(&s->up);
 	dir_free(&s->down);
 	side_close(&s->client, flags & SESSION_RST_CLIENT);
@@ -639,7 +673,8 @@ session_free(struct session *s)
 	if (s->drain_ev != NULL)
 		event_free(s->drain_ev);
 	TAILQ_REMOVE(&p->sessions, s, entry);
-	p->nsessions--;
+	COUNT_SUB(p->nsessions, 1);
+	loop_session_end(p->loop);
 	free(s->close_reason);
 	free(s->fault_name);
 	json_decref(s->acted);
@@ -650,7 +685,7 @@ session_free(struct session *s)
 static void
 session_reap_later(struct session *s)
 {
-	struct tardy *t = s->proxy->tardy;
+	struct loop *l = s->proxy->loop;
 
 	if (s->client.ev != NULL)
 		event_del(s->client.ev);
@@ -658,8 +693,8 @@ session_reap_later(struct session *s)
 		event_del(s->upstream.ev);
 	s->client.mask = s->upstream.mask = 0;
 	s->state = SESSION_CLOSING;
-	TAILQ_INSERT_TAIL(&t->reap, s, reap_entry);
-	event_active(t->reap_ev, EV_TIMEOUT, 0);
+	TAILQ_INSERT_TAIL(&l->reap, s, reap_entry);
+	event_active(l->reap_ev, EV_TIMEOUT, 0);
 }
 
 /*
@@ -667,11 +702,11 @@ session_reap_later(struct session *s)
  * from code that no session callback is under (the API, a reload).
  */
 void
-session_reap(struct tardy *t)
+session_reap(struct loop *l)
 {
 	struct session *s;
 
-	while ((s = TAILQ_FIRST(&t->reap)) != NULL)
+	while ((s = TAILQ_FIRST(&l->reap)) != NULL)
 		session_free(s);
 }
 
@@ -790,9 +825,9 @@ dir_count(struct dir *d, size_t n)
 		s->t_to_upstream = util_now_ns();
 	d->bytes += n;
 	if (d->stream == TOXIC_UPSTREAM)
-		p->stats.bytes_up += n;
+		COUNT_ADD(p->stats->bytes_up, n);
 	else
-		p->stats.bytes_down += n;
+		COUNT_ADD(p->stats->bytes_down, n);
 }
 
 /*
@@ -805,9 +840,9 @@ dir_received(struct dir *d, size_t n)
 	struct proxy *p = d->session->proxy;
 
 	if (d->stream == TOXIC_UPSTREAM)
-		p->stats.received_up += n;
+		COUNT_ADD(p->stats->received_up, n);
 	else
-		p->stats.received_down += n;
+		COUNT_ADD(p->stats->received_down, n);
 }
 
 /* The end of the chain: queue bytes for the destination and try to send. */

@@ -19,6 +19,7 @@
 struct event;
 struct event_base;
 struct evbuffer;
+struct loop;
 struct proxy;
 struct tardy;
 struct udp_flow;
@@ -100,11 +101,28 @@ struct session_verdict {
 	uint8_t		    dgram;
 };
 
+/*
+ * What the acceptor decides for a connection, on the main loop, in the
+ * order connections arrive, whatever loop then serves it: its number, its
+ * retry gap, the seed its toxics roll from, and its ordinal for each of
+ * the proxy's stream toxics (every, first), in the proxy's order.
+ */
+struct session_origin {
+	struct addr peer;
+	uint64_t    id;
+	uint64_t    t_accept; /* ns, monotonic */
+	int64_t	    retry_gap_ns;
+	uint64_t    seed;
+	uint64_t   *ordinals;
+	size_t	    nordinals;
+};
+
 struct session {
 	TAILQ_ENTRY(session)   entry;
 	TAILQ_ENTRY(session)   reap_entry;
 	struct proxy	      *proxy;
-	uint64_t	       id; /* per proxy, from 1 */
+	uint64_t	       id;   /* per proxy, from 1 */
+	uint64_t	       seed; /* its toxics' rolls (prng.h) */
 	enum session_state     state;
 	struct side	       client;
 	struct side	       upstream;
@@ -131,11 +149,15 @@ TAILQ_HEAD(session_list, session);
 #define SESSION_FAILED		0x4	/* upstream never connected */
 #define SESSION_NOW		0x8	/* close without draining */
 
+void		session_origin(struct proxy *, const struct addr *,
+	       struct session_origin *);
+void		session_origin_free(struct session_origin *);
 struct session *session_new(struct proxy *, int, const struct addr *);
+struct session *session_new_at(struct proxy *, int, struct session_origin *);
 struct session *session_new_dgram(struct proxy *, int, const struct addr *);
 void		session_close(struct session *, const char *, int);
 void		session_expire(struct session *);
-void		session_reap(struct tardy *);
+void		session_reap(struct loop *);
 const char     *session_state_name(enum session_state);
 void		session_fault(struct session *, const struct toxic *);
 void	    session_verdict_json(const struct session_verdict *, const char *,

@@ -30,9 +30,9 @@
 #include "tardy.h"
 #include "toxic.h"
 #include "util.h"
+#include "worker.h"
 
 static void tardy_signal_cb(evutil_socket_t, short, void *);
-static void tardy_reap_cb(evutil_socket_t, short, void *);
 static void tardy_status_cb(evutil_socket_t, short, void *);
 static void tardy_notify_status(struct tardy *, const char *);
 
@@ -48,7 +48,7 @@ struct config *
 tardy_config_load(const struct tardy_options *opts, int lazy)
 {
 	struct config *conf = config_new();
-	const char    *token, *resolv;
+	const char    *token, *resolv, *threads;
 	size_t	       i;
 
 	conf->lazy = lazy;
@@ -72,6 +72,14 @@ tardy_config_load(const struct tardy_options *opts, int lazy)
 		conf->api_open = 1;
 	if (opts->seed_set)
 		conf->seed = opts->seed;
+	/* For containers and test suites: the file's unless --threads. */
+	if ((threads = getenv("TARDY_THREADS")) != NULL && *threads != '\0' &&
+	    config_parse_threads(threads, &conf->threads) == -1)
+		config_error(conf, -1,
+		    "TARDY_THREADS: invalid value \"%s\" (auto, or 1 to %d)",
+		    threads, CONFIG_MAX_THREADS);
+	if (opts->threads_set)
+		conf->threads = opts->threads;
 	(void)config_finish(conf);
 	return (conf);
 }
@@ -88,8 +96,8 @@ tardy_config_print_errors(const struct config *conf)
 struct tardy *
 tardy_new(const struct tardy_options *opts, struct config *conf)
 {
-	struct event_config *cfg;
-	struct tardy	    *t;
+	struct tardy *t;
+	unsigned int  n;
 
 	t = xcalloc(1, sizeof(*t));
 	t->opts = *opts;
@@ -100,36 +108,13 @@ tardy_new(const struct tardy_options *opts, struct config *conf)
 
 	TAILQ_INIT(&t->proxies);
 
-	/*
-	 * No EVENT_BASE_FLAG_PRECISE_TIMER: it costs a timerfd_settime() on
-	 * every turn of the loop. libevent's timers are the daemon's own
-	 * timeouts, where its 4 ms clock is plenty; the toxics' timers,
-	 * which must be exact, are ptimers.
-	 */
-	if ((cfg = event_config_new()) == NULL)
-		fatalx("event_config_new");
-	if (event_config_set_max_dispatch_interval(cfg,
-		&(const struct timeval){ 0, TARDY_DATA_SLICE_US }, -1,
-		TARDY_PRI_DATA) == -1)
-		fatalx("event_config_set_max_dispatch_interval");
-	t->base = event_base_new_with_config(cfg);
-	event_config_free(cfg);
-	if (t->base == NULL ||
-	    event_base_priority_init(t->base, TARDY_PRIORITIES) == -1)
-		fatalx("cannot create the event loop");
-
+	loop_init(&t->loop, 0, conf->resolv_conf);
 	t->events = events_new(t);
-	t->resolver = resolver_new(t->base, conf->resolv_conf);
-	t->timers = ptimers_new(t->base, TARDY_PRI_DATA,
-	    TARDY_DATA_SLICE_US * 1000);
-	TAILQ_INIT(&t->reap);
-	if ((t->reap_ev = event_new(t->base, -1, 0, tardy_reap_cb, t)) == NULL)
-		fatalx("event_new");
-	/* After the session callbacks already due, as before priorities. */
-	event_priority_set(t->reap_ev, TARDY_PRI_DATA);
-	t->sig_term = evsignal_new(t->base, SIGTERM, tardy_signal_cb, t);
-	t->sig_int = evsignal_new(t->base, SIGINT, tardy_signal_cb, t);
-	t->sig_hup = evsignal_new(t->base, SIGHUP, tardy_signal_cb, t);
+	if ((n = config_threads(conf)) > 1)
+		workers_start(t, n);
+	t->sig_term = evsignal_new(t->loop.base, SIGTERM, tardy_signal_cb, t);
+	t->sig_int = evsignal_new(t->loop.base, SIGINT, tardy_signal_cb, t);
+	t->sig_hup = evsignal_new(t->loop.base, SIGHUP, tardy_signal_cb, t);
 	if (t->sig_term == NULL || t->sig_int == NULL || t->sig_hup == NULL)
 		fatalx("evsignal_new");
 	evsignal_add(t->sig_term, NULL);
@@ -239,7 +224,7 @@ tardy_start(struct tardy *t)
 	log_info("ready: %zu prox%s, seed %llu", t->nproxies,
 	    t->nproxies == 1 ? "y" : "ies", (unsigned long long)t->seed);
 	if (notify_enabled()) {
-		t->status_ev = event_new(t->base, -1, EV_PERSIST,
+		t->status_ev = event_new(t->loop.base, -1, EV_PERSIST,
 		    tardy_status_cb, t);
 		if (t->status_ev == NULL)
 			fatalx("event_new");
@@ -258,7 +243,7 @@ tardy_notify_status(struct tardy *t, const char *prefix)
 	size_t	      conns = 0;
 
 	TAILQ_FOREACH(p, &t->proxies, entry)
-		conns += p->nsessions;
+		conns += proxy_nsessions(p);
 	(void)notify_send("%sSTATUS=%zu prox%s, %zu connection%s open", prefix,
 	    t->nproxies, t->nproxies == 1 ? "y" : "ies", conns,
 	    conns == 1 ? "" : "s");
@@ -352,7 +337,7 @@ tardy_lookup_start(struct tardy *t, struct config *conf)
 {
 	struct proxy_conf *pc;
 
-	t->lookup = resolver_batch_new(t->resolver, tardy_lookup_done, t);
+	t->lookup = resolver_batch_new(t->loop.resolver, tardy_lookup_done, t);
 	t->lookup_conf = conf;
 	TAILQ_FOREACH(pc, &conf->proxies, entry) {
 		if (addr_family(&pc->listen) == AF_UNSPEC)
@@ -400,9 +385,11 @@ tardy_reload_apply(struct tardy *t, struct config *conf)
 {
 	char err[512];
 
-	/* The API stays where it is until a restart. */
+	/* The API stays where it is until a restart, and so do the loops. */
 	if (strcmp(conf->api_str, t->conf->api_str) != 0)
 		log_warnx("api address changes take effect at restart");
+	if (config_threads(conf) != config_threads(t->conf))
+		log_warnx("threads changes take effect at restart");
 	conf->api = t->conf->api;
 	if (tardy_apply(t, conf, err, sizeof(err)) == -1) {
 		log_error("reload failed: %s; keeping the running "
@@ -491,13 +478,6 @@ tardy_write_ready(struct tardy *t)
 	return (rc);
 }
 
-/* Sessions whose close was asked for from deep inside the data path. */
-static void
-tardy_reap_cb(evutil_socket_t fd, short what, void *arg)
-{
-	session_reap(arg);
-}
-
 static void
 tardy_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -511,7 +491,7 @@ tardy_signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGINT:
 		log_info("%s: shutting down", strsignal(sig));
 		(void)notify_send("STOPPING=1");
-		event_base_loopbreak(t->base);
+		event_base_loopbreak(t->loop.base);
 		break;
 	}
 }
@@ -525,16 +505,14 @@ tardy_free(struct tardy *t)
 	while ((p = TAILQ_FIRST(&t->proxies)) != NULL)
 		control_proxy_remove(t, p);
 	api_free(t->api);
-	resolver_free(t->resolver);
+	workers_stop(t);
 	events_free(t->events);
-	event_free(t->reap_ev);
-	ptimers_free(t->timers);
 	event_free(t->sig_term);
 	event_free(t->sig_int);
 	event_free(t->sig_hup);
 	if (t->status_ev != NULL)
 		event_free(t->status_ev);
 	config_free(t->conf);
-	event_base_free(t->base);
+	loop_free(&t->loop);
 	free(t);
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "loop.h"
 #include "proxy.h"
 
 struct api;
@@ -31,21 +32,26 @@ struct resolver_batch;
 #define TARDY_DATA_SLICE_US	2000
 
 struct tardy_options {
-	const char *conf_path;
-	const char *api;
-	const char *ready_file;
-	char	  **proxy_args;
-	size_t	    nproxy_args;
-	char	  **toxic_args;
-	size_t	    ntoxic_args;
-	uint64_t    seed;
-	int	    seed_set;
-	int	    log_level; /* -1: from the config */
-	int	    api_open;  /* --api-open */
+	const char  *conf_path;
+	const char  *api;
+	const char  *ready_file;
+	char	   **proxy_args;
+	size_t	     nproxy_args;
+	char	   **toxic_args;
+	size_t	     ntoxic_args;
+	uint64_t     seed;
+	int	     seed_set;
+	int	     log_level; /* -1: from the config */
+	int	     api_open;	/* --api-open */
+	unsigned int threads;	/* --threads, if threads_set; 0: auto */
+	int	     threads_set;
 };
 
 struct tardy {
-	struct event_base     *base;
+	struct loop	loop;	 /* the API's, and the sessions' at threads 1 */
+	struct worker **workers; /* threads > 1: theirs (worker.c) */
+	unsigned int	nworkers;
+	unsigned int	next_worker; /* takes the next connection */
 	struct tardy_options   opts;
 	struct config	      *conf;
 	uint64_t	       seed;
@@ -54,14 +60,10 @@ struct tardy {
 	size_t		       nproxies;
 	struct api	      *api;
 	struct events	      *events;
-	struct resolver	      *resolver; /* upstream names */
 	struct event	      *sig_term;
 	struct event	      *sig_int;
 	struct event	      *sig_hup;
-	struct event	      *status_ev; /* systemd STATUS= updates */
-	struct session_list    reap;	  /* sessions to close */
-	struct event	      *reap_ev;
-	struct ptimers	      *timers;	    /* the toxics' (ptimer.h) */
+	struct event	      *status_ev;   /* systemd STATUS= updates */
 	struct resolver_batch *lookup;	    /* a reload's names, or NULL */
 	struct config	      *lookup_conf; /* what waits for them */
 	unsigned int	       generation;  /* reloads handled */

@@ -28,7 +28,8 @@ usage(int status)
 	FILE *fp = status == 0 ? stdout : stderr;
 
 	fprintf(fp,
-	    "usage: tardyd [-tvqVh] [-c file] [-a address] [-s seed] [--ready-file path]\n"
+	    "usage: tardyd [-tvqVh] [-c file] [-a address] [-s seed] [-j threads]\n"
+	    "              [--ready-file path]\n"
 	    "              [--proxy name=listen=upstream]... [--toxic spec]...\n"
 	    "              [--api-open] [--exit-with-parent]\n"
 	    "       tardyd [-q] --ready-file path --reload pid\n"
@@ -42,6 +43,8 @@ usage(int status)
 	    "      --api-open           serve the API on a non-loopback address\n"
 	    "                           without a token, as Toxiproxy does\n"
 	    "  -s, --seed N             seed for every random decision (default 1)\n"
+	    "  -j, --threads N|auto     event loops serving connections (default\n"
+	    "                           auto: one per CPU; 1: all on one thread)\n"
 	    "  -p, --proxy N=L=U        add proxy N listening on L, forwarding to U\n"
 	    "      --toxic P:T[:K=V,...] add a toxic of type T to proxy P; keys are\n"
 	    "                           name, stream, toxicity and T's attributes\n"
@@ -76,6 +79,7 @@ main(int argc, char **argv)
 		{ "config",		required_argument,	NULL, 'c' },
 		{ "api",		required_argument,	NULL, 'a' },
 		{ "seed",		required_argument,	NULL, 's' },
+		{ "threads",		required_argument,	NULL, 'j' },
 		{ "proxy",		required_argument,	NULL, 'p' },
 		{ "toxic",		required_argument,	NULL, 'T' },
 		{ "ready-file",		required_argument,	NULL, 'r' },
@@ -113,7 +117,7 @@ main(int argc, char **argv)
 		optind = argc; /* no getopt: Toxiproxy's flags */
 	}
 	while (optind < argc &&
-	    (ch = getopt_long(argc, argv, "c:a:s:p:tvqVh", longopts, NULL)) !=
+	    (ch = getopt_long(argc, argv, "c:a:s:j:p:tvqVh", longopts, NULL)) !=
 		-1) {
 		switch (ch) {
 		case 'c':
@@ -130,6 +134,16 @@ main(int argc, char **argv)
 				usage(2);
 			}
 			opts.seed_set = 1;
+			break;
+		case 'j':
+			if (config_parse_threads(optarg, &opts.threads) == -1) {
+				fprintf(stderr,
+				    "tardyd: invalid threads \"%s\" (auto, or "
+				    "1 to %d)\n",
+				    optarg, CONFIG_MAX_THREADS);
+				usage(2);
+			}
+			opts.threads_set = 1;
 			break;
 		case 'p':
 			opts.proxy_args[opts.nproxy_args++] = optarg;
@@ -216,7 +230,7 @@ main(int argc, char **argv)
 	if (tardy_start(t) == -1)
 		rc = 1;
 	else
-		rc = event_base_dispatch(t->base) == -1 ? 1 : 0;
+		rc = event_base_dispatch(t->loop.base) == -1 ? 1 : 0;
 	tardy_free(t);
 out:
 	free(tcli.api);

@@ -363,7 +363,7 @@ void
 toxic_free(struct toxic *t)
 {
 	if (ptimer_pending(&t->listener_timer))
-		ptimer_cancel(t->proxy->tardy->timers, &t->listener_timer);
+		ptimer_cancel(t->proxy->loop->timers, &t->listener_timer);
 	free(t->name);
 	free(t);
 }
@@ -571,7 +571,7 @@ link_dgram(const struct link *l)
 static struct ptimers *
 link_timers(struct link *l)
 {
-	return (l->dir->session->proxy->tardy->timers);
+	return (l->dir->session->proxy->loop->timers);
 }
 
 /* A type's timers (ptimer.h): exact, never early. cb gets the link. */
@@ -608,7 +608,7 @@ link_activate(struct link *l)
 	l->t_active = util_now_ns();
 	session_fault(l->dir->session, t);
 	t->applied++;
-	t->proxy->stats.toxics_applied++;
+	COUNT_ADD(t->proxy->stats->toxics_applied, 1);
 	if (t->duration_ms > 0)
 		link_timer_in_ms(l, &l->sched, t->duration_ms);
 	if (t->type->start != NULL)
@@ -687,19 +687,19 @@ link_sched_cb(void *arg)
 }
 
 /*
- * Put toxic t on a connection's direction. The connection's ordinal for
- * this toxic (every, first) and its toxicity roll are decided here, once.
- * Only new connections (isnew) count for every and first: a connection
- * already open when the toxic was added is none of "every Nth new
- * connection" or "the first K after it was added", so a toxic limited
- * that way leaves it alone; otherwise it acts there too.
+ * Put toxic t on a connection's direction. The connection's toxicity
+ * roll is decided here, once; its ordinal k for this toxic (every,
+ * first) was decided when it was accepted (toxic_ordinals()). Only new
+ * connections have one: a connection already open when the toxic was
+ * added (k 0) is none of "every Nth new connection" or "the first K after
+ * it was added", so a toxic limited that way leaves it alone; otherwise
+ * it acts there too.
  */
 void
-toxic_attach(struct toxic *t, struct dir *d, uint64_t conn, int isnew)
+toxic_attach(struct toxic *t, struct dir *d, uint64_t conn, uint64_t k)
 {
 	struct session *s = d->session;
 	struct link    *l;
-	uint64_t	k;
 	double		roll;
 	int		chosen;
 
@@ -711,15 +711,14 @@ toxic_attach(struct toxic *t, struct dir *d, uint64_t conn, int isnew)
 	if (t->type->state_size > 0)
 		l->state_data = xcalloc(1, t->type->state_size);
 	link_timer_set(l, &l->sched, link_sched_cb);
-	prng_init(&l->rng, s->proxy->tardy->seed, s->proxy->name, conn,
-	    (int)t->stream, t->name);
+	prng_init(&l->rng, s->seed, s->proxy->name, conn, (int)t->stream,
+	    t->name);
 
 	roll = prng_unit(&l->rng);
-	if (isnew) {
-		k = ++t->nconns;
+	if (k > 0)
 		chosen = (k - 1) % t->every == 0 &&
 		    (t->first == 0 || k <= t->first);
-	} else
+	else
 		chosen = t->every == 1 && t->first == 0;
 	chosen = chosen && roll < t->toxicity;
 	l->state = chosen ? LINK_PENDING : LINK_IDLE;
@@ -728,13 +727,48 @@ toxic_attach(struct toxic *t, struct dir *d, uint64_t conn, int isnew)
 	link_try_activate(l);
 }
 
-void
-toxic_attach_all(struct session *s)
+/*
+ * A new connection's ordinal for each of p's stream toxics, in p's order,
+ * counted as it is accepted: an array of *n (NULL if none) for
+ * toxic_attach_all(). A worker's shard has the same stream toxics in the
+ * same order when it takes the connection (worker.c), so the decisions do
+ * not depend on which thread serves it.
+ */
+uint64_t *
+toxic_ordinals(struct proxy *p, size_t *n)
 {
 	struct toxic *t;
+	uint64_t     *k;
+	size_t	      i = 0;
 
-	TAILQ_FOREACH(t, &s->proxy->toxics, entry)
-		toxic_attach(t, session_dir(s, t->stream), s->id, 1);
+	TAILQ_FOREACH(t, &p->toxics, entry) {
+		if (!(t->type->flags & TOXIC_F_LISTENER))
+			i++;
+	}
+	*n = 0;
+	if (i == 0 || (k = reallocarray(NULL, i, sizeof(*k))) == NULL)
+		return (NULL);
+	TAILQ_FOREACH(t, &p->toxics, entry) {
+		if (!(t->type->flags & TOXIC_F_LISTENER))
+			k[(*n)++] = ++t->nconns;
+	}
+	return (k);
+}
+
+/* Put the proxy's toxics on a new connection, with its ordinals. */
+void
+toxic_attach_all(struct session *s, const uint64_t *k, size_t n)
+{
+	struct toxic *t;
+	size_t	      i = 0;
+
+	TAILQ_FOREACH(t, &s->proxy->toxics, entry) {
+		if (t->type->flags & TOXIC_F_LISTENER)
+			continue;
+		toxic_attach(t, session_dir(s, t->stream), s->id,
+		    i < n ? k[i] : 0);
+		i++;
+	}
 }
 
 void
@@ -888,7 +922,7 @@ toxic_listener_set(struct toxic *t, int on)
 	t->listener_active = on;
 	if (on) {
 		t->applied++;
-		t->proxy->stats.toxics_applied++;
+		COUNT_ADD(t->proxy->stats->toxics_applied, 1);
 		t->type->listener_start(t);
 	} else
 		t->type->listener_stop(t);
@@ -902,7 +936,7 @@ toxic_listener_set(struct toxic *t, int on)
 static void
 toxic_listener_schedule(struct toxic *t)
 {
-	struct ptimers *timers = t->proxy->tardy->timers;
+	struct ptimers *timers = t->proxy->loop->timers;
 	uint64_t	now = (util_now_ns() - t->t_added) / 1000000;
 	uint64_t	end = t->after_ms + t->duration_ms;
 
@@ -940,6 +974,8 @@ proxy_add_toxic(struct proxy *p, struct toxic *t)
 		if (s->state != SESSION_CLOSING)
 			toxic_attach(t, session_dir(s, t->stream), s->id, 0);
 	}
+	if (p->shards != NULL)
+		proxy_shards_toxic_add(p, t);
 }
 
 static struct link *
@@ -967,40 +1003,34 @@ proxy_remove_toxic(struct proxy *p, struct toxic *t)
 	}
 	if (t->type->flags & TOXIC_F_LISTENER)
 		toxic_listener_set(t, 0);
+	else if (p->shards != NULL)
+		proxy_shards_toxic_remove(p, t->name);
 	TAILQ_REMOVE(&p->toxics, t, entry);
 	toxic_free(t);
 }
 
 /*
- * Change attributes and toxicity in place, all or nothing. Links already
- * rolled keep their decision; the new values act at once.
+ * Give t src's attributes, schedule and toxicity, acting at once on its
+ * connections. Links already rolled keep their decision.
  */
-int
-toxic_update(struct toxic *t, json_t *attrs, double toxicity, int has_toxicity,
-    char *err, size_t errlen)
+void
+toxic_assign(struct toxic *t, const struct toxic *src)
 {
-	struct toxic	tmp = *t;
 	struct session *s;
 	struct link    *l;
 
-	if (has_toxicity &&
-	    toxic_check_toxicity(t->type, toxicity, err, errlen) == -1)
-		return (-1);
-	if (toxic_parse_attrs(&tmp, attrs, 0, err, errlen) == -1)
-		return (-1);
-	memcpy(t->attr, tmp.attr, sizeof(t->attr));
-	t->after_bytes = tmp.after_bytes;
-	t->after_ms = tmp.after_ms;
-	t->duration_ms = tmp.duration_ms;
-	t->every = tmp.every;
-	t->first = tmp.first;
-	if (has_toxicity)
-		t->toxicity = toxicity;
+	memcpy(t->attr, src->attr, sizeof(t->attr));
+	t->after_bytes = src->after_bytes;
+	t->after_ms = src->after_ms;
+	t->duration_ms = src->duration_ms;
+	t->every = src->every;
+	t->first = src->first;
+	t->toxicity = src->toxicity;
 	if (t->type->flags & TOXIC_F_LISTENER) {
 		/* On a proxy of a daemon (not a toxic being checked alone). */
 		if (t->proxy != NULL && t->proxy->tardy != NULL)
 			toxic_listener_schedule(t);
-		return (0);
+		return;
 	}
 	TAILQ_FOREACH(s, &t->proxy->sessions, entry) {
 		if ((l = dir_find_link(session_dir(s, t->stream), t)) == NULL)
@@ -1010,5 +1040,24 @@ toxic_update(struct toxic *t, json_t *attrs, double toxicity, int has_toxicity,
 			t->type->update(l);
 		dir_update_read(l->dir);
 	}
+	if (t->proxy->shards != NULL)
+		proxy_shards_toxic_set(t->proxy, t);
+}
+
+/* Change attributes and toxicity in place, all or nothing. */
+int
+toxic_update(struct toxic *t, json_t *attrs, double toxicity, int has_toxicity,
+    char *err, size_t errlen)
+{
+	struct toxic tmp = *t;
+
+	if (has_toxicity &&
+	    toxic_check_toxicity(t->type, toxicity, err, errlen) == -1)
+		return (-1);
+	if (toxic_parse_attrs(&tmp, attrs, 0, err, errlen) == -1)
+		return (-1);
+	if (has_toxicity)
+		tmp.toxicity = toxicity;
+	toxic_assign(t, &tmp);
 	return (0);
 }

@@ -154,11 +154,13 @@ int	      toxic_conf_check(struct config *, struct toxic_conf *);
 int toxic_check_protocol(const struct toxic_type *, int, char *, size_t);
 
 /* Links, for the session engine. */
-void toxic_attach(struct toxic *, struct dir *, uint64_t, int);
-void toxic_attach_all(struct session *);
-void link_free(struct link *);
-void link_data(struct link *, struct evbuffer *, uint64_t);
-void link_eof(struct link *);
+void	  toxic_attach(struct toxic *, struct dir *, uint64_t, uint64_t);
+uint64_t *toxic_ordinals(struct proxy *, size_t *);
+void	  toxic_attach_all(struct session *, const uint64_t *, size_t);
+void	  toxic_assign(struct toxic *, const struct toxic *);
+void	  link_free(struct link *);
+void	  link_data(struct link *, struct evbuffer *, uint64_t);
+void	  link_eof(struct link *);
 
 /* For the types. */
 #define link_attr(l, i)		((l)->toxic->attr[(i)])

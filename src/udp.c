@@ -105,7 +105,7 @@ udp_start(struct proxy *p)
 	    setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) == -1)
 		log_warn("proxy %s: SO_RCVBUF %d", p->name, size);
 	/* The proxy's accept event is its read event: detaching frees it. */
-	p->accept_ev = event_new(p->tardy->base, p->fd, EV_READ | EV_PERSIST,
+	p->accept_ev = event_new(p->loop->base, p->fd, EV_READ | EV_PERSIST,
 	    udp_read_cb, p);
 	if (p->accept_ev == NULL)
 		fatal("event_new");
@@ -172,7 +172,7 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 		u->fds_logged = 1;
 		if (fd != -1)
 			close(fd);
-		p->stats.failed++;
+		COUNT_ADD(p->stats->failed, 1);
 		return (NULL);
 	}
 	if (u->fds_logged) {
@@ -183,7 +183,7 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 		log_warn("proxy %s: flow from %s: connect %s", p->name,
 		    addr_fmt(peer, buf, sizeof(buf)), p->upstream_str);
 		close(fd);
-		p->stats.failed++;
+		COUNT_ADD(p->stats->failed, 1);
 		return (NULL);
 	}
 	f = xcalloc(1, sizeof(*f));
@@ -191,15 +191,15 @@ udp_flow_new(struct proxy *p, const struct addr *peer)
 	f->s = s;
 	s->flow = f;
 	f->t_last = s->t_accept;
-	if ((s->upstream.ev = event_new(p->tardy->base, fd,
-		 EV_READ | EV_PERSIST, udp_flow_read_cb, s)) == NULL)
+	if ((s->upstream.ev = event_new(p->loop->base, fd, EV_READ | EV_PERSIST,
+		 udp_flow_read_cb, s)) == NULL)
 		fatal("event_new");
 	ptimer_set(&f->idle, udp_idle_cb, s);
 	h = udp_hash(u, peer);
 	f->hnext = u->buckets[h];
 	u->buckets[h] = f;
 	event_add(s->upstream.ev, NULL);
-	ptimer_in_ms(p->tardy->timers, &f->idle, p->flow_timeout);
+	ptimer_in_ms(p->loop->timers, &f->idle, p->flow_timeout);
 	log_debug("proxy %s: flow %llu from %s", p->name,
 	    (unsigned long long)s->id, addr_fmt(peer, buf, sizeof(buf)));
 	return (s);
@@ -222,7 +222,7 @@ udp_flow_free(struct session *s)
 		}
 		u->full_logged = 0;
 	}
-	ptimer_cancel(s->proxy->tardy->timers, &f->idle);
+	ptimer_cancel(s->proxy->loop->timers, &f->idle);
 	free(f);
 	s->flow = NULL;
 }
@@ -238,7 +238,7 @@ udp_idle_cb(void *arg)
 		session_expire(s);
 		return;
 	}
-	ptimer_at(s->proxy->tardy->timers, &s->flow->idle,
+	ptimer_at(s->proxy->loop->timers, &s->flow->idle,
 	    s->flow->t_last + timeout);
 }
 

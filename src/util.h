@@ -17,6 +17,14 @@ uint64_t util_now_ns(void);
 #define util_now_ms()	(util_now_ns() / 1000000)
 /* A duration in ns as ms with µs precision, for the API. */
 #define util_ns_to_ms(ns) ((double)((ns) / 1000) / 1000.0)
+
+/*
+ * Counters that loops on several threads add to and the API reads: a
+ * count, not a synchronisation, so relaxed (one locked add on x86).
+ */
+#define COUNT_ADD(v, n)	((void)__atomic_fetch_add(&(v), (n), __ATOMIC_RELAXED))
+#define COUNT_SUB(v, n)	((void)__atomic_fetch_sub(&(v), (n), __ATOMIC_RELAXED))
+#define COUNT_GET(v)	__atomic_load_n(&(v), __ATOMIC_RELAXED)
 int	       util_parse_u64(const char *, uint64_t, uint64_t *);
 int	       util_parse_bool(const char *, int *);
 struct json_t *util_json_number(const char *);

@@ -1,0 +1,38 @@
+/*
+ * An event loop that serves connections: the daemon's main loop, or a
+ * worker's (worker.c). A session, its toxic links and their timers
+ * belong to one loop for their whole life, and only its thread touches
+ * them.
+ */
+#ifndef TARDY_LOOP_H
+#define TARDY_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session.h"
+
+struct event;
+struct event_base;
+struct ptimers;
+struct resolver;
+
+struct loop {
+	struct event_base  *base;
+	struct ptimers	   *timers;   /* the toxics' (ptimer.h) */
+	struct resolver	   *resolver; /* upstream names */
+	struct session_list reap;     /* sessions to close */
+	struct event	   *reap_ev;
+	unsigned int	    index;     /* 0: the main loop, workers from 1 */
+	size_t		    nsessions; /* its sessions, on every proxy */
+	uint64_t	    started;   /* sessions ever started */
+	uint64_t	    trim_mark; /* started when the trim timer was set */
+	struct event	   *trim_ev;
+};
+
+void loop_init(struct loop *, unsigned int, const char *);
+void loop_free(struct loop *);
+void loop_session_start(struct loop *);
+void loop_session_end(struct loop *);
+
+#endif
