@@ -319,6 +319,19 @@ toxic_new(struct proxy *p, const char *name, const char *type,
 	return (t);
 }
 
+/* What an update changes: attributes, schedule, toxicity. */
+static void
+toxic_copy_values(struct toxic *t, const struct toxic *src)
+{
+	memcpy(t->attr, src->attr, sizeof(t->attr));
+	t->after_bytes = src->after_bytes;
+	t->after_ms = src->after_ms;
+	t->duration_ms = src->duration_ms;
+	t->every = src->every;
+	t->first = src->first;
+	t->toxicity = src->toxicity;
+}
+
 /*
  * A toxic like t, for a proxy that replaces t's: the same settings,
  * origin and counts of connections (every, first), copied as data.
@@ -333,13 +346,7 @@ toxic_copy(const struct toxic *t)
 	n->name = xstrdup(t->name);
 	n->type = t->type;
 	n->stream = t->stream;
-	n->toxicity = t->toxicity;
-	memcpy(n->attr, t->attr, sizeof(n->attr));
-	n->after_bytes = t->after_bytes;
-	n->after_ms = t->after_ms;
-	n->duration_ms = t->duration_ms;
-	n->every = t->every;
-	n->first = t->first;
+	toxic_copy_values(n, t);
 	n->from_config = t->from_config;
 	n->nconns = t->nconns;
 	n->applied = t->applied;
@@ -1019,13 +1026,7 @@ toxic_assign(struct toxic *t, const struct toxic *src)
 	struct session *s;
 	struct link    *l;
 
-	memcpy(t->attr, src->attr, sizeof(t->attr));
-	t->after_bytes = src->after_bytes;
-	t->after_ms = src->after_ms;
-	t->duration_ms = src->duration_ms;
-	t->every = src->every;
-	t->first = src->first;
-	t->toxicity = src->toxicity;
+	toxic_copy_values(t, src);
 	if (t->type->flags & TOXIC_F_LISTENER) {
 		/* On a proxy of a daemon (not a toxic being checked alone). */
 		if (t->proxy != NULL && t->proxy->tardy != NULL)

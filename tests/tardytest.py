@@ -634,6 +634,38 @@ def rtt(s, payload=b"x", timeout=3.0):
     return elapsed
 
 
+def run_connections(connect, n, parallel=0):
+    """n echo connections (connect() makes each), each one round trip:
+    one after another, or spread over parallel threads at once."""
+    def one():
+        s = connect()
+        try:
+            rtt(s)
+        finally:
+            s.close()
+
+    if not parallel:
+        for _ in range(n):
+            one()
+        return
+    errors = []
+
+    def worker(count):
+        try:
+            for _ in range(count):
+                one()
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n // parallel,))
+               for _ in range(parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60 * SLOW)
+    expect(not errors, "connections failed: %r" % errors[:3])
+
+
 def have_ipv6():
     try:
         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)

@@ -9,7 +9,6 @@ millisecond. Decisions are also read back from GET /events.
 
 import socket
 import statistics
-import threading
 import time
 
 import tardytest
@@ -311,43 +310,12 @@ def test_update_duration_ms_on_an_open_connection():
 NCONNS = 200
 
 
-def run_connections(lab, parallel):
-    """NCONNS echo connections, one after the other or 20 at a time."""
-    def one():
-        s = lab.connect()
-        try:
-            rtt(s)
-        finally:
-            s.close()
-
-    if not parallel:
-        for _ in range(NCONNS):
-            one()
-        return
-    errors = []
-
-    def worker(n):
-        try:
-            for _ in range(n):
-                one()
-        except Exception as e:  # reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(NCONNS // 20,))
-               for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    expect(not errors, "connections failed: %r" % errors[:3])
-
-
 def decisions_with_seed(seed, parallel):
     with echo_server() as srv, \
             Lab(srv.spec, args=("-s", str(seed))) as lab:
         lab.add("latency", name="jit", latency=1, jitter=1, toxicity=0.5)
         lab.add("noop", name="coin", stream="upstream", toxicity=0.3)
-        run_connections(lab, parallel)
+        tardytest.run_connections(lab.connect, NCONNS, 20 if parallel else 0)
         d = lab.decisions()
     expect(len(d) == 2 * NCONNS, "%d decisions for %d connections" %
            (len(d), NCONNS))

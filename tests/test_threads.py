@@ -48,37 +48,6 @@ def wait_for(cond, timeout, what):
 NCONNS = 200
 
 
-def run_connections(addr, parallel):
-    """NCONNS echo connections, one after another or 25 at a time."""
-    def one():
-        s = T.connect(addr)
-        try:
-            rtt(s)
-        finally:
-            s.close()
-
-    if not parallel:
-        for _ in range(NCONNS):
-            one()
-        return
-    errors = []
-
-    def worker(n):
-        try:
-            for _ in range(n):
-                one()
-        except Exception as e:  # reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(NCONNS // 25,))
-               for _ in range(25)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    expect(not errors, "connections failed: %r" % errors[:3])
-
-
 def decisions(threads, parallel):
     """Every toxic decision of NCONNS connections, seed 7, and the loops
     that served them."""
@@ -89,7 +58,7 @@ def decisions(threads, parallel):
         # Ordinals counted at accept: every 3rd new connection, the first
         # 50 of them.
         lab.add("noop", name="third", every=3, first=50)
-        run_connections(lab.addr, parallel)
+        T.run_connections(lab.connect, NCONNS, 25 if parallel else 0)
         d = lab.decisions()
         loops = set(loops_of(lab.d, "p", closed=NCONNS).values())
     expect(len(d) == 3 * NCONNS, "%d decisions for %d connections" %
