@@ -80,14 +80,16 @@ def rss_kib(pid):
 
 
 def sanitized(pid):
-    """Whether tardyd runs under AddressSanitizer: its RSS is then the
-    sanitizer allocator's (redzones, a quarantine of freed memory), which
-    says nothing about tardyd's own bounds."""
+    """Whether tardyd runs under AddressSanitizer or ThreadSanitizer: its
+    RSS is then the sanitizer allocator's (redzones, a quarantine of freed
+    memory, shadow memory), which says nothing about tardyd's own
+    bounds."""
     with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
+        maps = f.read()
+    return "libasan" in maps or "libtsan" in maps
 
 
-ASAN_RSS = "RSS under AddressSanitizer is its allocator's, not tardyd's"
+ASAN_RSS = "RSS under a sanitizer is its allocator's, not tardyd's"
 
 
 def cpu_seconds(pid):
