@@ -26,6 +26,7 @@
 #include "resolver.h"
 #include "session.h"
 #include "tardy.h"
+#include "util.h"
 
 #define LOOP_TRIM_MS	1000
 
@@ -51,7 +52,7 @@ loop_trim_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct loop *l = arg;
 
-	if (l->nsessions != 0)
+	if (COUNT_GET(l->nsessions) != 0)
 		return; /* its end arms the timer again */
 	if (l->started != l->trim_mark) {
 		loop_trim_arm(l); /* not idle all along: wait on */
@@ -65,14 +66,16 @@ loop_trim_cb(evutil_socket_t fd, short what, void *arg)
 void
 loop_session_start(struct loop *l)
 {
-	l->nsessions++;
+	/* Counted for the main loop's choice of a worker (worker.c). */
+	COUNT_ADD(l->nsessions, 1);
 	l->started++;
 }
 
 void
 loop_session_end(struct loop *l)
 {
-	if (--l->nsessions == 0 && !evtimer_pending(l->trim_ev, NULL))
+	COUNT_SUB(l->nsessions, 1);
+	if (COUNT_GET(l->nsessions) == 0 && !evtimer_pending(l->trim_ev, NULL))
 		loop_trim_arm(l);
 }
 

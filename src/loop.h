@@ -25,6 +25,7 @@ struct loop {
 	struct event	   *reap_ev;
 	unsigned int	    index;     /* 0: the main loop, workers from 1 */
 	size_t		    nsessions; /* its sessions, on every proxy */
+	size_t		    handed;    /* connections handed to it, not taken */
 	uint64_t	    started;   /* sessions ever started */
 	uint64_t	    trim_mark; /* started when the trim timer was set */
 	struct event	   *trim_ev;

@@ -673,17 +673,16 @@ proxy_accept_pause(struct proxy *p, const char *why)
 static void
 proxy_accept(struct proxy *p, int fd, const struct addr *peer)
 {
-	struct tardy	     *t = p->tardy;
 	struct session_origin o;
-	unsigned int	      i;
+	struct worker	     *w;
 
 	if (p->shards == NULL) {
 		(void)session_new(p, fd, peer);
 		return;
 	}
-	i = t->next_worker++ % t->nworkers;
+	w = workers_pick(p->tardy);
 	session_origin(p, peer, &o);
-	worker_handoff(t->workers[i], p->shards[i], fd, &o);
+	worker_handoff(w, p->shards[worker_index(w)], fd, &o);
 }
 
 static void

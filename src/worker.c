@@ -3,10 +3,10 @@
  *
  * The main loop keeps the API, the configuration and every listener: it
  * accepts each connection, numbers it and decides what depends on its
- * number (session_origin()), then hands it to a worker, in turn. The
- * connection lives its whole life on that worker's loop: its sockets, its
- * toxic links and their exact timers are the worker's alone, in the
- * proxy's shard there (proxy.h).
+ * number (session_origin()), then hands it to the worker with the fewest
+ * connections (workers_pick()). The connection lives its whole life on
+ * that worker's loop: its sockets, its toxic links and their exact timers
+ * are the worker's alone, in the proxy's shard there (proxy.h).
  *
  * The main loop reaches a worker only through its inbox: a hand-off,
  * which the main loop does not wait for, or a call, a function the
@@ -93,6 +93,7 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&msgs, m, entry);
 		if ((c = m->call) == NULL) {
 			(void)session_new_at(m->shard, m->fd, &m->origin);
+			COUNT_SUB(w->loop.handed, 1);
 			free(m);
 			continue;
 		}
@@ -174,6 +175,7 @@ workers_start(struct tardy *t, unsigned int n)
 		if ((errno = pthread_create(&w->thread, NULL, worker_main,
 			 w)) != 0)
 			fatal("pthread_create");
+
 		t->workers[t->nworkers++] = w;
 	}
 	if ((errno = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
@@ -241,6 +243,31 @@ workers_run(struct tardy *t, void (*fn)(struct worker *, void *), void *arg)
 	pthread_mutex_destroy(&c.lock);
 }
 
+/*
+ * The worker for a new connection: the one with the fewest connections
+ * (open, or handed to it and not yet taken), the first in turn of those
+ * tied. Connections of unequal lengths then spread evenly, which turns
+ * alone would not do.
+ */
+struct worker *
+workers_pick(struct tardy *t)
+{
+	struct worker *w, *best = NULL;
+	size_t	       load, least = SIZE_MAX;
+	unsigned int   i;
+
+	for (i = 0; i < t->nworkers; i++) {
+		w = t->workers[(t->next_worker + i) % t->nworkers];
+		load = COUNT_GET(w->loop.nsessions) + COUNT_GET(w->loop.handed);
+		if (load < least) {
+			best = w;
+			least = load;
+		}
+	}
+	t->next_worker++;
+	return (best);
+}
+
 /* Give w an accepted connection of shard's, numbered in origin (taken). */
 void
 worker_handoff(struct worker *w, struct proxy *shard, int fd,
@@ -256,6 +283,7 @@ worker_handoff(struct worker *w, struct proxy *shard, int fd,
 		return;
 	}
 	memset(m, 0, sizeof(*m));
+	COUNT_ADD(w->loop.handed, 1);
 	m->shard = shard;
 	m->fd = fd;
 	m->origin = *origin;

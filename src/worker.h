@@ -11,8 +11,9 @@ struct session_origin;
 struct tardy;
 struct worker;
 
-void workers_start(struct tardy *, unsigned int);
-void workers_stop(struct tardy *);
+void	       workers_start(struct tardy *, unsigned int);
+struct worker *workers_pick(struct tardy *);
+void	       workers_stop(struct tardy *);
 void workers_run(struct tardy *, void (*)(struct worker *, void *), void *);
 struct loop *worker_loop(struct worker *);
 unsigned int worker_index(const struct worker *);
