@@ -758,6 +758,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pump(0);
 	n = event_base_get_num_events(T->loop.base,
 	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
+	/* The loop's own: the last connection's end arms its idle trim. */
+	if (evtimer_pending(T->loop.trim_ev, NULL))
+		n--;
 	FUZZ_CHECK(n == base_events, "%d events left in the loop, %d before", n,
 	    base_events);
 	for (i = 0; i < r.nspecs; i++)

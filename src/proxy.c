@@ -56,6 +56,7 @@
 
 static void proxy_shards_close(struct proxy *, const char *);
 static void proxy_shards_free(struct proxy *);
+static void proxy_free_own(struct proxy *);
 
 static void proxy_accept_cb(evutil_socket_t, short, void *);
 static void proxy_backoff_cb(evutil_socket_t, short, void *);
@@ -403,20 +404,27 @@ proxy_take_listener(struct proxy *p, struct addr *bound)
 void
 proxy_free(struct proxy *p)
 {
-	struct toxic *t;
-
 	proxy_close_sessions(p, "proxy stopped");
 	proxy_shards_free(p);
 	udp_free(p);
 	history_free(p->history);
-	while ((t = TAILQ_FIRST(&p->toxics)) != NULL) {
-		TAILQ_REMOVE(&p->toxics, t, entry);
-		toxic_free(t);
-	}
 	proxy_listener_detach(p);
 	proxy_fillers_close(p);
 	proxy_unbind(p->fd, &p->bound);
 	event_free(p->backoff_ev);
+	proxy_free_own(p);
+}
+
+/* What a proxy and a shard alike own: their toxics and names. */
+static void
+proxy_free_own(struct proxy *p)
+{
+	struct toxic *t;
+
+	while ((t = TAILQ_FIRST(&p->toxics)) != NULL) {
+		TAILQ_REMOVE(&p->toxics, t, entry);
+		toxic_free(t);
+	}
 	free(p->name);
 	free(p->listen_str);
 	free(p->upstream_str);
@@ -825,23 +833,6 @@ proxy_shard_new(struct proxy *p, struct loop *loop)
 	return (sh);
 }
 
-/* A shard's connections are closed: only what it owns is left. */
-void
-proxy_shard_free(struct proxy *sh)
-{
-	struct toxic *t;
-
-	while ((t = TAILQ_FIRST(&sh->toxics)) != NULL) {
-		TAILQ_REMOVE(&sh->toxics, t, entry);
-		toxic_free(t);
-	}
-	free(sh->name);
-	free(sh->listen_str);
-	free(sh->upstream_str);
-	free(sh->upstream_host);
-	free(sh);
-}
-
 static void
 proxy_shard_cb(struct worker *w, void *arg)
 {
@@ -878,7 +869,7 @@ proxy_shard_cb(struct worker *w, void *arg)
 		break;
 	case SHARD_FREE:
 		proxy_close_sessions(*shp, "proxy stopped");
-		proxy_shard_free(*shp);
+		proxy_free_own(*shp);
 		*shp = NULL;
 		break;
 	case SHARD_JSON:

@@ -129,6 +129,5 @@ void proxy_shards_update(struct proxy *);
 void proxy_shards_toxic_add(struct proxy *, const struct toxic *);
 void proxy_shards_toxic_set(struct proxy *, const struct toxic *);
 void proxy_shards_toxic_remove(struct proxy *, const char *);
-void proxy_shard_free(struct proxy *);
 
 #endif
