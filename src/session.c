@@ -214,6 +214,14 @@ session_origin(struct proxy *p, const struct addr *peer,
 	o->retry_gap_ns = history_accept(p->history, peer, o->t_accept);
 	o->seed = p->tardy->seed;
 	o->ordinals = toxic_ordinals(p, &o->nordinals);
+	o->upstream_fd = -1;
+	o->upstream_errno = 0;
+	if (p->protocol == PROTO_UDP || p->upstream_host != NULL)
+		return; /* a flow's socket is udp.c's; a name's family unknown */
+	o->upstream_fd = socket(addr_family(&p->upstream),
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (o->upstream_fd == -1)
+		o->upstream_errno = errno;
 }
 
 void
@@ -221,6 +229,9 @@ session_origin_free(struct session_origin *o)
 {
 	free(o->ordinals);
 	o->ordinals = NULL;
+	if (o->upstream_fd != -1)
+		close(o->upstream_fd);
+	o->upstream_fd = -1;
 }
 
 /* A new connection: none of it known, but how long its client waited. */
@@ -233,6 +244,9 @@ session_start(struct session *s, struct session_origin *o)
 	s->peer = o->peer;
 	s->t_accept = o->t_accept;
 	s->seed = o->seed;
+	s->upstream_fd = o->upstream_fd;
+	s->upstream_errno = o->upstream_errno;
+	o->upstream_fd = -1;
 	s->verdict.unread = -1;
 	s->verdict.retry_gap_ns = o->retry_gap_ns;
 	TAILQ_INSERT_TAIL(&p->sessions, s, entry);
@@ -453,11 +467,15 @@ session_connect(struct session *s, const struct addr *a)
 	int	      fd, one = 1;
 
 	s->state = SESSION_CONNECTING;
-	fd = socket(addr_family(a), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
+	if ((fd = s->upstream_fd) != -1 || s->upstream_errno != 0)
+		s->upstream_fd = -1; /* made when it was accepted */
+	else
+		fd = socket(addr_family(a),
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		snprintf(reason, sizeof(reason), "upstream socket: %s",
-		    strerror(errno));
+		    strerror(s->upstream_errno != 0 ? s->upstream_errno :
+						      errno));
 		session_fail(s, reason);
 		return;
 	}
@@ -670,6 +688,8 @@ session_free(struct session *s)
 	dir_free(&s->down);
 	side_close(&s->client, flags & SESSION_RST_CLIENT);
 	side_close(&s->upstream, flags & SESSION_RST_UPSTREAM);
+	if (s->upstream_fd != -1)
+		close(s->upstream_fd); /* closed before it connected */
 	if (s->drain_ev != NULL)
 		event_free(s->drain_ev);
 	TAILQ_REMOVE(&p->sessions, s, entry);

@@ -105,7 +105,10 @@ struct session_verdict {
  * What the acceptor decides for a connection, on the main loop, in the
  * order connections arrive, whatever loop then serves it: its number, its
  * retry gap, the seed its toxics roll from, and its ordinal for each of
- * the proxy's stream toxics (every, first), in the proxy's order.
+ * the proxy's stream toxics (every, first), in the proxy's order. And its
+ * upstream socket, when the upstream is an address: taken with the
+ * client's, so the descriptors a connection needs are counted against
+ * the reserve when it is accepted (proxy.c), not later on a worker.
  */
 struct session_origin {
 	struct addr peer;
@@ -115,6 +118,8 @@ struct session_origin {
 	uint64_t    seed;
 	uint64_t   *ordinals;
 	size_t	    nordinals;
+	int	    upstream_fd;    /* its upstream socket, or -1 */
+	int	    upstream_errno; /* why there is none, or 0 */
 };
 
 struct session {
@@ -133,8 +138,10 @@ struct session {
 	uint64_t	       t_accept;     /* ns, monotonic */
 	char		      *close_reason; /* set by session_close() */
 	int		       close_flags;
-	struct udp_flow	      *flow;	  /* a UDP flow (udp.c), or NULL */
-	struct resolver_wait   resolving; /* the upstream's name */
+	struct udp_flow	      *flow;	       /* a UDP flow (udp.c), or NULL */
+	struct resolver_wait   resolving;      /* the upstream's name */
+	int		       upstream_fd;    /* from its origin, or -1 */
+	int		       upstream_errno; /* why not, or 0 */
 	struct session_verdict verdict;
 	char		      *fault_name;    /* the first toxic that acted */
 	json_t		      *acted;	      /* names of those that acted */
