@@ -75,12 +75,94 @@ config_parse_threads(const char *s, unsigned int *threads)
 	return (0);
 }
 
-/* threads as configured: 0 is one per CPU this process may run on. */
+/*
+ * The CPUs a cgroup CPU quota allows, rounded up, from cgroup v2's
+ * cpu.max ("QUOTA PERIOD" or "max PERIOD") or v1's quota and period
+ * written the same way (a quota of -1: none); 0 if it sets no limit.
+ */
+unsigned int
+config_cpu_quota(const char *cpu_max)
+{
+	long long quota, period;
+
+	if (sscanf(cpu_max, "%lld %lld", &quota, &period) != 2 || quota <= 0 ||
+	    period <= 0)
+		return (0); /* "max", -1 or unreadable: no limit */
+	return ((unsigned int)((quota + period - 1) / period));
+}
+
+/* Read the first line of path into buf; -1 if there is none. */
+static int
+config_read_line(const char *path, char *buf, size_t len)
+{
+	FILE *fp;
+	int   rc = -1;
+
+	if ((fp = fopen(path, "re")) == NULL)
+		return (-1);
+	if (fgets(buf, (int)len, fp) != NULL)
+		rc = 0;
+	fclose(fp);
+	return (rc);
+}
+
+/*
+ * The CPU quota of this process's cgroup, v2 or v1 (a container's CPU
+ * limit, Kubernetes' limits.cpu); 0 if none is set or found.
+ */
+static unsigned int
+config_cgroup_cpus(void)
+{
+	FILE	    *fp;
+	char	     line[512], path[1024], buf[64], quota[64], *cg, *ctl;
+	unsigned int n = 0;
+
+	if ((fp = fopen("/proc/self/cgroup", "re")) == NULL)
+		return (0);
+	while (n == 0 && fgets(line, sizeof(line), fp) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		/* "ID:CONTROLLERS:PATH"; v2's has no controllers. */
+		if ((ctl = strchr(line, ':')) == NULL ||
+		    (cg = strchr(++ctl, ':')) == NULL)
+			continue;
+		*cg++ = '\0';
+		if (*ctl == '\0') {
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cpu.max",
+			    strcmp(cg, "/") == 0 ? "" : cg);
+			if (config_read_line(path, buf, sizeof(buf)) == 0)
+				n = config_cpu_quota(buf);
+		} else if (strcmp(ctl, "cpu") == 0 ||
+		    strcmp(ctl, "cpu,cpuacct") == 0) {
+			snprintf(path, sizeof(path),
+			    "/sys/fs/cgroup/%s%s/cpu.cfs_quota_us", ctl,
+			    strcmp(cg, "/") == 0 ? "" : cg);
+			if (config_read_line(path, quota, sizeof(quota)) == -1)
+				continue;
+			snprintf(path, sizeof(path),
+			    "/sys/fs/cgroup/%s%s/cpu.cfs_period_us", ctl,
+			    strcmp(cg, "/") == 0 ? "" : cg);
+			quota[strcspn(quota, "\n")] = '\0';
+			if (config_read_line(path, buf, sizeof(buf)) == 0 &&
+			    snprintf(line, sizeof(line), "%s %s", quota, buf) >
+				0)
+				n = config_cpu_quota(line);
+		}
+	}
+	fclose(fp);
+	return (n);
+}
+
+/*
+ * threads as configured; 0 is one per CPU this process may run on: its
+ * affinity, capped by its cgroup's CPU quota, so a container limited to
+ * 2 CPUs on a 64-CPU node runs 2 loops, not 64.
+ */
 unsigned int
 config_threads(const struct config *conf)
 {
-	cpu_set_t set;
-	int	  n;
+	cpu_set_t    set;
+	int	     n;
+	unsigned int quota;
 
 	if (conf->threads != 0)
 		return (conf->threads);
@@ -88,6 +170,8 @@ config_threads(const struct config *conf)
 		n = CPU_COUNT(&set);
 	else
 		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if ((quota = config_cgroup_cpus()) != 0 && quota < (unsigned int)n)
+		n = (int)quota;
 	if (n < 1)
 		return (1);
 	return (n > CONFIG_MAX_THREADS ? CONFIG_MAX_THREADS : (unsigned int)n);

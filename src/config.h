@@ -94,6 +94,7 @@ int		   config_set_api(struct config *, const char *);
 int		   config_finish(struct config *);
 int		   config_parse_threads(const char *, unsigned int *);
 unsigned int	   config_threads(const struct config *);
+unsigned int	   config_cpu_quota(const char *);
 struct proxy_conf *config_find_proxy(struct config *, const char *);
 int config_proxy_equal(const struct proxy_conf *, const struct proxy_conf *);
 struct toxic_conf *config_find_toxic(struct config *, const char *,

@@ -228,6 +228,19 @@ START_TEST(test_proxy_arg)
 }
 END_TEST
 
+/* threads = auto in a container: its CPU limit, from cgroup v2 or v1. */
+START_TEST(test_cpu_quota)
+{
+	ck_assert_uint_eq(config_cpu_quota("max 100000\n"), 0);
+	ck_assert_uint_eq(config_cpu_quota("200000 100000\n"), 2);
+	ck_assert_uint_eq(config_cpu_quota("50000 100000"), 1);	 /* 500m */
+	ck_assert_uint_eq(config_cpu_quota("150000 100000"), 2); /* 1.5 */
+	ck_assert_uint_eq(config_cpu_quota("-1 100000"), 0);	 /* v1: none */
+	ck_assert_uint_eq(config_cpu_quota(""), 0);
+	ck_assert_uint_eq(config_cpu_quota("100000 0"), 0);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -238,6 +251,7 @@ config_suite(void)
 	tcase_add_test(tc, test_shipped_example);
 	tcase_add_test(tc, test_good);
 	tcase_add_test(tc, test_proxy_arg);
+	tcase_add_test(tc, test_cpu_quota);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bad");
