@@ -21,6 +21,21 @@ def closes(lab):
     return [e for e in lab.events() if e["type"] == "close"]
 
 
+def wait_acted(lab, conn=1):
+    """Until the toxic is on connection conn (its toxic_acted event).
+
+    fault_ms counts from then, and tardy may take a connection over after
+    its client's connect() returned and it sent: a client timer started
+    before would measure more than tardy's."""
+    deadline = now() + 3 * T.SLOW
+    while now() < deadline:
+        if any(e["type"] == "toxic_acted" and e["connection"] == conn
+               for e in lab.events()):
+            return
+        time.sleep(0.001)
+    raise AssertionError("no toxic acted on connection %d" % conn)
+
+
 def wait_closes(lab, n, timeout=3.0):
     deadline = now() + timeout * T.SLOW
     while now() < deadline:
@@ -107,6 +122,7 @@ def test_client_gives_up_under_blackhole():
         s = lab.connect()
         s.sendall(b"request")
         s.settimeout(0.3)
+        wait_acted(lab)
         t0 = now()
         try:
             s.recv(10)
@@ -118,7 +134,7 @@ def test_client_gives_up_under_blackhole():
         c = wait_closes(lab, 1)[0]
         expect(c["closed_by"] == "client" and c["close"] == "fin" and
                c["fault"] == {"name": "bh", "type": "blackhole"}, "%r" % c)
-        # The toxic acted from the accept, a moment before the recv.
+        # The toxic acted before the client's timer started.
         expect_between(c["fault_ms"], waited, waited + SLACK_MS, "fault_ms")
         # blackhole keeps tardy's side open after the client's close (the
         # upstream's EOF is swallowed): not in the history yet, listed
@@ -144,6 +160,7 @@ def test_upstream_close_a_toxic_withholds_is_not_the_verdict():
             s = lab.connect()
             s.sendall(b"GET / HTTP/1.0\r\n\r\n")
             s.settimeout(0.3)
+            wait_acted(lab)
             t0 = now()
             try:
                 s.recv(100)
