@@ -11,14 +11,11 @@
  */
 #include "autoconf.h"
 
-#include <sys/eventfd.h>
-
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -58,8 +55,7 @@ struct events {
 	pthread_t	  owner;   /* the main loop's thread */
 	struct event	 *wake;	   /* activated by each new event, or NULL */
 	int		  waiting; /* wake != NULL, for other threads */
-	int		  notify_fd;
-	struct event	 *notify_ev;
+	struct loop_wake  notify;  /* from the workers */
 };
 
 static const char *const kind_names[] = { "accept", "connected", "close",
@@ -76,9 +72,8 @@ static void
 events_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct events *ev = arg;
-	uint64_t       n;
 
-	(void)read(fd, &n, sizeof(n));
+	loop_wake_clear(&ev->notify);
 	if (ev->wake != NULL)
 		event_active(ev->wake, 0, 0);
 }
@@ -95,13 +90,8 @@ events_new(struct tardy *t)
 	ev->owner = pthread_self();
 	if ((errno = pthread_mutex_init(&ev->lock, NULL)) != 0)
 		fatal("pthread_mutex_init");
-	ev->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (ev->notify_fd == -1)
-		fatal("eventfd");
-	ev->notify_ev = event_new(t->loop.base, ev->notify_fd,
-	    EV_READ | EV_PERSIST, events_notify_cb, ev);
-	if (ev->notify_ev == NULL || event_add(ev->notify_ev, NULL) == -1)
-		fatalx("cannot watch the event ring");
+	loop_wake_init(&ev->notify, t->loop.base, 1 /* the default */,
+	    events_notify_cb, ev);
 	return (ev);
 }
 
@@ -110,8 +100,7 @@ events_free(struct events *ev)
 {
 	if (ev == NULL)
 		return;
-	event_free(ev->notify_ev);
-	close(ev->notify_fd);
+	loop_wake_free(&ev->notify);
 	pthread_mutex_destroy(&ev->lock);
 	free(ev->ring);
 	free(ev);
@@ -132,8 +121,6 @@ events_start(struct event_rec *e, struct session *s, enum event_kind kind)
 static void
 events_add(struct events *ev, struct event_rec *e)
 {
-	static const uint64_t one = 1;
-
 	pthread_mutex_lock(&ev->lock);
 	e->id = ev->next_id++;
 	ev->ring[e->id % EVENTS_MAX] = *e;
@@ -143,7 +130,7 @@ events_add(struct events *ev, struct event_rec *e)
 	if (pthread_equal(pthread_self(), ev->owner))
 		event_active(ev->wake, 0, 0);
 	else
-		(void)write(ev->notify_fd, &one, sizeof(one));
+		loop_wake(&ev->notify);
 }
 
 void

@@ -14,9 +14,13 @@
  */
 #include "autoconf.h"
 
+#include <sys/eventfd.h>
 #include <sys/queue.h>
 
+#include <errno.h>
 #include <malloc.h>
+#include <stdint.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -77,6 +81,44 @@ loop_session_end(struct loop *l)
 	COUNT_SUB(l->nsessions, 1);
 	if (COUNT_GET(l->nsessions) == 0 && !evtimer_pending(l->trim_ev, NULL))
 		loop_trim_arm(l);
+}
+
+/* Watch a new eventfd on base, at priority, calling cb(fd, what, arg). */
+void
+loop_wake_init(struct loop_wake *w, struct event_base *base, int priority,
+    void (*cb)(int, short, void *), void *arg)
+{
+	if ((w->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		fatal("eventfd");
+	w->ev = event_new(base, w->fd, EV_READ | EV_PERSIST, cb, arg);
+	if (w->ev == NULL || event_priority_set(w->ev, priority) == -1 ||
+	    event_add(w->ev, NULL) == -1)
+		fatalx("cannot watch an eventfd");
+}
+
+void
+loop_wake_free(struct loop_wake *w)
+{
+	event_free(w->ev);
+	close(w->fd);
+}
+
+/* From any thread. A full counter (EAGAIN) is awake already. */
+void
+loop_wake(struct loop_wake *w)
+{
+	static const uint64_t one = 1;
+
+	if (write(w->fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		fatal("eventfd");
+}
+
+void
+loop_wake_clear(struct loop_wake *w)
+{
+	uint64_t n;
+
+	(void)read(w->fd, &n, sizeof(n));
 }
 
 void

@@ -31,6 +31,21 @@ struct loop {
 	struct event	   *trim_ev;
 };
 
+/*
+ * A wake-up another thread can give a loop: an eventfd the loop watches.
+ * Its callback takes it with loop_wake_clear().
+ */
+struct loop_wake {
+	int	      fd;
+	struct event *ev;
+};
+
+void loop_wake_init(struct loop_wake *, struct event_base *, int,
+    void (*)(int, short, void *), void *);
+void loop_wake_free(struct loop_wake *);
+void loop_wake(struct loop_wake *);
+void loop_wake_clear(struct loop_wake *);
+
 void loop_init(struct loop *, unsigned int, const char *);
 void loop_free(struct loop *);
 void loop_session_start(struct loop *);

@@ -293,8 +293,6 @@ proxy_set_connect_timeout(struct proxy *p, unsigned int ms)
 	p->connect_timeout = ms;
 	p->connect_tv = event_base_init_common_timeout(p->loop->base,
 	    &(const struct timeval){ ms / 1000, (ms % 1000) * 1000 });
-	if (p->shards != NULL)
-		proxy_shards_update(p);
 }
 
 struct proxy *
@@ -821,7 +819,6 @@ proxy_shard_new(struct proxy *p, struct loop *loop)
 	sh->upstream_port = p->upstream_port;
 	sh->upstream_reset = p->upstream_reset;
 	proxy_set_connect_timeout(sh, p->connect_timeout);
-	sh->enabled = p->enabled;
 	sh->protocol = p->protocol;
 	sh->fd = -1;
 	TAILQ_INIT(&sh->sessions);
@@ -849,7 +846,6 @@ proxy_shard_cb(struct worker *w, void *arg)
 		(*shp)->stats = p->stats;
 		(*shp)->history = p->history;
 		(*shp)->upstream_reset = p->upstream_reset;
-		(*shp)->enabled = p->enabled;
 		if ((*shp)->connect_timeout != p->connect_timeout)
 			proxy_set_connect_timeout(*shp, p->connect_timeout);
 		break;

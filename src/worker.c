@@ -26,7 +26,6 @@
  */
 #include "autoconf.h"
 
-#include <sys/eventfd.h>
 #include <sys/queue.h>
 
 #include <errno.h>
@@ -71,8 +70,7 @@ struct worker {
 	pthread_t	   thread;
 	pthread_mutex_t	   lock; /* inbox */
 	struct worker_msgs inbox;
-	int		   wake_fd; /* eventfd, readable: inbox not empty */
-	struct event	  *wake_ev;
+	struct loop_wake   wake; /* the inbox is not empty */
 };
 
 static void
@@ -82,9 +80,8 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker_msgs  msgs;
 	struct worker_msg  *m;
 	struct worker_call *c;
-	uint64_t	    n;
 
-	(void)read(fd, &n, sizeof(n));
+	loop_wake_clear(&w->wake);
 	TAILQ_INIT(&msgs);
 	pthread_mutex_lock(&w->lock);
 	TAILQ_CONCAT(&msgs, &w->inbox, entry);
@@ -109,17 +106,15 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
 static void
 worker_post(struct worker *w, struct worker_msg *m)
 {
-	static const uint64_t one = 1;
-	int		      was_empty;
+	int was_empty;
 
 	pthread_mutex_lock(&w->lock);
 	was_empty = TAILQ_EMPTY(&w->inbox);
 	TAILQ_INSERT_TAIL(&w->inbox, m, entry);
 	pthread_mutex_unlock(&w->lock);
 	/* A non-empty inbox has been signalled already. */
-	if (was_empty && write(w->wake_fd, &one, sizeof(one)) == -1 &&
-	    errno != EAGAIN)
-		fatal("worker %u: eventfd", w->index + 1);
+	if (was_empty)
+		loop_wake(&w->wake);
 }
 
 static void *
@@ -164,14 +159,7 @@ workers_start(struct tardy *t, unsigned int n)
 		TAILQ_INIT(&w->inbox);
 		if ((errno = pthread_mutex_init(&w->lock, NULL)) != 0)
 			fatal("pthread_mutex_init");
-		w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (w->wake_fd == -1)
-			fatal("eventfd");
-		w->wake_ev = event_new(w->loop.base, w->wake_fd,
-		    EV_READ | EV_PERSIST, worker_inbox_cb, w);
-		if (w->wake_ev == NULL || event_priority_set(w->wake_ev, 0) ||
-		    event_add(w->wake_ev, NULL) == -1)
-			fatalx("worker %u: cannot watch its inbox", i + 1);
+		loop_wake_init(&w->wake, w->loop.base, 0, worker_inbox_cb, w);
 		if ((errno = pthread_create(&w->thread, NULL, worker_main,
 			 w)) != 0)
 			fatal("pthread_create");
@@ -197,8 +185,7 @@ workers_stop(struct tardy *t)
 		w = t->workers[i];
 		if ((errno = pthread_join(w->thread, NULL)) != 0)
 			fatal("pthread_join");
-		event_free(w->wake_ev);
-		close(w->wake_fd);
+		loop_wake_free(&w->wake);
 		pthread_mutex_destroy(&w->lock);
 		loop_free(&w->loop);
 		free(w);

@@ -487,6 +487,16 @@ class Lab:
             since = evs[-1]["id"]
         return out
 
+    def wait_event(self, kind, conn, timeout=3.0):
+        """Until connection conn has an event of type kind."""
+        deadline = now() + timeout * SLOW
+        while now() < deadline:
+            if any(e["type"] == kind and e["connection"] == conn
+                   for e in self.events()):
+                return
+            time.sleep(0.001)
+        raise AssertionError("no %s event for connection %d" % (kind, conn))
+
     def decisions(self):
         """{(connection, toxic): (acted?, roll)} from the event log."""
         out = {}

@@ -81,13 +81,7 @@ def last_id(d):
 
 def settle(lab, conn):
     """Wait until connection conn's close is recorded: no event trails."""
-    deadline = now() + 3 * T.SLOW
-    while now() < deadline:
-        if any(e["type"] == "close" and e["connection"] == conn
-               for e in lab.events()):
-            return
-        time.sleep(0.01)
-    raise AssertionError("no close event for connection %d" % conn)
+    lab.wait_event("close", conn)
 
 
 def timed_get(d, path):
