@@ -373,9 +373,15 @@ session_json(struct session *s)
 	int		closed = s->state == SESSION_CLOSING;
 	uint64_t	now = util_now_ns();
 
-	/* Open: the toxics acting now; closed: those that ever acted. */
+	/*
+	 * Open: the toxics acting now; closed: those that ever acted. A deep
+	 * copy: the listing is read on the main loop, maybe after a worker
+	 * has freed s, and jansson's reference counts do not order one
+	 * thread's reads before another's free.
+	 */
 	if (closed)
-		toxics = s->acted != NULL ? json_copy(s->acted) : json_array();
+		toxics = s->acted != NULL ? json_deep_copy(s->acted) :
+					    json_array();
 	else {
 		toxics = json_array();
 		session_json_links(toxics, &s->up);

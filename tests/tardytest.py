@@ -112,6 +112,8 @@ class Tardyd:
         return http(method, self.api_url + path, body, headers, raw)
 
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        if not hasattr(self, "died"):
+            self.died = self.proc.poll()    # None: we stop it
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -124,7 +126,25 @@ class Tardyd:
 
     def close(self):
         self.stop()
+        if sys.exc_info()[0] is not None:
+            self.report()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def report(self, lines=40):
+        """For a failing test: whether this tardyd was still running when
+        the test stopped it, and the end of its log, as TAP comments. A
+        crash or a sanitizer report behind a client's "connection closed"
+        shows here, not in the client's traceback."""
+        try:
+            tail = self.log().splitlines()[-lines:]
+        except OSError:
+            tail = []
+        print("# tardyd pid %d %s; the last %d lines of its log:" % (
+            self.proc.pid, "was running" if self.died is None else
+            "had exited with %d" % self.died, len(tail)))
+        for line in tail:
+            print("#   " + line)
+        sys.stdout.flush()
 
     def __enter__(self):
         return self
@@ -138,13 +158,15 @@ class CheckedTardyd(Tardyd):
     sanitizer report, a leak, a crash) when it is stopped."""
 
     def __exit__(self, exc_type, *exc):
+        if exc_type is not None:
+            self.close()
+            return
         code = self.stop()
         log = self.log()
         self.close()
-        if exc_type is None:
-            expect(code == 0 and "Sanitizer" not in log and
-                   "runtime error" not in log,
-                   "tardyd exited with %s:\n%s" % (code, log[-3000:]))
+        expect(code == 0 and "Sanitizer" not in log and
+               "runtime error" not in log,
+               "tardyd exited with %s:\n%s" % (code, log[-3000:]))
 
 
 def parse_addr(s):

@@ -270,6 +270,63 @@ def stream_round(addr, n, seconds):
     return total
 
 
+def test_listing_connections_as_they_close():
+    """GET /connections lists a worker's closing connections, toxics and
+    all, while that worker ends them: the listing shares nothing with
+    them (under TSan, a listing that shared the closed connection's list
+    of toxics with the worker freeing it was a data race)."""
+    with echo_server() as srv, Lab(srv.spec, args=THREADS) as lab:
+        lab.add("noop", name="seen", stream="upstream")
+        stop = threading.Event()
+        errors = []
+        shorts = [0]
+
+        def streams():
+            try:
+                stream_round(lab.addr, 8, 3.0)
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        def short():
+            try:
+                while not stop.is_set() and shorts[0] < 20000:
+                    s = lab.connect()
+                    rtt(s)
+                    s.close()
+                    shorts[0] += 1
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=streams)] + \
+            [threading.Thread(target=short) for _ in range(4)]
+        for t in threads:
+            t.start()
+        listings = closed = 0
+        end = now() + 3.0
+        try:
+            while now() < end and not errors:
+                st, conns = lab.d.api("GET", "/proxies/p/connections")
+                expect(st == 200, "connections: %s %r" % (st, conns))
+                for c in conns:
+                    if c["state"] == "closed":
+                        closed += 1
+                        expect(c["toxics"] == ["seen"], "closed %r" % c)
+                listings += 1
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60 * T.SLOW)
+        expect(not errors, "clients failed: %r" % errors[:3])
+        print("# %d listings beside %d short connections and 8 streams; "
+              "%d closing connections listed" % (listings, shorts[0],
+                                                 closed))
+        rc = lab.d.stop()
+        log = lab.d.log()
+        expect(rc == 0 and "Sanitizer" not in log and
+               "runtime error" not in log,
+               "tardyd exited with %s: %s" % (rc, log[-3000:]))
+
+
 def test_toxic_churn_under_1000_streams():
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
