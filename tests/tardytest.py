@@ -56,6 +56,8 @@ class Tardyd:
         env = dict(os.environ if env is None else env)
         env.setdefault("TARDY_UNIX_DIRS", self.dir)
         self.stderr = open(self.stderr_path, "wb")
+        self.stopped = False
+        self.died = None    # its exit status, if it ended before stop()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=self.stderr, env=env)
@@ -112,8 +114,9 @@ class Tardyd:
         return http(method, self.api_url + path, body, headers, raw)
 
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
-        if not hasattr(self, "died"):
-            self.died = self.proc.poll()    # None: we stop it
+        if not self.stopped:
+            self.stopped = True
+            self.died = self.proc.poll()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
