@@ -106,6 +106,25 @@ config_read_line(const char *path, char *buf, size_t len)
 	return (rc);
 }
 
+/* cgroup v1's quota of the cpu controller ctl at dir; 0 if none. */
+static unsigned int
+config_cgroup_v1_cpus(const char *ctl, const char *dir)
+{
+	char path[1024], quota[32], period[32], both[64];
+
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s%s/cpu.cfs_quota_us",
+	    ctl, dir);
+	if (config_read_line(path, quota, sizeof(quota)) == -1)
+		return (0);
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s%s/cpu.cfs_period_us",
+	    ctl, dir);
+	if (config_read_line(path, period, sizeof(period)) == -1)
+		return (0);
+	quota[strcspn(quota, "\n")] = '\0';
+	snprintf(both, sizeof(both), "%s %s", quota, period);
+	return (config_cpu_quota(both));
+}
+
 /*
  * The CPU quota of this process's cgroup, v2 or v1 (a container's CPU
  * limit, Kubernetes' limits.cpu); 0 if none is set or found.
@@ -114,7 +133,8 @@ static unsigned int
 config_cgroup_cpus(void)
 {
 	FILE	    *fp;
-	char	     line[512], path[1024], buf[64], quota[64], *cg, *ctl;
+	char	     line[512], path[1024], buf[64], *cg, *ctl;
+	const char  *dir;
 	unsigned int n = 0;
 
 	if ((fp = fopen("/proc/self/cgroup", "re")) == NULL)
@@ -126,27 +146,15 @@ config_cgroup_cpus(void)
 		    (cg = strchr(++ctl, ':')) == NULL)
 			continue;
 		*cg++ = '\0';
+		dir = strcmp(cg, "/") == 0 ? "" : cg;
 		if (*ctl == '\0') {
 			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cpu.max",
-			    strcmp(cg, "/") == 0 ? "" : cg);
+			    dir);
 			if (config_read_line(path, buf, sizeof(buf)) == 0)
 				n = config_cpu_quota(buf);
 		} else if (strcmp(ctl, "cpu") == 0 ||
-		    strcmp(ctl, "cpu,cpuacct") == 0) {
-			snprintf(path, sizeof(path),
-			    "/sys/fs/cgroup/%s%s/cpu.cfs_quota_us", ctl,
-			    strcmp(cg, "/") == 0 ? "" : cg);
-			if (config_read_line(path, quota, sizeof(quota)) == -1)
-				continue;
-			snprintf(path, sizeof(path),
-			    "/sys/fs/cgroup/%s%s/cpu.cfs_period_us", ctl,
-			    strcmp(cg, "/") == 0 ? "" : cg);
-			quota[strcspn(quota, "\n")] = '\0';
-			if (config_read_line(path, buf, sizeof(buf)) == 0 &&
-			    snprintf(line, sizeof(line), "%s %s", quota, buf) >
-				0)
-				n = config_cpu_quota(line);
-		}
+		    strcmp(ctl, "cpu,cpuacct") == 0)
+			n = config_cgroup_v1_cpus(ctl, dir);
 	}
 	fclose(fp);
 	return (n);

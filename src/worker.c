@@ -163,7 +163,6 @@ workers_start(struct tardy *t, unsigned int n)
 		if ((errno = pthread_create(&w->thread, NULL, worker_main,
 			 w)) != 0)
 			fatal("pthread_create");
-
 		t->workers[t->nworkers++] = w;
 	}
 	if ((errno = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)

